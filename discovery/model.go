@@ -1,0 +1,154 @@
+package discovery
+
+import (
+	"net/netip"
+	"time"
+)
+
+// State is everything one source knows at one moment: the input of Build.
+type State struct {
+	// Apps holds every app (Marathon) or task group (other Mesos
+	// frameworks) with its tasks. Order does not matter.
+	Apps []App
+}
+
+// App is a Marathon app, or for tasks that come from Mesos state, one task of
+// another framework (each with its own DiscoveryInfo ports).
+type App struct {
+	// ID is unique within a source: "/group/app" for Marathon,
+	// "<framework>/<task id>" for Mesos tasks.
+	ID string `json:"id"`
+	// Framework is the Mesos framework name as written upstream
+	// ("marathon", "hello-world"); Build normalises it.
+	Framework string `json:"framework"`
+	// Version is the app version (Marathon's "version"), informational.
+	Version string `json:"version,omitempty"`
+	// Ports are the app's port declarations in upstream order.
+	Ports []Port `json:"ports,omitempty"`
+	// HealthChecks is true when the app defines health checks: a running
+	// task without a health result then gets weight 0.
+	HealthChecks bool `json:"healthChecks,omitempty"`
+	// Tasks are the app's tasks, in any state.
+	Tasks []Task `json:"tasks,omitempty"`
+}
+
+// PortKind says how a port's backends are addressed (DESIGN.md "Backends").
+type PortKind uint8
+
+const (
+	// PortHost is host networking (portDefinitions, or a Mesos discovery
+	// port with network-scope host or no scope): backend = agent IP : the
+	// task's host port at HostPortIndex.
+	PortHost PortKind = iota
+	// PortMapped is bridge or container networking with a host port: also
+	// agent IP : the task's host port at HostPortIndex.
+	PortMapped
+	// PortContainer is container networking without a host port: one backend
+	// per task IP : ContainerPort.
+	PortContainer
+)
+
+// Port is one port declaration with its labels.
+type Port struct {
+	Kind PortKind `json:"kind"`
+	// HostPortIndex indexes Task.HostPorts for PortHost and PortMapped.
+	HostPortIndex int `json:"hostPortIndex"`
+	// ContainerPort is the port inside the container, for PortContainer.
+	ContainerPort uint16 `json:"containerPort,omitempty"`
+	// Protocols lists the port's protocols ("tcp,udp" gives both).
+	Protocols []Protocol `json:"protocols"`
+	// Name is the port's name, informational.
+	Name string `json:"name,omitempty"`
+	// Labels are the port's labels in upstream order; VIP labels are those
+	// whose key starts with "VIP" or "vip". Legacy task labels
+	// VIP_PORT<n>=tcp://addr:port are attached by the decoder to port n with
+	// their key and value unchanged.
+	Labels []Label `json:"labels,omitempty"`
+}
+
+// Label is one key/value label.
+type Label struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// TaskState is the part of a Mesos task state that matters for backends.
+type TaskState uint8
+
+const (
+	// TaskStarting covers staging, starting, unreachable and unknown: not a
+	// backend yet (or any more), but not gone either.
+	TaskStarting TaskState = iota
+	// TaskRunning is TASK_RUNNING.
+	TaskRunning
+	// TaskKilling is TASK_KILLING: a backend at weight 0.
+	TaskKilling
+	// TaskTerminal covers finished, failed, killed, lost, error, dropped,
+	// gone: the task is removed.
+	TaskTerminal
+)
+
+// Health is a task's health as far as weights go.
+type Health uint8
+
+const (
+	// HealthNone means no result is known: healthy when the app has no
+	// health checks, unhealthy (weight 0) when it has.
+	HealthNone Health = iota
+	// HealthHealthy means every health check passes.
+	HealthHealthy
+	// HealthUnhealthy means a health check fails.
+	HealthUnhealthy
+)
+
+// Task is one task (Marathon instance / Mesos task).
+type Task struct {
+	ID string `json:"id"`
+	// Host is the agent's host name as upstream reports it.
+	Host string `json:"host,omitempty"`
+	// AgentIP is the agent's address (resolved by the producer); invalid
+	// when unknown, in which case host-port backends are skipped.
+	AgentIP netip.Addr `json:"agentIP,omitzero"`
+	// IPs are the task's own addresses (container networking).
+	IPs []netip.Addr `json:"ips,omitempty"`
+	// HostPorts are the allocated host ports in upstream order.
+	HostPorts []uint16  `json:"hostPorts,omitempty"`
+	State     TaskState `json:"state"`
+	Health    Health    `json:"health"`
+	// Updated is when this task last changed, for ordering updates.
+	Updated time.Time `json:"updated,omitzero"`
+}
+
+// UpdateKind says what an Update changes.
+type UpdateKind uint8
+
+const (
+	// UpdateTask upserts Update.Task into app Update.AppID; a terminal
+	// task is removed.
+	UpdateTask UpdateKind = iota + 1
+	// UpdateHealth sets the health of task Update.TaskID.
+	UpdateHealth
+	// UpdateApp replaces the definition (ports, health checks) of
+	// Update.App, keeping its tasks.
+	UpdateApp
+	// UpdateAppRemoved removes app Update.AppID and its tasks.
+	UpdateAppRemoved
+	// UpdateResync asks for a full resync of the source (after a
+	// reconnect, a deployment, an oversized event, an unknown app).
+	UpdateResync
+)
+
+// Update is one incremental change decoded from an event.
+type Update struct {
+	Kind   UpdateKind
+	AppID  string
+	TaskID string
+	Task   Task
+	Health Health
+	App    App
+	// Reason says why, for UpdateResync; for logs and metrics.
+	Reason string
+	// Received is when the event carrying this update arrived, for the
+	// event→DNS-visible latency metric; zero if unknown.
+	Received time.Time
+}

@@ -1,0 +1,123 @@
+package discovery
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Sentinel errors of lookups; dnsserver maps them to rcodes.
+var (
+	// ErrNotFound means no such name: NXDOMAIN.
+	ErrNotFound = errors.New("name not found")
+	// ErrNoData means the name exists but has no record of the asked type.
+	ErrNoData = errors.New("no data for name")
+)
+
+// VIPKey identifies a VIP as users declare it: a protocol, a named or IP
+// address as normalised, and a port.
+type VIPKey struct {
+	Protocol Protocol
+	// Name is "<name>.<framework>" for named VIPs (no zone suffix), empty
+	// for IP VIPs.
+	Name string
+	// IP is the address of an IP VIP, invalid for named VIPs.
+	IP   netip.Addr
+	Port uint16
+}
+
+// VIP is one virtual service as published: its addresses and backends.
+type VIP struct {
+	Key VIPKey
+	// Labels lists the label values (as written) that declared this VIP,
+	// sorted; more than one means names collided (also in Table.Errors).
+	Labels []string
+	// Addr4 and Addr6 are the VIP addresses: for named VIPs allocated when
+	// the VIP has IPv4 resp. IPv6 backends, for IP VIPs the IP itself in
+	// the matching field.
+	Addr4, Addr6 netip.Addr
+	// Backends are sorted by address, then port.
+	Backends []Backend
+	// Apps lists the app IDs declaring this VIP, sorted.
+	Apps []string
+}
+
+// Backend is one real server of a VIP.
+type Backend struct {
+	Addr netip.AddrPort
+	// Weight is 1 for a live, healthy task and 0 to drain.
+	Weight uint8
+	TaskID string
+	AppID  string
+}
+
+// Ready reports whether some backend takes new connections (weight > 0).
+func (v *VIP) Ready() bool {
+	for _, b := range v.Backends {
+		if b.Weight > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// LabelError is a VIP label that could not be used, with where it was and why.
+type LabelError struct {
+	AppID  string `json:"app_id"`
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Reason string `json:"reason"`
+}
+
+func (e *LabelError) Error() string {
+	return "label " + e.Key + "=" + quote(e.Value) + " of " + e.AppID + ": " + e.Reason
+}
+
+func quote(s string) string { return "\"" + s + "\"" }
+
+// Table is an immutable snapshot of every VIP: what DNS answers, the HTTP
+// API shows and the dataplane programs. Never mutate a published Table.
+type Table struct {
+	// VIPs sorted by Key (protocol, name, IP, port).
+	VIPs []VIP
+	// Errors are label errors and name collisions, sorted by app then key.
+	Errors []LabelError
+	// Generation increases with every published Table.
+	Generation uint64
+	// Built is when the Table was built.
+	Built time.Time
+	// Stale is true while some upstream is unreachable and the Table holds
+	// its last known state.
+	Stale bool
+
+	names map[string]*NameEntry // "<name>.<framework>" → records
+}
+
+// NameEntry is what DNS serves for one "<name>.<framework>".
+type NameEntry struct {
+	// Addr4 and Addr6 are the name's A and AAAA values (invalid if none).
+	Addr4, Addr6 netip.Addr
+	// Ports are the VIP ports per protocol, for SRV, sorted.
+	Ports []PortProto
+}
+
+// PortProto is a VIP port with its protocol.
+type PortProto struct {
+	Protocol Protocol
+	Port     uint16
+}
+
+// Lookup returns the records of name ("<name>.<framework>", lower case, no
+// zone, no trailing dot), or ErrNotFound.
+func (t *Table) Lookup(name string) (*NameEntry, error) {
+	if t == nil {
+		return nil, ErrNotFound
+	}
+	if e, ok := t.names[name]; ok {
+		return e, nil
+	}
+	return nil, ErrNotFound
+}
+
+// Names returns how many names DNS serves.
+func (t *Table) Names() int { return len(t.names) }
