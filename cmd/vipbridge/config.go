@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// config is every setting of the daemon, parsed from flags and VIPBRIDGE_*
+// environment variables.
+type config struct {
+	Marathon        []string
+	Mesos           []string
+	DataDir         string
+	DNSAddr         string
+	HTTPAddr        string
+	LB              string
+	MarathonUser    string // user:password for basic auth
+	TokenFile       string
+	CAFile          string
+	TTL             time.Duration
+	VIPRange        netip.Prefix
+	VIP6Range       netip.Prefix
+	ResyncInterval  time.Duration
+	MesosInterval   time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+	SimulateEvery   time.Duration // demo only
+	DataDirSet      bool // --data-dir or VIPBRIDGE_DATA_DIR given
+}
+
+// envName returns the environment variable that sets flag name.
+func envName(name string) string {
+	return "VIPBRIDGE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parseConfig parses args for command cmd ("run" or "demo"); a flag not
+// given on the command line is taken from its VIPBRIDGE_* variable.
+func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool), out io.Writer) (config, error) {
+	c := config{}
+	fs := flag.NewFlagSet("vipbridge "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	var marathon, mesos, vipRange, vip6Range, level string
+	dnsDefault, httpDefault, lbDefault := ":53", "127.0.0.1:62080", "none"
+	if cmd == "demo" {
+		dnsDefault = "127.0.0.1:8053"
+	}
+	fs.StringVar(&marathon, "marathon", "", "Marathon base URLs, comma separated (tried in turn; the leader is followed)")
+	fs.StringVar(&mesos, "mesos", "", "Mesos master base URLs, comma separated (optional: tasks of other frameworks)")
+	fs.StringVar(&c.DataDir, "data-dir", "/var/lib/vipbridge", "directory of the bbolt state file (demo: a temporary directory)")
+	fs.StringVar(&c.DNSAddr, "dns-addr", dnsDefault, "DNS listen address, UDP and TCP")
+	fs.StringVar(&c.HTTPAddr, "http-addr", httpDefault, "HTTP API listen address")
+	fs.StringVar(&c.LB, "lb", lbDefault, "dataplane: none")
+	fs.StringVar(&c.MarathonUser, "marathon-credentials", "", "user:password for Marathon HTTP basic auth")
+	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
+	fs.StringVar(&c.CAFile, "ca-file", "", "PEM CA bundle to verify Marathon and Mesos TLS certificates")
+	fs.DurationVar(&c.TTL, "ttl", 5*time.Second, "TTL of DNS answers")
+	fs.StringVar(&vipRange, "vip-range", "11.0.0.0/8", "IPv4 range for named VIP addresses")
+	fs.StringVar(&vip6Range, "vip6-range", "fd01:c::/64", "IPv6 range for named VIP addresses")
+	fs.DurationVar(&c.ResyncInterval, "resync-interval", 5*time.Minute, "full resync period (a resync also follows every reconnect)")
+	fs.DurationVar(&c.MesosInterval, "mesos-interval", 30*time.Second, "Mesos master state poll period")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	if cmd == "demo" {
+		fs.DurationVar(&c.SimulateEvery, "simulate-every", 3*time.Second, "how often the simulated cluster scales an app")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errUsage
+		}
+		return c, errUsage
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		if v, ok := lookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	c.Marathon = splitList(marathon)
+	c.Mesos = splitList(mesos)
+	var err error
+	if c.VIPRange, err = parsePrefix(vipRange, false); err != nil {
+		return c, fmt.Errorf("--vip-range: %w", err)
+	}
+	if c.VIP6Range, err = parsePrefix(vip6Range, true); err != nil {
+		return c, fmt.Errorf("--vip6-range: %w", err)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return c, fmt.Errorf("--log-level: %w", err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("--log-format: want text or json, got %q", c.LogFormat)
+	}
+	if cmd == "run" && len(c.Marathon) == 0 {
+		return c, errors.New("--marathon (or VIPBRIDGE_MARATHON) is required")
+	}
+	_, envDir := lookupEnv(envName("data-dir"))
+	c.DataDirSet = set["data-dir"] || envDir
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, strings.TrimRight(p, "/"))
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string, v6 bool) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, err
+	}
+	if p.Addr().Is6() != v6 {
+		return p, fmt.Errorf("%s is not an IPv%s range", s, map[bool]string{false: "4", true: "6"}[v6])
+	}
+	return p.Masked(), nil
+}
