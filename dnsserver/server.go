@@ -1,0 +1,302 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// Tables gives the table to answer from. *discovery.Reconciler satisfies it.
+type Tables interface{ Table() *discovery.Table }
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	// Addr is the host:port to serve UDP and TCP on; "" means ":53".
+	// With port 0 both protocols get the same free port.
+	Addr string
+	// TTL is the TTL of every record and the SOA minimum, in whole seconds
+	// (rounded down); 0 means 5s (UPSTREAM.md §2.2).
+	TTL time.Duration
+	// Tables gives the table to answer from; required.
+	Tables Tables
+	// MaxConcurrent bounds both the queries being answered at once and the
+	// open TCP connections; 0 means 1024. Queries over the bound are
+	// dropped (UDP clients retry), TCP connections over it are closed.
+	MaxConcurrent int
+	// Registerer registers the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Logger receives one Info line when serving starts and Debug lines per
+	// query; nil discards.
+	Logger *slog.Logger
+	// Ready, if set, is called once with the bound addresses when both the
+	// UDP and the TCP listener serve.
+	Ready func(udp, tcp net.Addr)
+}
+
+// Timeouts of the miekg/dns servers. The TCP idle timeout is short so that
+// idle connections cannot hold the MaxConcurrent connection slots for long
+// (RFC 7766 §6.2.3 lets servers under load close idle connections early).
+const (
+	readTimeout  = 2 * time.Second
+	writeTimeout = 2 * time.Second
+	idleTimeout  = 5 * time.Second
+	drainTimeout = 5 * time.Second
+	// udpReadSize is the read buffer for UDP queries; queries are small.
+	udpReadSize = 4096
+	// bindAttempts is how often Run tries a fresh port 0 when the port the
+	// UDP socket got is taken for TCP.
+	bindAttempts = 16
+)
+
+// Server is an authoritative DNS server for the VIP zones. Its handler and
+// Answer are safe for concurrent use.
+type Server struct {
+	addr     string
+	ttl      uint32
+	tables   Tables
+	log      *slog.Logger
+	ready    func(udp, tcp net.Addr)
+	inflight chan struct{} // query slots
+	conns    chan struct{} // TCP connection slots
+	metrics  *metrics
+
+	ents   atomic.Pointer[nonTerminals]
+	entsMu sync.Mutex
+}
+
+// New checks cfg and returns a Server; it binds nothing until Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.Tables == nil {
+		return nil, errors.New("dns server: no tables")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = ":53"
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return nil, fmt.Errorf("dns server address %q: %w", cfg.Addr, err)
+	}
+	switch {
+	case cfg.TTL < 0:
+		return nil, fmt.Errorf("dns ttl %v is negative", cfg.TTL)
+	case cfg.TTL == 0:
+		cfg.TTL = 5 * time.Second
+	case cfg.TTL/time.Second > 1<<31-1: // RFC 2181 §8
+		return nil, fmt.Errorf("dns ttl %v exceeds 2^31-1 seconds", cfg.TTL)
+	}
+	switch {
+	case cfg.MaxConcurrent < 0:
+		return nil, fmt.Errorf("dns max concurrent %d is negative", cfg.MaxConcurrent)
+	case cfg.MaxConcurrent == 0:
+		cfg.MaxConcurrent = 1024
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		addr:     cfg.Addr,
+		ttl:      uint32(cfg.TTL / time.Second),
+		tables:   cfg.Tables,
+		log:      log.With("component", "dns"),
+		ready:    cfg.Ready,
+		inflight: make(chan struct{}, cfg.MaxConcurrent),
+		conns:    make(chan struct{}, cfg.MaxConcurrent),
+		metrics:  m,
+	}, nil
+}
+
+// Run serves UDP and TCP on the configured address until ctx ends, then
+// shuts both servers down (waiting up to drainTimeout for answers in
+// flight) and returns nil. It returns an error if it cannot bind or a
+// listener fails.
+func (s *Server) Run(ctx context.Context) error {
+	pc, ln, err := listen(ctx, s.addr)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	defer ln.Close()
+	udp := newListener("udp", &dns.Server{
+		PacketConn:    pc,
+		Net:           "udp",
+		Handler:       s,
+		UDPSize:       udpReadSize,
+		ReadTimeout:   readTimeout,
+		WriteTimeout:  writeTimeout,
+		MsgAcceptFunc: acceptQuery,
+	})
+	tcp := newListener("tcp", &dns.Server{
+		Listener:      &limitListener{Listener: ln, slots: s.conns, dropped: s.metrics.dropped.WithLabelValues("tcp_conn")},
+		Net:           "tcp",
+		Handler:       s,
+		ReadTimeout:   readTimeout,
+		WriteTimeout:  writeTimeout,
+		IdleTimeout:   func() time.Duration { return idleTimeout },
+		MsgAcceptFunc: acceptQuery,
+	})
+	s.log.Info("serving dns", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(udp.serve)
+	g.Go(tcp.serve)
+	g.Go(func() error {
+		if udp.waitUp(gctx) && tcp.waitUp(gctx) && s.ready != nil {
+			s.ready(pc.LocalAddr(), ln.Addr())
+		}
+		<-gctx.Done()
+		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		defer cancel()
+		for _, l := range []*listener{udp, tcp} {
+			if err := l.shutdown(drain); err != nil {
+				s.log.Warn("dns shutdown incomplete", "net", l.name, "err", err)
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// listen binds UDP on addr, then TCP on the port UDP got. With port 0 the
+// UDP port may be taken for TCP; listen then tries another.
+func listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dns address %q: %w", addr, err)
+	}
+	var lc net.ListenConfig
+	for attempt := 1; ; attempt++ {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := lc.Listen(ctx, "tcp", tcpAddr)
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || attempt == bindAttempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
+		}
+	}
+}
+
+// listener is one miekg/dns server with its life-cycle signals: up closes
+// when it serves, done when ActivateAndServe has returned.
+type listener struct {
+	name string
+	srv  *dns.Server
+	up   chan struct{}
+	done chan struct{}
+}
+
+func newListener(name string, srv *dns.Server) *listener {
+	l := &listener{name: name, srv: srv, up: make(chan struct{}), done: make(chan struct{})}
+	srv.NotifyStartedFunc = func() { close(l.up) }
+	return l
+}
+
+func (l *listener) serve() error {
+	defer close(l.done)
+	if err := l.srv.ActivateAndServe(); err != nil {
+		return fmt.Errorf("serve dns over %s: %w", l.name, err)
+	}
+	return nil
+}
+
+// waitUp reports whether the server came up before ctx ended.
+func (l *listener) waitUp(ctx context.Context) bool {
+	select {
+	case <-l.up:
+		return true
+	case <-l.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// shutdown stops the server if it ever started. ShutdownContext before
+// the server is up would fail and leave it running, hence the wait.
+func (l *listener) shutdown(ctx context.Context) error {
+	select {
+	case <-l.up:
+		return l.srv.ShutdownContext(ctx)
+	case <-l.done:
+		return nil
+	}
+}
+
+// acceptQuery replaces dns.DefaultMsgAcceptFunc: it lets queries with any
+// question count through so Answer returns (and counts) FORMERR, and keeps
+// the defaults otherwise: responses are ignored, other opcodes get NOTIMP,
+// requests carrying more records than a query can are FORMERR.
+func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		return dns.MsgIgnore
+	}
+	if opcode := int(dh.Bits>>11) & 0xF; opcode != dns.OpcodeQuery {
+		return dns.MsgRejectNotImplemented
+	}
+	if dh.Qdcount > 1 || dh.Ancount > 1 || dh.Nscount > 1 || dh.Arcount > 2 {
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+// limitListener closes accepted connections while every slot is taken, so
+// at most cap(slots) TCP connections are open. Closing at once (rather than
+// leaving them in the backlog) lets clients fail over quickly.
+type limitListener struct {
+	net.Listener
+	slots   chan struct{}
+	dropped prometheus.Counter
+}
+
+// Accept returns the next connection that gets a slot.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitConn{Conn: c, slots: l.slots}, nil
+		default:
+			c.Close()
+			l.dropped.Inc()
+		}
+	}
+}
+
+// limitConn gives its slot back on the first Close.
+type limitConn struct {
+	net.Conn
+	slots chan struct{}
+	once  sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.slots })
+	return err
+}
