@@ -1,0 +1,179 @@
+package marathon
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// mesosStatePath is the Mesos master state endpoint. A standby master
+// answers 307 to the leader (the Location may be protocol-relative,
+// "//host:5050/master/state"), which net/http follows; 503 means no leader
+// is known and is an error (apache/mesos docs/endpoints/master/state.md).
+const mesosStatePath = "/master/state"
+
+// mesosSource is Client.Mesos: the tasks of every framework other than
+// Marathon, from the leading master's state.
+type mesosSource struct{ c *Client }
+
+// Snapshot fetches /master/state from the first Mesos URL that answers and
+// returns the tasks of frameworks other than Marathon (named by /v2/info,
+// "marathon" by default), one App per task. The agents it lists feed the
+// host resolver used for Marathon tasks.
+func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
+	c := s.c
+	var (
+		apps   []discovery.App
+		agents map[string]netip.Addr
+	)
+	err := c.get(ctx, "mesos_state", c.mesosURLs, &c.mesosNext, mesosStatePath, func(r io.Reader) error {
+		var err error
+		apps, agents, err = DecodeMesosState(r, c.framework())
+		return err
+	})
+	if err != nil {
+		return discovery.State{}, err
+	}
+	c.resolver.setAgents(agents)
+	rctx, cancel := context.WithTimeout(ctx, resolveBudget)
+	defer cancel()
+	for i := range apps {
+		for j := range apps[i].Tasks {
+			if t := &apps[i].Tasks[j]; !t.AgentIP.IsValid() && t.Host != "" {
+				t.AgentIP = c.resolver.resolve(rctx, t.Host)
+			}
+		}
+	}
+	return discovery.State{Apps: apps}, nil
+}
+
+// Resolver tuning. Lookups happen inline while decoding, so each is bounded
+// by lookupTimeout and a whole snapshot by resolveBudget; failures are
+// remembered for negativeTTL so one dead name server cannot stall every
+// event.
+const (
+	lookupTimeout = 2 * time.Second
+	resolveBudget = 10 * time.Second
+	positiveTTL   = time.Minute
+	negativeTTL   = 30 * time.Second
+	maxCached     = 10000
+)
+
+// hostResolver maps a task's host (as Marathon reports it) to the agent's
+// address: an IP literal is itself; a host named in the last Mesos state
+// gets that agent's IP; anything else is looked up in DNS, with a small
+// cache. It is safe for concurrent use.
+type hostResolver struct {
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	now    func() time.Time
+
+	agents atomic.Pointer[map[string]netip.Addr]
+
+	mu    sync.Mutex
+	cache map[string]cachedAddr
+}
+
+type cachedAddr struct {
+	addr    netip.Addr // invalid for a failed lookup
+	expires time.Time
+}
+
+func newHostResolver() *hostResolver {
+	return &hostResolver{
+		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
+		now:   time.Now,
+		cache: make(map[string]cachedAddr),
+	}
+}
+
+// setAgents replaces the agents map (host name → IP) from Mesos state.
+func (r *hostResolver) setAgents(agents map[string]netip.Addr) {
+	if agents == nil {
+		return
+	}
+	r.agents.Store(&agents)
+}
+
+// bind returns a resolve function for the decoders whose DNS lookups end
+// when ctx does.
+func (r *hostResolver) bind(ctx context.Context) func(string) netip.Addr {
+	return func(host string) netip.Addr { return r.resolve(ctx, host) }
+}
+
+// resolve returns host's address, or the invalid Addr when unknown.
+func (r *hostResolver) resolve(ctx context.Context, host string) netip.Addr {
+	if host == "" {
+		return netip.Addr{}
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap()
+	}
+	if m := r.agents.Load(); m != nil {
+		if a, ok := (*m)[host]; ok && a.IsValid() {
+			return a.Unmap()
+		}
+	}
+	now := r.now()
+	r.mu.Lock()
+	e, ok := r.cache[host]
+	r.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.addr
+	}
+	if ctx.Err() != nil {
+		return netip.Addr{}
+	}
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	addrs, err := r.lookup(lctx, host)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		// The caller's budget ran out: not the name's fault, not cached.
+		return netip.Addr{}
+	}
+	e = cachedAddr{addr: pickAddr(addrs), expires: now.Add(positiveTTL)}
+	if err != nil || !e.addr.IsValid() {
+		e = cachedAddr{expires: now.Add(negativeTTL)}
+	}
+	r.store(host, e, now)
+	return e.addr
+}
+
+func (r *hostResolver) store(host string, e cachedAddr, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.cache) >= maxCached {
+		for h, old := range r.cache {
+			if !now.Before(old.expires) {
+				delete(r.cache, h)
+			}
+		}
+		if len(r.cache) >= maxCached {
+			clear(r.cache)
+		}
+	}
+	r.cache[host] = e
+}
+
+// pickAddr prefers the first IPv4 address, as agents are addressed over
+// IPv4 unless they have none.
+func pickAddr(addrs []netip.Addr) netip.Addr {
+	var first netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		if a.Is4() {
+			return a
+		}
+		if !first.IsValid() {
+			first = a
+		}
+	}
+	return first
+}
