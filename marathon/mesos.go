@@ -1,0 +1,508 @@
+package marathon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// mesosStateJSON is the part of Mesos state that discovery needs, in any of
+// three shapes: the master's /master/state (frameworks[].tasks[],
+// slaves[]), an agent's /state (frameworks[].executors[].tasks[], the agent
+// itself at the top level), and the v1 operator API GET_STATE response
+// (get_state.get_tasks, get_frameworks, get_agents). Layouts:
+// mesosphere/mesos-dns records/state/state.go, apache/mesos
+// docs/operator-http-api.md. Completed tasks and frameworks are not read:
+// terminal tasks are never backends.
+type mesosStateJSON struct {
+	ID         string               `json:"id"`
+	PID        string               `json:"pid"`
+	Hostname   string               `json:"hostname"`
+	Slaves     []mesosAgentJSON     `json:"slaves"`
+	Frameworks []mesosFrameworkJSON `json:"frameworks"`
+	GetState   *mesosGetStateJSON   `json:"get_state"`
+}
+
+type mesosAgentJSON struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname"`
+	PID      string `json:"pid"`
+}
+
+type mesosFrameworkJSON struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Tasks     []mesosTaskJSON `json:"tasks"`
+	Executors []struct {
+		Tasks []mesosTaskJSON `json:"tasks"`
+	} `json:"executors"`
+}
+
+// mesosGetStateJSON is the v1 operator API GET_STATE body.
+type mesosGetStateJSON struct {
+	GetTasks struct {
+		Tasks         []mesosTaskJSON `json:"tasks"`
+		LaunchedTasks []mesosTaskJSON `json:"launched_tasks"`
+	} `json:"get_tasks"`
+	GetFrameworks struct {
+		Frameworks []struct {
+			FrameworkInfo struct {
+				ID   valueJSON `json:"id"`
+				Name string    `json:"name"`
+			} `json:"framework_info"`
+		} `json:"frameworks"`
+	} `json:"get_frameworks"`
+	GetAgents struct {
+		Agents []struct {
+			AgentInfo struct {
+				ID       valueJSON `json:"id"`
+				Hostname string    `json:"hostname"`
+			} `json:"agent_info"`
+			PID string `json:"pid"`
+		} `json:"agents"`
+	} `json:"get_agents"`
+}
+
+// valueJSON is a v1 protobuf ID such as {"value": "…-S0"}.
+type valueJSON struct {
+	Value string `json:"value"`
+}
+
+// mesosTaskJSON is a task in /state (string IDs) or v1 (ID objects) form.
+type mesosTaskJSON struct {
+	ID            string              `json:"id"`
+	TaskID        valueJSON           `json:"task_id"`
+	FrameworkID   string              `json:"framework_id"`
+	FrameworkIDv1 valueJSON           `json:"-"`
+	SlaveID       string              `json:"slave_id"`
+	AgentID       valueJSON           `json:"agent_id"`
+	State         string              `json:"state"`
+	Statuses      []mesosStatusJSON   `json:"statuses"`
+	Resources     mesosResourcesJSON  `json:"resources"`
+	Discovery     *mesosDiscoveryJSON `json:"discovery"`
+	Labels        mesosLabelsJSON     `json:"labels"`
+	HealthCheck   json.RawMessage     `json:"health_check"`
+}
+
+type mesosStatusJSON struct {
+	State           string  `json:"state"`
+	Timestamp       float64 `json:"timestamp"`
+	Healthy         *bool   `json:"healthy"`
+	ContainerStatus *struct {
+		NetworkInfos []struct {
+			IPAddress   string `json:"ip_address"`
+			IPAddresses []struct {
+				IPAddress string `json:"ip_address"`
+			} `json:"ip_addresses"`
+		} `json:"network_infos"`
+	} `json:"container_status"`
+}
+
+type mesosDiscoveryJSON struct {
+	Ports struct {
+		Ports []struct {
+			Number   int             `json:"number"`
+			Name     string          `json:"name"`
+			Protocol string          `json:"protocol"`
+			Labels   mesosLabelsJSON `json:"labels"`
+		} `json:"ports"`
+	} `json:"ports"`
+}
+
+// mesosLabelsJSON is a Mesos Labels message: [{"key","value"}] as task
+// labels in /state, {"labels": [...]} everywhere else.
+type mesosLabelsJSON []discovery.Label
+
+// UnmarshalJSON implements json.Unmarshaler for both label shapes.
+func (l *mesosLabelsJSON) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	var list []discovery.Label
+	switch {
+	case bytes.HasPrefix(b, []byte("[")):
+		if err := json.Unmarshal(b, &list); err != nil {
+			return err
+		}
+	case bytes.HasPrefix(b, []byte("{")):
+		var wrapped struct {
+			Labels []discovery.Label `json:"labels"`
+		}
+		if err := json.Unmarshal(b, &wrapped); err != nil {
+			return err
+		}
+		list = wrapped.Labels
+	case bytes.Equal(b, []byte("null")):
+	default:
+		return fmt.Errorf("labels: unexpected %.16q", b)
+	}
+	*l = list
+	return nil
+}
+
+// mesosResourcesJSON holds a task's port ranges: resources.ports as the
+// string "[31000-31001, 31005-31005]" in /state, or a RANGES resource named
+// "ports" in a v1 resource list.
+type mesosResourcesJSON struct {
+	Ports [][2]int
+}
+
+// UnmarshalJSON implements json.Unmarshaler for both resource shapes.
+func (r *mesosResourcesJSON) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.HasPrefix(b, []byte("{")):
+		var res struct {
+			Ports *string `json:"ports"`
+		}
+		if err := json.Unmarshal(b, &res); err != nil {
+			return err
+		}
+		if res.Ports != nil {
+			r.Ports = parsePortRanges(*res.Ports)
+		}
+	case bytes.HasPrefix(b, []byte("[")):
+		var list []struct {
+			Name   string `json:"name"`
+			Ranges *struct {
+				Range []struct {
+					Begin int `json:"begin"`
+					End   int `json:"end"`
+				} `json:"range"`
+			} `json:"ranges"`
+		}
+		if err := json.Unmarshal(b, &list); err != nil {
+			return err
+		}
+		for _, res := range list {
+			if res.Name != "ports" || res.Ranges == nil {
+				continue
+			}
+			for _, rg := range res.Ranges.Range {
+				r.Ports = append(r.Ports, [2]int{rg.Begin, rg.End})
+			}
+		}
+	}
+	return nil
+}
+
+// parsePortRanges parses "[31000-31001, 31005-31005]"; malformed ranges
+// are skipped.
+func parsePortRanges(s string) [][2]int {
+	s = strings.Trim(strings.TrimSpace(s), "[]")
+	var out [][2]int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, ok := strings.Cut(strings.TrimSpace(part), "-")
+		if !ok {
+			hi = lo
+		}
+		b, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		e, err2 := strconv.Atoi(strings.TrimSpace(hi))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, [2]int{b, e})
+	}
+	return out
+}
+
+// maxTaskPorts bounds the expansion of a task's port ranges.
+const maxTaskPorts = 1 << 16
+
+// expandPorts lists every port of the ranges in order (dcos-net
+// dcos_net_mesos_listener.erl expand_ports/1); ranges outside 0-65535 or
+// reversed are skipped, and the list stops at maxTaskPorts entries.
+func expandPorts(ranges [][2]int) []uint16 {
+	var out []uint16
+	for _, r := range ranges {
+		if r[0] < 0 || r[1] > 65535 || r[0] > r[1] {
+			continue
+		}
+		for p := r[0]; p <= r[1]; p++ {
+			if len(out) >= maxTaskPorts {
+				return out
+			}
+			out = append(out, uint16(p))
+		}
+	}
+	return out
+}
+
+// DecodeMesosState decodes Mesos state: the master's /master/state, an
+// agent's /state, or a v1 operator API GET_STATE response. Every task of a
+// framework other than the one named marathonFramework ("" includes all)
+// becomes one App with ID "<framework name>/<task id>", whose ports come
+// from the task's DiscoveryInfo (a port labelled network-scope=container is
+// a container port of the task IPs, any other an agent host port) and from
+// legacy task labels VIP_PORT<n>=tcp://addr:port, n indexing the task's
+// port resources. Task IPs and health come from the latest status.
+//
+// agents maps agent host names to the address in their pid
+// ("slave(1)@10.0.0.1:5051"), for resolving Marathon's task hosts. A task
+// whose agent address is unknown has an invalid AgentIP and its Host set;
+// the caller may resolve it.
+func DecodeMesosState(r io.Reader, marathonFramework string) (apps []discovery.App, agents map[string]netip.Addr, err error) {
+	var st mesosStateJSON
+	if err := json.NewDecoder(r).Decode(&st); err != nil {
+		return nil, nil, fmt.Errorf("decode mesos state: %w", err)
+	}
+	byID := map[string]mesosAgentJSON{}
+	agents = map[string]netip.Addr{}
+	addAgent := func(a mesosAgentJSON) {
+		byID[a.ID] = a
+		if ip := agentAddr(a); ip.IsValid() && a.Hostname != "" {
+			agents[a.Hostname] = ip
+		}
+	}
+	for _, a := range st.Slaves {
+		addAgent(a)
+	}
+	if strings.HasPrefix(st.PID, "slave(") {
+		addAgent(mesosAgentJSON{ID: st.ID, Hostname: st.Hostname, PID: st.PID})
+	}
+	add := func(framework string, t *mesosTaskJSON) {
+		if marathonFramework != "" && framework == marathonFramework {
+			return
+		}
+		if app, ok := t.toApp(framework, byID); ok {
+			apps = append(apps, app)
+		}
+	}
+	for i := range st.Frameworks {
+		fw := &st.Frameworks[i]
+		name := frameworkName(fw.Name, fw.ID)
+		for j := range fw.Tasks {
+			add(name, &fw.Tasks[j])
+		}
+		for _, ex := range fw.Executors {
+			for j := range ex.Tasks {
+				add(name, &ex.Tasks[j])
+			}
+		}
+	}
+	if gs := st.GetState; gs != nil {
+		frameworks := map[string]string{}
+		for _, f := range gs.GetFrameworks.Frameworks {
+			frameworks[f.FrameworkInfo.ID.Value] = frameworkName(f.FrameworkInfo.Name, f.FrameworkInfo.ID.Value)
+		}
+		for _, a := range gs.GetAgents.Agents {
+			addAgent(mesosAgentJSON{ID: a.AgentInfo.ID.Value, Hostname: a.AgentInfo.Hostname, PID: a.PID})
+		}
+		for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
+			for j := range list {
+				t := &list[j]
+				fid := t.FrameworkID
+				if fid == "" {
+					fid = t.FrameworkIDv1.Value
+				}
+				add(frameworkName(frameworks[fid], fid), t)
+			}
+		}
+	}
+	return apps, agents, nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler: framework_id is a string in
+// /state and {"value": …} in v1.
+func (t *mesosTaskJSON) UnmarshalJSON(b []byte) error {
+	type plain mesosTaskJSON
+	var raw struct {
+		plain
+		FrameworkID json.RawMessage `json:"framework_id"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*t = mesosTaskJSON(raw.plain)
+	t.FrameworkID = ""
+	fid := bytes.TrimSpace(raw.FrameworkID)
+	switch {
+	case bytes.HasPrefix(fid, []byte("{")):
+		return json.Unmarshal(fid, &t.FrameworkIDv1)
+	case len(fid) > 0 && !bytes.Equal(fid, []byte("null")):
+		return json.Unmarshal(fid, &t.FrameworkID)
+	}
+	return nil
+}
+
+// frameworkName is the framework's name, or its ID when it has none.
+func frameworkName(name, id string) string {
+	if name != "" {
+		return name
+	}
+	return id
+}
+
+// agentAddr is the IP of an agent's pid "slave(1)@10.0.0.1:5051", else its
+// hostname when that is an IP literal.
+func agentAddr(a mesosAgentJSON) netip.Addr {
+	if _, hostport, ok := strings.Cut(a.PID, "@"); ok {
+		if host, _, err := net.SplitHostPort(hostport); err == nil {
+			if ip, ok := parseIP(host); ok {
+				return ip
+			}
+		}
+	}
+	if ip, ok := parseIP(a.Hostname); ok {
+		return ip
+	}
+	return netip.Addr{}
+}
+
+func (t *mesosTaskJSON) toApp(framework string, agents map[string]mesosAgentJSON) (discovery.App, bool) {
+	id := t.ID
+	if id == "" {
+		id = t.TaskID.Value
+	}
+	if id == "" {
+		return discovery.App{}, false
+	}
+	agentID := t.SlaveID
+	if agentID == "" {
+		agentID = t.AgentID.Value
+	}
+	agent := agents[agentID]
+	latest := t.latestStatus()
+	state := t.State
+	if state == "" && latest != nil {
+		state = latest.State
+	}
+	task := discovery.Task{
+		ID:      id,
+		Host:    agent.Hostname,
+		AgentIP: agentAddr(agent),
+		State:   FrameworkTaskState(state),
+	}
+	hasHealthCheck := len(t.HealthCheck) > 0 && string(t.HealthCheck) != "null"
+	if latest != nil {
+		task.IPs = statusIPs(latest)
+		task.Health = boolHealth(latest.Healthy)
+		hasHealthCheck = hasHealthCheck || latest.Healthy != nil
+	}
+	task.HostPorts = expandPorts(t.Resources.Ports)
+	app := discovery.App{
+		ID:           framework + "/" + id,
+		Framework:    framework,
+		HealthChecks: hasHealthCheck,
+	}
+	app.Ports = t.discoveryPorts(&task)
+	app.Ports = append(app.Ports, t.legacyPorts(len(task.HostPorts))...)
+	app.Tasks = []discovery.Task{task}
+	return app, true
+}
+
+// latestStatus is the status with the greatest timestamp (the last one
+// listed among equals), or nil.
+func (t *mesosTaskJSON) latestStatus() *mesosStatusJSON {
+	var latest *mesosStatusJSON
+	for i := range t.Statuses {
+		if latest == nil || t.Statuses[i].Timestamp >= latest.Timestamp {
+			latest = &t.Statuses[i]
+		}
+	}
+	return latest
+}
+
+// statusIPs lists the addresses of a status' network infos, including the
+// legacy single ip_address, without duplicates.
+func statusIPs(s *mesosStatusJSON) []netip.Addr {
+	if s.ContainerStatus == nil {
+		return nil
+	}
+	var out []netip.Addr
+	add := func(v string) {
+		ip, ok := parseIP(v)
+		if !ok {
+			return
+		}
+		for _, have := range out {
+			if have == ip {
+				return
+			}
+		}
+		out = append(out, ip)
+	}
+	for _, ni := range s.ContainerStatus.NetworkInfos {
+		for _, a := range ni.IPAddresses {
+			add(a.IPAddress)
+		}
+		add(ni.IPAddress)
+	}
+	return out
+}
+
+// discoveryPorts converts the DiscoveryInfo ports (dcos-net
+// dcos_net_mesos_listener.erl): number 0 and protocols other than tcp/udp
+// (any case) are dropped; network-scope=container makes number a container
+// port, anything else a host port, which is added to task.HostPorts when
+// the port resources do not list it.
+func (t *mesosTaskJSON) discoveryPorts(task *discovery.Task) []discovery.Port {
+	if t.Discovery == nil {
+		return nil
+	}
+	var ports []discovery.Port
+	for _, dp := range t.Discovery.Ports.Ports {
+		number := portNumber(dp.Number)
+		proto, err := discovery.ParseProtocol(dp.Protocol)
+		if number == 0 || err != nil {
+			continue
+		}
+		p := discovery.Port{Protocols: []discovery.Protocol{proto}, Name: dp.Name, Labels: []discovery.Label(dp.Labels)}
+		if labelValue(dp.Labels, "network-scope") == "container" {
+			p.Kind = discovery.PortContainer
+			p.ContainerPort = number
+		} else {
+			p.Kind = discovery.PortHost
+			p.HostPortIndex = hostPortIndex(task, number)
+		}
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+func labelValue(labels []discovery.Label, key string) string {
+	for _, l := range labels {
+		if l.Key == key {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// hostPortIndex returns the index of port in task.HostPorts, appending it
+// when missing.
+func hostPortIndex(task *discovery.Task, port uint16) int {
+	for i, p := range task.HostPorts {
+		if p == port {
+			return i
+		}
+	}
+	task.HostPorts = append(task.HostPorts, port)
+	return len(task.HostPorts) - 1
+}
+
+// legacyPorts converts minuteman-era task labels VIP_PORT<n> (key in any
+// case) into host ports at index n of the task's expanded port resources
+// (dcos-net handle_task_vip_label/2). A label whose n is beyond the task's
+// port resources (numResourcePorts) has no port and is dropped, as upstream.
+func (t *mesosTaskJSON) legacyPorts(numResourcePorts int) []discovery.Port {
+	var ports []discovery.Port
+	for _, l := range t.Labels {
+		n, ok := legacyPortIndex(l.Key)
+		if !ok || n >= numResourcePorts {
+			continue
+		}
+		ports = append(ports, discovery.Port{
+			Kind:          discovery.PortHost,
+			HostPortIndex: n,
+			Protocols:     []discovery.Protocol{legacyProtocol(l.Value)},
+			Labels:        []discovery.Label{l},
+		})
+	}
+	return ports
+}
