@@ -1,0 +1,192 @@
+package marathon
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/fixtures"
+)
+
+// checkApps asserts that decoded apps are well formed: IDs set, every port
+// usable (known protocols, a container port or a non-negative host port
+// index) and, for Mesos tasks, host port indexes inside the task's host
+// ports.
+func checkApps(t *testing.T, apps []discovery.App, mesos bool) {
+	t.Helper()
+	for _, a := range apps {
+		if a.ID == "" || a.Framework == "" {
+			t.Fatalf("app %+v: empty ID or framework", a)
+		}
+		for _, p := range a.Ports {
+			checkPort(t, a.ID, p)
+		}
+		for _, task := range a.Tasks {
+			if task.ID == "" {
+				t.Fatalf("app %s: task without ID", a.ID)
+			}
+			for _, ip := range task.IPs {
+				if !ip.IsValid() || ip.Is4In6() || ip.Zone() != "" {
+					t.Fatalf("app %s task %s: bad IP %v", a.ID, task.ID, ip)
+				}
+			}
+			if task.AgentIP.IsValid() && task.AgentIP.Is4In6() {
+				t.Fatalf("app %s task %s: mapped agent IP %v", a.ID, task.ID, task.AgentIP)
+			}
+			if !mesos {
+				continue
+			}
+			if a.ID != a.Framework+"/"+task.ID || len(a.Tasks) != 1 {
+				t.Fatalf("mesos app %s: want ID <framework>/<task id> and one task, got %d tasks", a.ID, len(a.Tasks))
+			}
+			for _, p := range a.Ports {
+				if p.Kind != discovery.PortContainer && p.HostPortIndex >= len(task.HostPorts) {
+					t.Fatalf("mesos app %s: port index %d beyond %d host ports", a.ID, p.HostPortIndex, len(task.HostPorts))
+				}
+			}
+		}
+	}
+}
+
+func checkPort(t *testing.T, appID string, p discovery.Port) {
+	t.Helper()
+	if len(p.Protocols) == 0 {
+		t.Fatalf("app %s: port without protocol: %+v", appID, p)
+	}
+	for _, proto := range p.Protocols {
+		if proto != discovery.TCP && proto != discovery.UDP {
+			t.Fatalf("app %s: port protocol %v", appID, proto)
+		}
+	}
+	switch p.Kind {
+	case discovery.PortContainer:
+		if p.ContainerPort == 0 {
+			t.Fatalf("app %s: container port 0", appID)
+		}
+	case discovery.PortHost, discovery.PortMapped:
+		if p.HostPortIndex < 0 {
+			t.Fatalf("app %s: negative host port index", appID)
+		}
+	default:
+		t.Fatalf("app %s: port kind %d", appID, p.Kind)
+	}
+}
+
+// checkUpdates asserts that decoded updates are well formed.
+func checkUpdates(t *testing.T, updates []discovery.Update) {
+	t.Helper()
+	for _, u := range updates {
+		switch u.Kind {
+		case discovery.UpdateTask:
+			if u.AppID == "" || u.TaskID == "" || u.Task.ID != u.TaskID {
+				t.Fatalf("task update %+v: missing or inconsistent IDs", u)
+			}
+		case discovery.UpdateHealth:
+			if u.TaskID == "" || u.Health > discovery.HealthUnhealthy {
+				t.Fatalf("health update %+v", u)
+			}
+		case discovery.UpdateApp:
+			if u.AppID == "" || u.App.ID != u.AppID {
+				t.Fatalf("app update %+v: missing or inconsistent IDs", u)
+			}
+			checkApps(t, []discovery.App{u.App}, false)
+		case discovery.UpdateAppRemoved:
+			if u.AppID == "" {
+				t.Fatalf("app removal without app ID")
+			}
+		case discovery.UpdateResync:
+			if u.Reason == "" {
+				t.Fatalf("resync without reason")
+			}
+		default:
+			t.Fatalf("update kind %d", u.Kind)
+		}
+	}
+}
+
+// addUpstreamSeeds adds every upstream file matching the patterns as a
+// seed, when the upstream fixtures are present.
+func addUpstreamSeeds(f *testing.F, add func([]byte), patterns ...string) {
+	dir := os.Getenv(fixtures.UpstreamEnv)
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "fixtures", "upstream")
+	}
+	for _, p := range patterns {
+		matches, _ := filepath.Glob(filepath.Join(dir, p))
+		for _, m := range matches {
+			if data, err := os.ReadFile(m); err == nil && len(data) < 256<<10 {
+				add(data)
+			}
+		}
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, tt := range eventTests {
+		f.Add(tt.eventType, []byte(tt.data))
+	}
+	for _, tt := range eventCrashers {
+		f.Add(tt.eventType, []byte(tt.data))
+	}
+	addUpstreamSeeds(f, func(data []byte) {
+		for _, fr := range splitSSE(data) {
+			f.Add(fr.event, []byte(fr.data))
+		}
+	}, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")
+	f.Fuzz(func(t *testing.T, eventType string, data []byte) {
+		updates, err := DecodeEvent(eventType, data, fakeResolve)
+		if err != nil {
+			if len(updates) != 0 {
+				t.Fatalf("DecodeEvent(%q) returned updates with error %v", eventType, err)
+			}
+			return
+		}
+		checkUpdates(t, updates)
+	})
+}
+
+func FuzzDecodeApps(f *testing.F) {
+	f.Add([]byte(`{"apps":[{"id":"/a","networks":[{"mode":"container","name":"n"}],"container":{"portMappings":[{"containerPort":80,"hostPort":0},{"containerPort":81}]},"labels":{"VIP_PORT3":"udp://1.2.3.4:53"},"tasks":[{"id":"t","host":"agent-1","ports":[1],"ipAddresses":[{"ipAddress":"::ffff:1.2.3.4"}]}]}]}`))
+	f.Add([]byte(`{"apps":[{"id":"/b","ports":[0],"container":{"docker":{"network":"BRIDGE","portMappings":[{"containerPort":0,"protocol":"tcp,udp"}]}}}]}`))
+	f.Add([]byte(`{"apps":[{"id":"/c","ipAddress":{"discovery":{"ports":[{"number":-1}]}}}]}`))
+	addUpstreamSeeds(f, func(data []byte) { f.Add(data) },
+		"mesosphere-marathon-lb/tests/*.json", "allegro-marathon-consul/apps/testdata/apps.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		apps, err := DecodeApps(bytes.NewReader(data), fakeResolve)
+		if err == nil {
+			checkApps(t, apps, false)
+		}
+		app, err := DecodeApp(data, fakeResolve)
+		if err == nil {
+			checkApps(t, []discovery.App{app}, false)
+		}
+	})
+}
+
+func FuzzDecodeMesosState(f *testing.F) {
+	for _, tt := range mesosTests {
+		f.Add([]byte(tt.state))
+	}
+	addUpstreamSeeds(f, func(data []byte) { f.Add(data) },
+		"dcos-dcos-net/apps/dcos_l4lb/testdata/*.json", "dcos-dcos-net/apps/dcos_net/test/vip-labels.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		apps, agents, err := DecodeMesosState(bytes.NewReader(data), "marathon")
+		if err != nil {
+			return
+		}
+		checkApps(t, apps, true)
+		for host, ip := range agents {
+			if host == "" || !ip.IsValid() {
+				t.Fatalf("agents[%q] = %v", host, ip)
+			}
+		}
+		for _, a := range apps {
+			if strings.EqualFold(a.Framework, "marathon") && a.Framework == "marathon" {
+				t.Fatalf("app %s of the excluded framework", a.ID)
+			}
+		}
+	})
+}
