@@ -1,0 +1,143 @@
+package discovery
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// NewTable returns a Table of vips and errs whose DNS names are those of the
+// named VIPs for which announce returns true; a nil announce announces every
+// VIP with backends. NewTable owns vips and errs from then on and sorts vips
+// by Key if they are not sorted yet. The reconciler uses announce to hold a
+// name back until its VIP is ready, and to withdraw names before the
+// dataplane drops them.
+func NewTable(vips []VIP, errs []LabelError, announce func(*VIP) bool) *Table {
+	if !slices.IsSortedFunc(vips, compareVIP) {
+		slices.SortFunc(vips, compareVIP)
+	}
+	return &Table{VIPs: vips, Errors: errs, names: index(vips, announce)}
+}
+
+// WithAnnounced returns a shallow copy of t whose DNS names are those of the
+// named VIPs for which announce returns true (nil: every VIP with backends).
+// The copy shares VIPs and Errors with t.
+func (t *Table) WithAnnounced(announce func(*VIP) bool) *Table {
+	c := *t
+	c.names = index(c.VIPs, announce)
+	return &c
+}
+
+// VIP returns the VIP with key k.
+func (t *Table) VIP(k VIPKey) (*VIP, bool) {
+	if t == nil {
+		return nil, false
+	}
+	i, ok := slices.BinarySearchFunc(t.VIPs, k, func(v VIP, k VIPKey) int { return compareKey(v.Key, k) })
+	if !ok {
+		return nil, false
+	}
+	return &t.VIPs[i], true
+}
+
+// index builds the DNS names of the announced named VIPs in vips (sorted),
+// so each name's ports come out sorted by protocol, then port.
+func index(vips []VIP, announce func(*VIP) bool) map[string]*NameEntry {
+	n := 0
+	for i := range vips {
+		if vips[i].Key.Name != "" {
+			n++
+		}
+	}
+	names := make(map[string]*NameEntry, n)
+	entries := make([]NameEntry, 0, n)
+	for i := range vips {
+		v := &vips[i]
+		if v.Key.Name == "" {
+			continue
+		}
+		if announce == nil && len(v.Backends) == 0 || announce != nil && !announce(v) {
+			continue
+		}
+		e := names[v.Key.Name]
+		if e == nil {
+			entries = append(entries, NameEntry{})
+			e = &entries[len(entries)-1]
+			names[v.Key.Name] = e
+		}
+		if !e.Addr4.IsValid() {
+			e.Addr4 = v.Addr4
+		}
+		if !e.Addr6.IsValid() {
+			e.Addr6 = v.Addr6
+		}
+		e.Ports = append(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
+	}
+	return names
+}
+
+// String renders t as sorted text, one VIP per line, then one line per
+// label error; golden files compare it:
+//
+//	tcp foo.marathon:80 11.0.0.37 fd01:c::1 -> 10.0.0.1:31000 w=1 task=t1, 10.0.0.2:31001 w=0 task=t2
+//	udp 10.0.0.1:53 -> 10.0.0.2:31002 w=1 task=t3
+//	error /app VIP_0=/foo:0: port 0 out of range 1-65535
+//
+// Generation, Built and Stale are left out, so equal VIPs and errors render
+// equally.
+func (t *Table) String() string {
+	if t == nil {
+		return ""
+	}
+	var b strings.Builder
+	for i := range t.VIPs {
+		writeVIP(&b, &t.VIPs[i])
+	}
+	for _, e := range t.Errors {
+		b.WriteString("error ")
+		b.WriteString(e.AppID)
+		b.WriteByte(' ')
+		b.WriteString(e.Key)
+		b.WriteByte('=')
+		b.WriteString(e.Value)
+		b.WriteString(": ")
+		b.WriteString(e.Reason)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func writeVIP(b *strings.Builder, v *VIP) {
+	b.WriteString(v.Key.Protocol.String())
+	b.WriteByte(' ')
+	if v.Key.IP.IsValid() {
+		b.WriteString(netip.AddrPortFrom(v.Key.IP, v.Key.Port).String())
+	} else {
+		b.WriteString(v.Key.Name)
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatUint(uint64(v.Key.Port), 10))
+		for _, a := range [...]netip.Addr{v.Addr4, v.Addr6} {
+			if a.IsValid() {
+				b.WriteByte(' ')
+				b.WriteString(a.String())
+			}
+		}
+	}
+	b.WriteString(" ->")
+	for i, be := range v.Backends {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(' ')
+		b.WriteString(be.Addr.String())
+		b.WriteString(" w=")
+		b.WriteString(strconv.FormatUint(uint64(be.Weight), 10))
+		b.WriteString(" task=")
+		b.WriteString(be.TaskID)
+	}
+	b.WriteByte('\n')
+}
+
+// compareVIP orders VIPs by Key.
+func compareVIP(x, y VIP) int { return compareKey(x.Key, y.Key) }
