@@ -266,7 +266,7 @@ func DecodeMesosState(r io.Reader, marathonFramework string) (apps []discovery.A
 		addAgent(mesosAgentJSON{ID: st.ID, Hostname: st.Hostname, PID: st.PID})
 	}
 	add := func(framework string, t *mesosTaskJSON) {
-		if marathonFramework != "" && framework == marathonFramework {
+		if framework == "" || marathonFramework != "" && framework == marathonFramework {
 			return
 		}
 		if app, ok := t.toApp(framework, byID); ok {
@@ -330,7 +330,8 @@ func (t *mesosTaskJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// frameworkName is the framework's name, or its ID when it has none.
+// frameworkName is the framework's name, or its ID when it has none; tasks
+// of a framework with neither are skipped.
 func frameworkName(name, id string) string {
 	if name != "" {
 		return name

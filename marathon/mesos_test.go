@@ -93,6 +93,11 @@ var mesosTests = []mesosTest{
 		want:   []discovery.App{{ID: "F/x", Framework: "F", Tasks: []discovery.Task{{ID: "x"}}}},
 		agents: map[string]netip.Addr{},
 	},
+	{
+		name:   "fuzz crasher: framework without name or id is skipped",
+		state:  `{"frAmeworks":[{"tAsks":[{"id":"0"}]}]}`,
+		agents: map[string]netip.Addr{},
+	},
 }
 
 func TestDecodeMesosState(t *testing.T) {
