@@ -52,7 +52,7 @@ type Config struct {
 const (
 	readTimeout  = 2 * time.Second
 	writeTimeout = 2 * time.Second
-	idleTimeout  = 5 * time.Second
+	tcpIdle      = 5 * time.Second
 	drainTimeout = 5 * time.Second
 	// udpReadSize is the read buffer for UDP queries; queries are small.
 	udpReadSize = 4096
@@ -72,6 +72,9 @@ type Server struct {
 	inflight chan struct{} // query slots
 	conns    chan struct{} // TCP connection slots
 	metrics  *metrics
+	// idleTimeout closes TCP connections idle this long (tcpIdle; tests
+	// lengthen it).
+	idleTimeout time.Duration
 
 	ents   atomic.Pointer[nonTerminals]
 	entsMu sync.Mutex
@@ -119,6 +122,8 @@ func New(cfg Config) (*Server, error) {
 		inflight: make(chan struct{}, cfg.MaxConcurrent),
 		conns:    make(chan struct{}, cfg.MaxConcurrent),
 		metrics:  m,
+
+		idleTimeout: tcpIdle,
 	}, nil
 }
 
@@ -129,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	pc, ln, err := listen(ctx, s.addr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer pc.Close()
@@ -148,7 +156,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:       s,
 		ReadTimeout:   readTimeout,
 		WriteTimeout:  writeTimeout,
-		IdleTimeout:   func() time.Duration { return idleTimeout },
+		IdleTimeout:   func() time.Duration { return s.idleTimeout },
 		MsgAcceptFunc: acceptQuery,
 	})
 	s.log.Info("serving dns", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
