@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// v1VIP is one element of GET /v1/vips, dcos-net's shape
+// (dcos/dcos-net apps/dcos_rest/src/dcos_rest_vips_handler.erl).
+type v1VIP struct {
+	VIP      string             `json:"vip"`
+	Protocol discovery.Protocol `json:"protocol"`
+	Backend  []v1Backend        `json:"backend"`
+}
+
+// v1Backend is a backend of a v1VIP. Weight is vipbridge's addition;
+// dcos-net shows none.
+type v1Backend struct {
+	IP     string `json:"ip"`
+	Port   uint16 `json:"port"`
+	Weight uint8  `json:"weight"`
+}
+
+// v1Record is one element of GET /v1/records, dcos-dns's shape: Host is the
+// address for A and AAAA, "<target>:<port>" for SRV
+// (dcos/dcos-net apps/dcos_rest/src/dcos_rest_dns_handler.erl).
+type v1Record struct {
+	Name  string `json:"name"`
+	Host  string `json:"host"`
+	RType string `json:"rtype"`
+}
+
+// v1Host is one element of GET /v1/hosts/{host}.
+type v1Host struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+}
+
+// v1Service is one element of GET /v1/services/{service}; IP is absent
+// when the target has no address, as in dcos-dns.
+type v1Service struct {
+	Service string `json:"service"`
+	Host    string `json:"host"`
+	IP      string `json:"ip,omitempty"`
+	Port    uint16 `json:"port"`
+}
+
+// v1Version is the body of GET /v1/version.
+type v1Version struct {
+	Service string `json:"Service"`
+	Version string `json:"Version"`
+}
+
+// v1VIPs serves GET /v1/vips: every VIP of the table, announced or not
+// (with dataplane "none" this is the plan), named VIPs by FQDN.
+func (a *api) v1VIPs(w http.ResponseWriter, _ *http.Request) {
+	t := a.table()
+	out := make([]v1VIP, 0, len(t.VIPs))
+	for i := range t.VIPs {
+		v := &t.VIPs[i]
+		bs := make([]v1Backend, 0, len(v.Backends))
+		for _, b := range v.Backends {
+			bs = append(bs, v1Backend{IP: b.Addr.Addr().String(), Port: b.Addr.Port(), Weight: b.Weight})
+		}
+		out = append(out, v1VIP{VIP: a.vipString(v), Protocol: v.Key.Protocol, Backend: bs})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// v1Records serves GET /v1/records: every record DNS serves in the zone.
+// Names carry no trailing dot, as in dcos-dns.
+func (a *api) v1Records(w http.ResponseWriter, _ *http.Request) {
+	rrs := a.tableRecords(a.table())
+	out := make([]v1Record, 0, len(rrs))
+	for _, r := range rrs {
+		host := r.addr.String()
+		if r.typ == "SRV" {
+			host = r.target + ":" + strconv.Itoa(int(r.port))
+		}
+		out = append(out, v1Record{Name: r.name, Host: host, RType: r.typ})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// v1Hosts serves GET /v1/hosts/{host}: the A and AAAA records of a name
+// (dcos-dns lists A only; AAAA is added so IPv6-only VIPs show). An unknown
+// name gives [] like dcos-dns's empty answer, not a 404.
+func (a *api) v1Hosts(w http.ResponseWriter, r *http.Request) {
+	out := []v1Host{}
+	if key, ok := a.nameKey(mux.Vars(r)["host"]); ok {
+		if e, err := a.table().Lookup(key); err == nil {
+			for _, addr := range [...]netip.Addr{e.Addr4, e.Addr6} {
+				if addr.IsValid() {
+					out = append(out, v1Host{Host: a.fqdn(key), IP: addr.String()})
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// v1Services serves GET /v1/services/{service}: one element per SRV
+// record of "_<name>._<proto>.<framework>.<zone>", with the target's IPv4
+// address, else its IPv6 one. An unknown service gives [].
+func (a *api) v1Services(w http.ResponseWriter, r *http.Request) {
+	out := []v1Service{}
+	if key, proto, ok := a.srvKey(mux.Vars(r)["service"]); ok {
+		if e, err := a.table().Lookup(key); err == nil {
+			ip := e.Addr4
+			if !ip.IsValid() {
+				ip = e.Addr6
+			}
+			for _, p := range e.Ports {
+				if p.Protocol != proto {
+					continue
+				}
+				s := v1Service{Service: a.srvName(key, proto), Host: a.fqdn(key), Port: p.Port}
+				if ip.IsValid() {
+					s.IP = ip.String()
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// v1Version serves GET /v1/version in dcos-dns's shape.
+func (a *api) v1Version(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, v1Version{Service: "vipbridge", Version: a.version})
+}

@@ -1,0 +1,290 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// recordsDoc is the body of GET /records.
+type recordsDoc struct {
+	Generation uint64                 `json:"generation"`
+	Stale      bool                   `json:"stale"`
+	Built      time.Time              `json:"built"`
+	Records    []recordDoc            `json:"records"`
+	VIPs       []vipDoc               `json:"vips"`
+	Errors     []discovery.LabelError `json:"errors"`
+}
+
+// nameDoc is the body of GET /records/{name}.
+type nameDoc struct {
+	Name       string      `json:"name"`
+	Generation uint64      `json:"generation"`
+	Stale      bool        `json:"stale"`
+	Built      time.Time   `json:"built"`
+	Records    []recordDoc `json:"records"`
+	VIPs       []vipDoc    `json:"vips"`
+}
+
+// recordDoc is one DNS record in zone-file terms: names without the
+// trailing dot, SRV values as "priority weight port target.".
+type recordDoc struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+	TTL   uint32 `json:"ttl"`
+}
+
+// vipDoc is one VIP with everything the table knows about it.
+type vipDoc struct {
+	// VIP is "<fqdn>:<port>" for named VIPs, "<ip>:<port>" for IP VIPs
+	// (IPv6 unbracketed, as in labels and dcos-net).
+	VIP      string             `json:"vip"`
+	Protocol discovery.Protocol `json:"protocol"`
+	// Name is the FQDN of a named VIP, absent for IP VIPs.
+	Name string `json:"name,omitempty"`
+	// Addresses are the VIP's IPv4 and IPv6 addresses.
+	Addresses []string `json:"addresses"`
+	// Announced says whether DNS serves this VIP's name and port; absent
+	// for IP VIPs, which have no name.
+	Announced *bool        `json:"announced,omitempty"`
+	Apps      []string     `json:"apps"`
+	Labels    []string     `json:"labels"`
+	Backends  []backendDoc `json:"backends"`
+}
+
+// backendDoc is one backend of a vipDoc.
+type backendDoc struct {
+	IP     string `json:"ip"`
+	Port   uint16 `json:"port"`
+	Weight uint8  `json:"weight"`
+	TaskID string `json:"task_id"`
+	AppID  string `json:"app_id"`
+}
+
+// rr is one record DNS serves, before rendering in either API shape.
+type rr struct {
+	name string // FQDN without trailing dot
+	typ  string // "A", "AAAA", "SRV"
+	addr netip.Addr
+	// port and target (FQDN without trailing dot) are set for SRV.
+	port   uint16
+	target string
+}
+
+// records serves GET /records: every record DNS serves, every VIP of the
+// table (announced or not) and every label error. Only canonical names in
+// the configured zone are listed, not the dclb alias DNS also answers.
+func (a *api) records(w http.ResponseWriter, _ *http.Request) {
+	t := a.table()
+	doc := recordsDoc{
+		Generation: t.Generation,
+		Stale:      a.stale(t),
+		Built:      t.Built,
+		Records:    a.renderRecords(a.tableRecords(t)),
+		VIPs:       make([]vipDoc, 0, len(t.VIPs)),
+		Errors:     nonNil(t.Errors),
+	}
+	for i := range t.VIPs {
+		doc.VIPs = append(doc.VIPs, a.vipDoc(t, &t.VIPs[i]))
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// recordsByName serves GET /records/{name}: the records and VIPs of one
+// name, given as an FQDN (trailing dot optional, dclb alias accepted) or as
+// "<name>.<framework>". A name with VIPs that DNS does not serve yet is
+// shown with no records; a name without VIPs is a 404.
+func (a *api) recordsByName(w http.ResponseWriter, r *http.Request) {
+	t := a.table()
+	key, ok := a.nameKey(mux.Vars(r)["name"])
+	var vips []vipDoc
+	if ok {
+		for i := range t.VIPs {
+			if t.VIPs[i].Key.Name == key {
+				vips = append(vips, a.vipDoc(t, &t.VIPs[i]))
+			}
+		}
+	}
+	e, err := t.Lookup(key)
+	if !ok || (err != nil && len(vips) == 0) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no VIP of that name"})
+		return
+	}
+	var rrs []rr
+	if err == nil {
+		rrs = a.nameRecords(key, e)
+	}
+	writeJSON(w, http.StatusOK, nameDoc{
+		Name:       a.fqdn(key),
+		Generation: t.Generation,
+		Stale:      a.stale(t),
+		Built:      t.Built,
+		Records:    a.renderRecords(rrs),
+		VIPs:       nonNil(vips),
+	})
+}
+
+// stale reports whether the table is served from last known state.
+func (a *api) stale(t *discovery.Table) bool {
+	return t.Stale || a.tables.Status().Stale
+}
+
+// tableRecords returns the records of every announced name, sorted by
+// name. Names come from the VIPs; t.Lookup decides which DNS serves.
+func (a *api) tableRecords(t *discovery.Table) []rr {
+	var names []string
+	for i := range t.VIPs {
+		if n := t.VIPs[i].Key.Name; n != "" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	var out []rr
+	for _, n := range names {
+		if e, err := t.Lookup(n); err == nil {
+			out = append(out, a.nameRecords(n, e)...)
+		}
+	}
+	return out
+}
+
+// nameRecords returns what DNS serves for key: A, AAAA, then one SRV per
+// announced port.
+func (a *api) nameRecords(key string, e *discovery.NameEntry) []rr {
+	fqdn := a.fqdn(key)
+	var out []rr
+	if e.Addr4.IsValid() {
+		out = append(out, rr{name: fqdn, typ: "A", addr: e.Addr4})
+	}
+	if e.Addr6.IsValid() {
+		out = append(out, rr{name: fqdn, typ: "AAAA", addr: e.Addr6})
+	}
+	for _, p := range e.Ports {
+		out = append(out, rr{name: a.srvName(key, p.Protocol), typ: "SRV", port: p.Port, target: fqdn})
+	}
+	return out
+}
+
+// renderRecords renders records in the /records shape.
+func (a *api) renderRecords(rrs []rr) []recordDoc {
+	out := make([]recordDoc, 0, len(rrs))
+	for _, r := range rrs {
+		d := recordDoc{Name: r.name, Type: r.typ, TTL: a.ttl}
+		if r.typ == "SRV" {
+			d.Value = "0 1 " + strconv.Itoa(int(r.port)) + " " + r.target + "."
+		} else {
+			d.Value = r.addr.String()
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// vipDoc renders v; t tells whether DNS announces it.
+func (a *api) vipDoc(t *discovery.Table, v *discovery.VIP) vipDoc {
+	d := vipDoc{
+		VIP:       a.vipString(v),
+		Protocol:  v.Key.Protocol,
+		Addresses: []string{},
+		Apps:      nonNil(v.Apps),
+		Labels:    nonNil(v.Labels),
+		Backends:  make([]backendDoc, 0, len(v.Backends)),
+	}
+	if v.Key.Name != "" {
+		d.Name = a.fqdn(v.Key.Name)
+		e, err := t.Lookup(v.Key.Name)
+		announced := err == nil && slices.Contains(e.Ports, discovery.PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
+		d.Announced = &announced
+	}
+	for _, addr := range []netip.Addr{v.Addr4, v.Addr6} {
+		if addr.IsValid() {
+			d.Addresses = append(d.Addresses, addr.String())
+		}
+	}
+	for _, b := range v.Backends {
+		d.Backends = append(d.Backends, backendDoc{
+			IP: b.Addr.Addr().String(), Port: b.Addr.Port(), Weight: b.Weight, TaskID: b.TaskID, AppID: b.AppID,
+		})
+	}
+	return d
+}
+
+// vipString is "<fqdn>:<port>" or "<ip>:<port>", the form of dcos-net's
+// /v1/vips; IPv6 addresses are unbracketed there (inet:ntoa), as in labels.
+func (a *api) vipString(v *discovery.VIP) string {
+	host := v.Key.IP.String()
+	if v.Key.Name != "" {
+		host = a.fqdn(v.Key.Name)
+	}
+	return host + ":" + strconv.Itoa(int(v.Key.Port))
+}
+
+// fqdn appends the zone to "<name>.<framework>".
+func (a *api) fqdn(key string) string { return key + "." + a.zone }
+
+// srvName is the SRV owner name of key for protocol p:
+// "_<name>._<proto>.<framework>.<zone>" (DESIGN.md "Names"). Both name and
+// framework may contain dots and dnsserver answers for any split; listings
+// use the first label as <name>, which keeps the service label one label.
+func (a *api) srvName(key string, p discovery.Protocol) string {
+	first, rest, ok := strings.Cut(key, ".")
+	if !ok {
+		return "_" + key + "._" + p.String() + "." + a.zone
+	}
+	return "_" + first + "._" + p.String() + "." + rest + "." + a.zone
+}
+
+// nameKey turns an FQDN in the zone or an alias zone (trailing dot
+// optional, any case) or a bare "<name>.<framework>" into the table key.
+func (a *api) nameKey(s string) (string, bool) {
+	if len(s) > maxNameLen {
+		return "", false
+	}
+	s = strings.ToLower(strings.TrimSuffix(s, "."))
+	for _, z := range append([]string{a.zone}, a.aliases...) {
+		if k, ok := strings.CutSuffix(s, "."+z); ok {
+			s = k
+			break
+		}
+	}
+	if s == "" || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
+		return "", false
+	}
+	return s, true
+}
+
+// srvKey parses an SRV owner name back into the table key and protocol.
+// Like dnsserver, it splits at the first "._tcp." or "._udp.", so
+// "_a.b._tcp.c" and "_a._tcp.b.c" both mean the key "a.b.c".
+func (a *api) srvKey(s string) (string, discovery.Protocol, bool) {
+	rest, ok := a.nameKey(s)
+	if !ok || rest[0] != '_' {
+		return "", 0, false
+	}
+	i, proto := strings.Index(rest, "._tcp."), discovery.TCP
+	if j := strings.Index(rest, "._udp."); j >= 0 && (i < 0 || j < i) {
+		i, proto = j, discovery.UDP
+	}
+	const sep = len("._tcp.")
+	if i < 2 || i+sep >= len(rest) {
+		return "", 0, false
+	}
+	return rest[1:i] + "." + rest[i+sep:], proto, true
+}
+
+// nonNil returns s, or an empty slice so that JSON shows [] not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
