@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -74,7 +75,8 @@ func New(cfg Config) http.Handler {
 		gatherer: cfg.Gatherer,
 	}
 	if cfg.TTL > 0 {
-		a.ttl = uint32(max(cfg.TTL/time.Second, 1))
+		// RFC 2181 §8: TTLs are at most 2^31-1 seconds.
+		a.ttl = uint32(min(max(cfg.TTL/time.Second, 1), math.MaxInt32))
 	}
 	if a.zone == "" {
 		a.zone = DefaultZone
@@ -150,8 +152,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
-		http.Error(w, fmt.Sprintf(`{"error":%q}`, "encode response: "+err.Error()), http.StatusInternalServerError)
-		return
+		buf.Reset()
+		buf.WriteString(`{"error": "encode response"}` + "\n")
+		status = http.StatusInternalServerError
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -167,7 +170,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (a *api) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		a.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",

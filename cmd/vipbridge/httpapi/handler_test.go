@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -287,5 +288,22 @@ func TestSRVNames(t *testing.T) {
 				t.Errorf("srvKey(%q) = %q, %v, %v, want %q, %v, true", got, key, proto, ok, tt.key, tt.proto)
 			}
 		})
+	}
+}
+
+func TestRequestLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := New(Config{Tables: &fakeTables{t: testTable(t)}, Logger: log})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/records/nope.marathon?token=secret", nil))
+	got := buf.String()
+	for _, want := range []string{"level=DEBUG", `msg="http request"`, "method=GET", "path=/records/nope.marathon", "status=404"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("request log lacks %q: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "secret") {
+		t.Errorf("request log shows the query string: %s", got)
 	}
 }
