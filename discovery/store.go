@@ -1,0 +1,593 @@
+package discovery
+
+// The store keeps the model and the VIP address assignments in one bbolt file
+// so that a restarted daemon serves the last known state at once, even with
+// Marathon and Mesos unreachable (DESIGN.md "Persistence").
+//
+// Layout (every key and bucket name is UTF-8 text; values are as noted):
+//
+//	v1/                               root bucket, versioned by name and by meta/schema
+//	  meta/
+//	    schema          -> decimal text, storeSchema ("1")
+//	    last_sync       -> RFC 3339 (nanoseconds, UTC): the latest successful full sync of any source
+//	  sources/
+//	    <source>/                     source name as configured ("marathon", "mesos")
+//	      apps/
+//	        <app id>    -> JSON of App, tasks included
+//	  vips/
+//	    <assignment key> -> JSON of Assignment; the key is the name plus "/4" or "/6" (see alloc.go)
+//
+// A newer schema is refused rather than misread; an older one would be
+// migrated here (there is none yet). Every commit is fsynced (NoSync false),
+// so the file is consistent after kill -9 at any moment: bbolt commits are
+// atomic, and a source's app set is only ever replaced inside one commit.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// storeSchema is the layout version this code reads and writes.
+const storeSchema = 1
+
+var (
+	bucketRoot     = []byte("v1")
+	bucketMeta     = []byte("meta")
+	bucketSources  = []byte("sources")
+	bucketApps     = []byte("apps")
+	bucketVIPs     = []byte("vips")
+	keySchema      = []byte("schema")
+	keyLastSync    = []byte("last_sync")
+	storeRetryMin  = 500 * time.Millisecond
+	storeRetryMax  = 30 * time.Second
+	storeCloseWait = 5 * time.Second
+)
+
+// Store persists apps, tasks and VIP address assignments in a bbolt file.
+// Writes are queued and coalesced in memory (at most one pending entry per
+// app and per assignment, so the queue is bounded by the size of the model)
+// and committed by Run; reads are only needed at start (Load).
+type Store struct {
+	db   *bbolt.DB
+	path string
+	log  atomic.Pointer[slog.Logger]
+	met  *storeMetrics
+
+	mu sync.Mutex // guards q
+	q  *storeQueue
+
+	wake    chan struct{} // cap 1: something was queued
+	writing chan struct{} // cap 1: held while draining, so drains never overlap
+}
+
+// Stored is what Load returns: the persisted model and assignments.
+type Stored struct {
+	// Sources maps a source name to its apps, sorted by ID.
+	Sources map[string][]App
+	// Assignments are the persisted VIP address assignments.
+	Assignments []Assignment
+	// LastSync is the latest successful full sync of any source; zero if
+	// none was ever stored.
+	LastSync time.Time
+	// Schema is the layout version of the file.
+	Schema int
+}
+
+// Batch is one set of changes for Store.Write. Deletes apply before puts.
+type Batch struct {
+	// Source names the source whose apps Put, Delete and Replace concern.
+	Source string
+	// Put stores these apps (with their tasks), replacing stored ones of
+	// the same ID.
+	Put []App
+	// Delete removes these app IDs.
+	Delete []string
+	// Replace makes Put the source's whole app set: apps not in Put are
+	// removed. It supersedes every earlier queued change of the source.
+	Replace bool
+	// Assign stores these assignments.
+	Assign []Assignment
+	// Unassign removes the assignments with these keys.
+	Unassign []string
+	// LastSync, when not zero, records a successful full sync.
+	LastSync time.Time
+}
+
+// OpenStore opens or creates the store file at path. It waits up to timeout
+// (zero means one second) for bbolt's exclusive file lock and then fails with
+// an error naming the file: another vipbridge probably uses the data dir.
+func OpenStore(path string, timeout time.Duration) (*Store, error) {
+	return openStore(path, &bbolt.Options{Timeout: timeout})
+}
+
+func openStore(path string, opts *bbolt.Options) (*Store, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	db, err := bbolt.Open(path, 0o600, opts)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: locked by another process (is another vipbridge using this data dir?)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := initStore(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{
+		db:      db,
+		path:    path,
+		met:     newStoreMetrics(),
+		q:       newStoreQueue(),
+		wake:    make(chan struct{}, 1),
+		writing: make(chan struct{}, 1),
+	}
+	s.log.Store(slog.New(slog.DiscardHandler))
+	return s, nil
+}
+
+// initStore creates the buckets and checks the schema (read-only files are
+// only checked).
+func initStore(db *bbolt.DB) error {
+	check := func(tx *bbolt.Tx) error {
+		meta := nestedBucket(tx, bucketRoot, bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		v := meta.Get(keySchema)
+		if v == nil {
+			return nil
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("unreadable schema %q", v)
+		}
+		if n > storeSchema {
+			return fmt.Errorf("schema %d is newer than this vipbridge supports (%d): upgrade vipbridge or use another data dir", n, storeSchema)
+		}
+		return nil
+	}
+	if db.IsReadOnly() {
+		return db.View(check)
+	}
+	return db.Update(func(tx *bbolt.Tx) error {
+		if err := check(tx); err != nil {
+			return err
+		}
+		root, err := tx.CreateBucketIfNotExists(bucketRoot)
+		if err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketMeta, bucketSources, bucketVIPs} {
+			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return root.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(storeSchema)))
+	})
+}
+
+// nestedBucket returns the bucket at path, or nil.
+func nestedBucket(tx *bbolt.Tx, path ...[]byte) *bbolt.Bucket {
+	b := tx.Bucket(path[0])
+	for _, name := range path[1:] {
+		if b == nil {
+			return nil
+		}
+		b = b.Bucket(name)
+	}
+	return b
+}
+
+// setLogger sets the logger for write errors; the reconciler passes its own.
+func (s *Store) setLogger(l *slog.Logger) {
+	if l != nil {
+		s.log.Store(l.With("store", s.path))
+	}
+}
+
+// Load reads everything stored. Entries that do not decode are skipped and
+// logged, so one bad record does not lose the rest.
+func (s *Store) Load() (Stored, error) {
+	out := Stored{Sources: map[string][]App{}}
+	var bad int
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		root := tx.Bucket(bucketRoot)
+		if root == nil {
+			return errors.New("missing root bucket")
+		}
+		meta := root.Bucket(bucketMeta)
+		if v := meta.Get(keySchema); v != nil {
+			out.Schema, _ = strconv.Atoi(string(v))
+		}
+		if v := meta.Get(keyLastSync); v != nil {
+			if t, err := time.Parse(time.RFC3339Nano, string(v)); err == nil {
+				out.LastSync = t
+			} else {
+				bad++
+			}
+		}
+		c := root.Bucket(bucketSources).Cursor()
+		for name, v := c.First(); name != nil; name, v = c.Next() {
+			if v != nil {
+				continue // not a bucket
+			}
+			apps := root.Bucket(bucketSources).Bucket(name).Bucket(bucketApps)
+			if apps == nil {
+				continue
+			}
+			source := string(name) // string() copies out of the mmap
+			err := apps.ForEach(func(_, v []byte) error {
+				var a App
+				if err := json.Unmarshal(v, &a); err != nil || a.ID == "" {
+					bad++
+					return nil
+				}
+				out.Sources[source] = append(out.Sources[source], a)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return root.Bucket(bucketVIPs).ForEach(func(_, v []byte) error {
+			var a Assignment
+			if err := json.Unmarshal(v, &a); err != nil {
+				bad++
+				return nil
+			}
+			out.Assignments = append(out.Assignments, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return Stored{}, fmt.Errorf("load store %s: %w", s.path, err)
+	}
+	if bad > 0 {
+		s.log.Load().Warn("skipped undecodable store entries", "count", bad)
+	}
+	return out, nil
+}
+
+// Write queues b. It never blocks on the disk: changes are coalesced in
+// memory (the latest App per ID wins, Replace supersedes earlier changes of
+// its source) and committed by Run or Flush. A write that fails is kept and
+// retried. Changes naming an empty source or app ID are dropped and logged.
+func (s *Store) Write(b Batch) {
+	s.mu.Lock()
+	dropped := s.q.add(b)
+	s.mu.Unlock()
+	if dropped > 0 {
+		s.log.Load().Error("dropped store changes without source or app id", "source", b.Source, "count", dropped)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run commits queued writes until ctx ends, then commits what is left (for
+// at most a few seconds). Failed commits are retried with capped, jittered
+// backoff; they are logged and counted, and never end Run. It returns nil.
+func (s *Store) Run(ctx context.Context) error {
+	var (
+		retry    *time.Timer
+		retryC   <-chan time.Time
+		bo       = retryBackoff{min: storeRetryMin, max: storeRetryMax}
+		failures int
+	)
+	for {
+		wake := s.wake
+		if retryC != nil {
+			wake = nil // failing: wait for the backoff, not for every write
+		}
+		select {
+		case <-ctx.Done():
+			if retry != nil {
+				retry.Stop()
+			}
+			fctx, cancel := context.WithTimeout(context.Background(), storeCloseWait)
+			defer cancel()
+			if err := s.drain(fctx); err != nil {
+				s.log.Load().Error("store writes lost at shutdown", "err", err)
+			}
+			return nil
+		case <-wake:
+		case <-retryC:
+			retryC = nil
+		}
+		if err := s.drain(ctx); err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			failures++
+			retry = time.NewTimer(bo.next())
+			retryC = retry.C
+			continue
+		}
+		if failures > 0 {
+			s.log.Load().Info("store writes recovered", "failed_attempts", failures)
+		}
+		failures = 0
+		bo.reset()
+	}
+}
+
+// Flush commits everything queued before the call, waiting for a commit in
+// progress first. It returns the commit error (the changes stay queued).
+func (s *Store) Flush(ctx context.Context) error {
+	return s.drain(ctx)
+}
+
+// Close commits what is queued (best effort) and closes the file. Writes
+// after Close are counted as errors.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), storeCloseWait)
+	defer cancel()
+	if err := s.drain(ctx); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		s.log.Load().Error("store writes lost at close", "err", err)
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// drain commits the whole queue in one transaction. On error the changes go
+// back under anything queued meanwhile.
+func (s *Store) drain(ctx context.Context) error {
+	select {
+	case s.writing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writing }()
+
+	s.mu.Lock()
+	q := s.q
+	s.q = newStoreQueue()
+	s.mu.Unlock()
+	if q.empty() {
+		return nil
+	}
+	start := time.Now()
+	err := s.commit(q)
+	if err == nil {
+		s.met.commits.Inc()
+		s.met.commitSeconds.Observe(time.Since(start).Seconds())
+		return nil
+	}
+	s.mu.Lock()
+	q.merge(s.q)
+	s.q = q
+	pending := q.size()
+	s.mu.Unlock()
+	s.met.writeErrors.Inc()
+	s.log.Load().Warn("store write failed, will retry", "err", err, "pending", pending)
+	return fmt.Errorf("write store %s: %w", s.path, err)
+}
+
+// commit writes q in one bbolt transaction. JSON is encoded before the
+// transaction so the write lock is held only for the puts.
+func (s *Store) commit(q *storeQueue) error {
+	enc, err := q.encode()
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		root := tx.Bucket(bucketRoot)
+		if root == nil {
+			return errors.New("missing root bucket")
+		}
+		for _, src := range enc.sources {
+			if err := commitSource(root.Bucket(bucketSources), src); err != nil {
+				return fmt.Errorf("source %s: %w", src.name, err)
+			}
+		}
+		vips := root.Bucket(bucketVIPs)
+		for _, kv := range enc.assign {
+			var err error
+			if kv.value == nil {
+				err = vips.Delete([]byte(kv.key))
+			} else {
+				err = vips.Put([]byte(kv.key), kv.value)
+			}
+			if err != nil {
+				return fmt.Errorf("assignment %s: %w", kv.key, err)
+			}
+		}
+		if !q.lastSync.IsZero() {
+			v := []byte(q.lastSync.UTC().Format(time.RFC3339Nano))
+			if err := root.Bucket(bucketMeta).Put(keyLastSync, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func commitSource(sources *bbolt.Bucket, src encodedSource) error {
+	name := []byte(src.name)
+	if src.replace && sources.Bucket(name) != nil {
+		if err := sources.DeleteBucket(name); err != nil {
+			return err
+		}
+	}
+	sb, err := sources.CreateBucketIfNotExists(name)
+	if err != nil {
+		return err
+	}
+	apps, err := sb.CreateBucketIfNotExists(bucketApps)
+	if err != nil {
+		return err
+	}
+	for _, kv := range src.apps {
+		switch {
+		case kv.value != nil:
+			err = apps.Put([]byte(kv.key), kv.value)
+		case !src.replace:
+			err = apps.Delete([]byte(kv.key))
+		}
+		if err != nil {
+			return fmt.Errorf("app %s: %w", kv.key, err)
+		}
+	}
+	return nil
+}
+
+// storeQueue holds coalesced pending changes: one entry per app and per
+// assignment key, a nil entry meaning delete.
+type storeQueue struct {
+	sources  map[string]*queuedSource
+	assign   map[string]*Assignment
+	lastSync time.Time
+}
+
+type queuedSource struct {
+	replace bool            // apps is the source's whole set
+	apps    map[string]*App // nil value: delete (skipped when replace)
+}
+
+func newStoreQueue() *storeQueue {
+	return &storeQueue{sources: map[string]*queuedSource{}, assign: map[string]*Assignment{}}
+}
+
+func (q *storeQueue) empty() bool {
+	return len(q.sources) == 0 && len(q.assign) == 0 && q.lastSync.IsZero()
+}
+
+func (q *storeQueue) size() int {
+	n := len(q.assign)
+	for _, src := range q.sources {
+		n += len(src.apps)
+	}
+	return n
+}
+
+// add merges b into q and returns how many changes it had to drop.
+func (q *storeQueue) add(b Batch) (dropped int) {
+	if b.Replace || len(b.Put) > 0 || len(b.Delete) > 0 {
+		if b.Source == "" {
+			dropped += len(b.Put) + len(b.Delete) + 1
+		} else {
+			src := q.sources[b.Source]
+			if src == nil || b.Replace {
+				src = &queuedSource{replace: b.Replace, apps: map[string]*App{}}
+				q.sources[b.Source] = src
+			}
+			for _, id := range b.Delete {
+				if id == "" {
+					dropped++
+					continue
+				}
+				src.apps[id] = nil
+			}
+			for i := range b.Put {
+				if b.Put[i].ID == "" {
+					dropped++
+					continue
+				}
+				a := b.Put[i]
+				src.apps[a.ID] = &a
+			}
+		}
+	}
+	for i := range b.Assign {
+		a := b.Assign[i]
+		q.assign[storeAssignmentKey(a)] = &a
+	}
+	for _, k := range b.Unassign {
+		q.assign[k] = nil
+	}
+	if b.LastSync.After(q.lastSync) {
+		q.lastSync = b.LastSync
+	}
+	return dropped
+}
+
+// merge lays newer (queued later) over q.
+func (q *storeQueue) merge(newer *storeQueue) {
+	for name, ns := range newer.sources {
+		old := q.sources[name]
+		if old == nil || ns.replace {
+			q.sources[name] = ns
+			continue
+		}
+		for id, a := range ns.apps {
+			old.apps[id] = a
+		}
+	}
+	for k, a := range newer.assign {
+		q.assign[k] = a
+	}
+	if newer.lastSync.After(q.lastSync) {
+		q.lastSync = newer.lastSync
+	}
+}
+
+type storeKV struct {
+	key   string
+	value []byte // nil: delete
+}
+
+type encodedSource struct {
+	name    string
+	replace bool
+	apps    []storeKV
+}
+
+type encodedQueue struct {
+	sources []encodedSource
+	assign  []storeKV
+}
+
+func (q *storeQueue) encode() (encodedQueue, error) {
+	var out encodedQueue
+	for name, src := range q.sources {
+		es := encodedSource{name: name, replace: src.replace, apps: make([]storeKV, 0, len(src.apps))}
+		for id, a := range src.apps {
+			kv := storeKV{key: id}
+			if a != nil {
+				v, err := json.Marshal(a)
+				if err != nil {
+					return out, fmt.Errorf("encode app %s: %w", id, err)
+				}
+				kv.value = v
+			}
+			es.apps = append(es.apps, kv)
+		}
+		out.sources = append(out.sources, es)
+	}
+	for k, a := range q.assign {
+		kv := storeKV{key: k}
+		if a != nil {
+			v, err := json.Marshal(a)
+			if err != nil {
+				return out, fmt.Errorf("encode assignment %s: %w", k, err)
+			}
+			kv.value = v
+		}
+		out.assign = append(out.assign, kv)
+	}
+	return out, nil
+}
+
+// storeAssignmentKey is an assignment's key: its name plus "/4" or "/6", as
+// Allocator.Expire reports them.
+func storeAssignmentKey(a Assignment) string {
+	if a.Addr.Is4() {
+		return a.Name + "/4"
+	}
+	return a.Name + "/6"
+}

@@ -1,0 +1,381 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+var storeT0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func storeApp(id, version string, tasks ...string) App {
+	a := App{
+		ID:        id,
+		Framework: "marathon",
+		Version:   version,
+		Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP},
+			Labels: []Label{{Key: "VIP_0", Value: id + ":80"}}}},
+	}
+	for i, t := range tasks {
+		a.Tasks = append(a.Tasks, Task{
+			ID: t, Host: "agent1", AgentIP: netip.MustParseAddr("10.0.0.1"),
+			HostPorts: []uint16{uint16(31000 + i)}, State: TaskRunning, Health: HealthHealthy, Updated: storeT0,
+		})
+	}
+	return a
+}
+
+func openTestStore(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := OpenStore(path, 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("OpenStore(%s): %v", path, err)
+	}
+	return s
+}
+
+func flush(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+func load(t *testing.T, s *Store) Stored {
+	t.Helper()
+	st, err := s.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return st
+}
+
+// appIDs lists "<source>:<id>@<version>" of st, sorted.
+func appIDs(st Stored) []string {
+	var out []string
+	for src, apps := range st.Sources {
+		for _, a := range apps {
+			out = append(out, src+":"+a.ID+"@"+a.Version)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// counterValue returns the value of the counter named name in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	return 0
+}
+
+func TestStoreRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vipbridge.db")
+	s := openTestStore(t, path)
+	apps := []App{storeApp("/a", "v1", "a.1", "a.2"), storeApp("/b", "v1")}
+	assign := []Assignment{
+		{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0},
+		{Name: "a.marathon", Addr: netip.MustParseAddr("fd01:c::5"), LastSeen: storeT0},
+	}
+	s.Write(Batch{Source: "marathon", Put: apps, Assign: assign, LastSync: storeT0})
+	s.Write(Batch{Source: "mesos", Put: []App{storeApp("hello-world/t1", "")}})
+	flush(t, s)
+
+	check := func(st Stored) {
+		t.Helper()
+		if !reflect.DeepEqual(st.Sources["marathon"], apps) {
+			t.Errorf("Load().Sources[marathon] = %+v, want %+v", st.Sources["marathon"], apps)
+		}
+		if got := appIDs(st); !slices.Equal(got, []string{"marathon:/a@v1", "marathon:/b@v1", "mesos:hello-world/t1@"}) {
+			t.Errorf("Load() apps = %v", got)
+		}
+		if !reflect.DeepEqual(st.Assignments, assign) {
+			t.Errorf("Load().Assignments = %+v, want %+v", st.Assignments, assign)
+		}
+		if !st.LastSync.Equal(storeT0) || st.Schema != storeSchema {
+			t.Errorf("Load() LastSync, Schema = %v, %d, want %v, %d", st.LastSync, st.Schema, storeT0, storeSchema)
+		}
+	}
+	check(load(t, s))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = openTestStore(t, path)
+	defer s.Close()
+	check(load(t, s))
+}
+
+func TestStoreEmpty(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
+	defer s.Close()
+	st := load(t, s)
+	if len(st.Sources) != 0 || len(st.Assignments) != 0 || !st.LastSync.IsZero() || st.Schema != storeSchema {
+		t.Errorf("Load() of a new store = %+v, want empty with schema %d", st, storeSchema)
+	}
+}
+
+func TestStoreLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vipbridge.db")
+	s := openTestStore(t, path)
+	defer s.Close()
+
+	_, err := OpenStore(path, 100*time.Millisecond)
+	if err == nil {
+		t.Fatal("second OpenStore on a locked file succeeded")
+	}
+	for _, want := range []string{path, "locked by another process", "another vipbridge"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("second OpenStore error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestStoreNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vipbridge.db")
+	s := openTestStore(t, path)
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return nestedBucket(tx, bucketRoot, bucketMeta).Put(keySchema, []byte("2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	_, err = OpenStore(path, 100*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "schema 2 is newer") {
+		t.Fatalf("OpenStore of a schema 2 file: err = %v, want schema 2 is newer", err)
+	}
+}
+
+func TestStoreWrites(t *testing.T) {
+	tests := []struct {
+		name    string
+		flushed []Batch // each written and flushed on its own
+		queued  []Batch // written together, then flushed once
+		want    []string
+	}{
+		{
+			name:   "latest put wins",
+			queued: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1")}}, {Source: "m", Put: []App{storeApp("/a", "v2")}}},
+			want:   []string{"m:/a@v2"},
+		},
+		{
+			name:    "delete",
+			flushed: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1"), storeApp("/b", "v1")}}},
+			queued:  []Batch{{Source: "m", Delete: []string{"/a"}}},
+			want:    []string{"m:/b@v1"},
+		},
+		{
+			name:   "put after delete",
+			queued: []Batch{{Source: "m", Delete: []string{"/a"}}, {Source: "m", Put: []App{storeApp("/a", "v3")}}},
+			want:   []string{"m:/a@v3"},
+		},
+		{
+			name:    "replace on disk",
+			flushed: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1"), storeApp("/b", "v1")}}, {Source: "o", Put: []App{storeApp("/x", "v1")}}},
+			queued:  []Batch{{Source: "m", Replace: true, Put: []App{storeApp("/c", "v1")}}},
+			want:    []string{"m:/c@v1", "o:/x@v1"},
+		},
+		{
+			name: "replace supersedes queued puts",
+			queued: []Batch{
+				{Source: "m", Put: []App{storeApp("/a", "v1")}},
+				{Source: "m", Replace: true, Put: []App{storeApp("/b", "v1")}},
+				{Source: "m", Put: []App{storeApp("/c", "v1")}},
+				{Source: "m", Delete: []string{"/b"}},
+			},
+			want: []string{"m:/c@v1"},
+		},
+		{
+			name:    "replace with nothing empties the source",
+			flushed: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1")}}},
+			queued:  []Batch{{Source: "m", Replace: true}},
+			want:    nil,
+		},
+		{
+			name:   "invalid changes dropped",
+			queued: []Batch{{Put: []App{storeApp("/a", "v1")}}, {Source: "m", Put: []App{storeApp("", "v1"), storeApp("/b", "v1")}}},
+			want:   []string{"m:/b@v1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
+			defer s.Close()
+			for _, b := range tt.flushed {
+				s.Write(b)
+				flush(t, s)
+			}
+			for _, b := range tt.queued {
+				s.Write(b)
+			}
+			flush(t, s)
+			if got := appIDs(load(t, s)); !slices.Equal(got, tt.want) {
+				t.Errorf("apps = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStoreAssignments(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
+	defer s.Close()
+	a4 := Assignment{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0}
+	a6 := Assignment{Name: "a.marathon", Addr: netip.MustParseAddr("fd01:c::5"), LastSeen: storeT0}
+	b4 := Assignment{Name: "b.marathon", Addr: netip.MustParseAddr("11.0.0.6"), LastSeen: storeT0}
+	s.Write(Batch{Assign: []Assignment{a4, a6, b4}})
+	flush(t, s)
+	later := a4
+	later.LastSeen = storeT0.Add(time.Hour)
+	s.Write(Batch{Assign: []Assignment{later}, Unassign: []string{"b.marathon/4", "a.marathon/6"}})
+	flush(t, s)
+	if got := load(t, s).Assignments; !reflect.DeepEqual(got, []Assignment{later}) {
+		t.Errorf("Assignments = %+v, want %+v", got, []Assignment{later})
+	}
+}
+
+func TestStoreRunFlushesAtEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vipbridge.db")
+	s := openTestStore(t, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	for i := range 100 {
+		s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "v"+string(rune('0'+i%10)))}})
+	}
+	s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "last")}})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestStore(t, path)
+	defer s.Close()
+	if got := appIDs(load(t, s)); !slices.Equal(got, []string{"m:/a@last"}) {
+		t.Errorf("apps after Run = %v, want [m:/a@last]", got)
+	}
+}
+
+func TestStoreWriteErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		open func(t *testing.T, path string) *Store
+		want error
+	}{
+		{
+			name: "closed",
+			open: func(t *testing.T, path string) *Store {
+				s := openTestStore(t, path)
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			},
+			want: berrors.ErrDatabaseNotOpen,
+		},
+		{
+			name: "read-only",
+			open: func(t *testing.T, path string) *Store {
+				openTestStore(t, path).Close()
+				s, err := openStore(path, &bbolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			},
+			want: berrors.ErrDatabaseReadOnly,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.open(t, filepath.Join(t.TempDir(), "vipbridge.db"))
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(s.met.collectors()...)
+
+			s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "v1")}})
+			err := s.Flush(context.Background())
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Flush = %v, want %v", err, tt.want)
+			}
+			s.Write(Batch{Source: "m", Put: []App{storeApp("/b", "v1")}})
+			if err := s.Flush(context.Background()); !errors.Is(err, tt.want) {
+				t.Fatalf("second Flush = %v, want %v", err, tt.want)
+			}
+			if got := counterValue(t, reg, "vipbridge_store_write_errors_total"); got != 2 {
+				t.Errorf("vipbridge_store_write_errors_total = %v, want 2", got)
+			}
+			s.mu.Lock()
+			pending := s.q.size()
+			s.mu.Unlock()
+			if pending != 2 {
+				t.Errorf("pending changes after failed writes = %d, want 2 (kept for retry)", pending)
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			s.Write(Batch{Source: "m", Put: []App{storeApp("/c", "v1")}})
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run with failing writes = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestStoreQueueMerge(t *testing.T) {
+	failed := newStoreQueue()
+	failed.add(Batch{Source: "m", Put: []App{storeApp("/a", "old"), storeApp("/b", "old")}, LastSync: storeT0})
+	failed.add(Batch{Source: "r", Put: []App{storeApp("/x", "old")}})
+	newer := newStoreQueue()
+	newer.add(Batch{Source: "m", Put: []App{storeApp("/a", "new")}, Delete: []string{"/c"}})
+	newer.add(Batch{Source: "r", Replace: true, Put: []App{storeApp("/y", "new")}})
+	failed.merge(newer)
+
+	got := map[string]string{}
+	for src, q := range failed.sources {
+		for id, a := range q.apps {
+			v := "deleted"
+			if a != nil {
+				v = a.Version
+			}
+			got[src+":"+id] = v
+		}
+	}
+	want := map[string]string{"m:/a": "new", "m:/b": "old", "m:/c": "deleted", "r:/y": "new"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("merged queue = %v, want %v", got, want)
+	}
+	if !failed.sources["r"].replace || failed.sources["m"].replace {
+		t.Errorf("replace flags: m=%v r=%v, want false, true", failed.sources["m"].replace, failed.sources["r"].replace)
+	}
+	if !failed.lastSync.Equal(storeT0) {
+		t.Errorf("lastSync = %v, want %v", failed.lastSync, storeT0)
+	}
+}
