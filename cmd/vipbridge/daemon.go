@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
+	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/dnsserver"
+	"github.com/vipbridge/vipbridge/lb"
+	"github.com/vipbridge/vipbridge/marathon"
+)
+
+// listening reports the bound addresses once both servers listen; tests and
+// the demo use it to learn ports chosen with ":0".
+type listening struct {
+	DNS  net.Addr
+	HTTP net.Addr
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runDaemon runs every part of vipbridge until ctx ends or one part fails.
+// ready, if not nil, receives the listening addresses once.
+func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- listening) error {
+	log := newLogger(cfg, logw)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	store, err := discovery.OpenStore(filepath.Join(cfg.DataDir, "vipbridge.db"), time.Second)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	dataplane, err := lb.New(cfg.LB)
+	if err != nil {
+		return err
+	}
+
+	var rec *discovery.Reconciler
+	client, err := marathon.New(marathon.Config{
+		MarathonURLs:  cfg.Marathon,
+		MesosURLs:     cfg.Mesos,
+		BasicAuth:     cfg.MarathonUser,
+		TokenFile:     cfg.TokenFile,
+		CAFile:        cfg.CAFile,
+		MesosInterval: cfg.MesosInterval,
+		Registerer:    reg,
+		Logger:        log.With("component", "marathon"),
+		Sink:          func(u discovery.Update) { rec.Update(u) },
+	})
+	if err != nil {
+		return err
+	}
+	sources := []discovery.SourceConfig{{Name: "marathon", Source: client.Marathon(), Interval: cfg.ResyncInterval}}
+	if mesos := client.Mesos(); mesos != nil {
+		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
+	}
+	rec, err = discovery.NewReconciler(discovery.Config{
+		Store:      store,
+		Sources:    sources,
+		Dataplane:  dataplane,
+		Alloc:      discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
+		Registerer: reg,
+		Logger:     log.With("component", "discovery"),
+	})
+	if err != nil {
+		return err
+	}
+
+	dnsReady := make(chan net.Addr, 1)
+	dns, err := dnsserver.New(dnsserver.Config{
+		Addr:       cfg.DNSAddr,
+		TTL:        cfg.TTL,
+		Tables:     rec,
+		Registerer: reg,
+		Logger:     log.With("component", "dns"),
+		Ready:      func(udp, _ net.Addr) { dnsReady <- udp },
+	})
+	if err != nil {
+		return err
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
+	}
+	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
+		Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log.With("component", "http"),
+	}), log.With("component", "http"))
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return store.Run(ctx) })
+	g.Go(func() error { return rec.Run(ctx) })
+	g.Go(func() error { return client.Run(ctx) })
+	g.Go(func() error { return dns.Run(ctx) })
+	g.Go(func() error { return api.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case addr := <-dnsReady:
+			log.Info("vipbridge started", "version", version, "dns", addr.String(), "http", httpLn.Addr().String(),
+				"data_dir", cfg.DataDir, "lb", cfg.LB, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
+			if ready != nil {
+				ready <- listening{DNS: addr, HTTP: httpLn.Addr()}
+			}
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	return g.Wait()
+}
