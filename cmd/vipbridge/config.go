@@ -14,24 +14,24 @@ import (
 // config is every setting of the daemon, parsed from flags and VIPBRIDGE_*
 // environment variables.
 type config struct {
-	Marathon        []string
-	Mesos           []string
-	DataDir         string
-	DNSAddr         string
-	HTTPAddr        string
-	LB              string
-	MarathonUser    string // user:password for basic auth
-	TokenFile       string
-	CAFile          string
-	TTL             time.Duration
-	VIPRange        netip.Prefix
-	VIP6Range       netip.Prefix
-	ResyncInterval  time.Duration
-	MesosInterval   time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	SimulateEvery   time.Duration // demo only
-	DataDirSet      bool // --data-dir or VIPBRIDGE_DATA_DIR given
+	Marathon       []string
+	Mesos          []string
+	DataDir        string
+	DNSAddr        string
+	HTTPAddr       string
+	LB             string
+	MarathonUser   string // user:password for basic auth
+	TokenFile      string
+	CAFile         string
+	TTL            time.Duration
+	VIPRange       netip.Prefix
+	VIP6Range      netip.Prefix
+	ResyncInterval time.Duration
+	MesosInterval  time.Duration
+	LogLevel       slog.Level
+	LogFormat      string
+	SimulateEvery  time.Duration // demo only
+	DataDirSet     bool          // --data-dir or VIPBRIDGE_DATA_DIR given
 }
 
 // envName returns the environment variable that sets flag name.

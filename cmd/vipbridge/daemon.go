@@ -66,7 +66,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		CAFile:        cfg.CAFile,
 		MesosInterval: cfg.MesosInterval,
 		Registerer:    reg,
-		Logger:        log.With("component", "marathon"),
+		Logger:        log,
 		Sink:          func(u discovery.Update) { rec.Update(u) },
 	})
 	if err != nil {
@@ -94,7 +94,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		TTL:        cfg.TTL,
 		Tables:     rec,
 		Registerer: reg,
-		Logger:     log.With("component", "dns"),
+		Logger:     log,
 		Ready:      func(udp, _ net.Addr) { dnsReady <- udp },
 	})
 	if err != nil {
