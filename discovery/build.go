@@ -73,7 +73,11 @@ type vipAcc struct {
 	first LabelError
 }
 
-var tcpOnly = []Protocol{TCP}
+// Protocol lists for labels that name one protocol, shared read-only.
+var (
+	tcpOnly = []Protocol{TCP}
+	udpOnly = []Protocol{UDP}
+)
 
 func (b *builder) addApp(app *App) {
 	fw, ok := b.frameworks[app.Framework]
@@ -113,17 +117,21 @@ func (b *builder) addLabel(app *App, port *Port, l Label, fw string) {
 		b.noteSpelling(name, spec.Name)
 	}
 	protos := port.Protocols
-	if spec.Protocol != 0 {
-		protos = []Protocol{spec.Protocol}
-	} else if len(protos) == 0 {
+	switch {
+	case spec.Protocol == TCP || spec.Protocol == 0 && len(protos) == 0:
 		protos = tcpOnly
+	case spec.Protocol == UDP:
+		protos = udpOnly
 	}
 	label := VIPSpec{Name: spec.Name, IP: spec.IP, Port: spec.Port}.String()
 	for _, p := range protos {
 		k := VIPKey{Protocol: p, Name: name, IP: spec.IP, Port: spec.Port}
 		acc := b.vips[k]
 		if acc == nil {
-			acc = &vipAcc{first: LabelError{AppID: app.ID, Key: l.Key, Value: l.Value}}
+			acc = &vipAcc{
+				first:    LabelError{AppID: app.ID, Key: l.Key, Value: l.Value},
+				backends: make([]Backend, 0, len(b.scratch)),
+			}
 			b.vips[k] = acc
 		}
 		acc.labels = append(acc.labels, label)
