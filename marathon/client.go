@@ -162,10 +162,11 @@ func New(cfg Config) (*Client, error) {
 // becomes the basic auth unless basic is already set to the same value.
 func baseURLs(raw []string, basic string) ([]string, string, error) {
 	out := make([]string, 0, len(raw))
-	for _, r := range raw {
+	for i, r := range raw {
 		u, err := url.Parse(strings.TrimSpace(r))
 		if err != nil {
-			return nil, "", fmt.Errorf("invalid url %s", redact(r))
+			// The text is not echoed: it may hold credentials.
+			return nil, "", fmt.Errorf("url #%d: want http(s)://host[:port][/path]", i+1)
 		}
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, "", fmt.Errorf("url %s: want http(s)://host[:port][/path]", redactURL(u))
