@@ -1,9 +1,12 @@
 package dnsserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -393,4 +396,48 @@ func series(t *testing.T, reg *prometheus.Registry, name string) int {
 		}
 	}
 	return 0
+}
+
+func TestServeDNSDebugLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := New(Config{Tables: newTables(testTable(t)), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := new(dns.Msg)
+	req.SetQuestion("nope.marathon."+l4lb, dns.TypeA)
+	s.ServeDNS(&writer{remote: tcpClient}, req)
+	s.ServeDNS(&writer{}, new(dns.Msg)) // no question, no remote address
+	out := buf.String()
+	for _, want := range []string{"level=DEBUG", "msg=query", "qname=nope.marathon." + l4lb, "rcode=NXDOMAIN", "qtype=A", "rcode=FORMERR", "qtype=none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "level=INFO") || strings.Contains(out, "level=ERROR") {
+		t.Errorf("queries logged above Debug:\n%s", out)
+	}
+}
+
+func TestServerIPv6Loopback(t *testing.T) {
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback on this host (%v); skipping", err)
+	}
+	probe.Close()
+	tbl := testTable(t)
+	s, err := New(Config{Tables: newTables(tbl), Addr: "[::1]:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := serve(t, s)
+	for _, network := range []string{"udp", "tcp"} {
+		req := new(dns.Msg)
+		req.SetQuestion("dual.marathon."+l4lb, dns.TypeAAAA)
+		m := r.exchange(t, network, req)
+		if len(m.Answer) != 1 || m.Answer[0].(*dns.AAAA).AAAA.String() != expand(t, tbl, "{dual.marathon/6}") {
+			t.Errorf("%s over ::1: answer %v", network, m.Answer)
+		}
+	}
 }
