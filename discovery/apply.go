@@ -1,0 +1,284 @@
+package discovery
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// sourceModel is the reconciler's model of one source: its apps with their
+// tasks, changed by full snapshots and by incremental Updates.
+//
+// Invariant: an App value in apps is never mutated in place once stored;
+// changes replace the App and copy its Tasks slice. The store's write queue
+// and Build may therefore hold App values without copying them.
+type sourceModel struct {
+	apps map[string]App
+	// dirty holds IDs of apps changed since the last persist: present ones
+	// are written, absent ones deleted.
+	dirty map[string]struct{}
+	// health remembers each task's last non-None health and when it was
+	// last seen, for the health grace period.
+	health map[string]healthMemo
+}
+
+type healthMemo struct {
+	health Health
+	seen   time.Time
+}
+
+func newSourceModel(apps []App, now time.Time) *sourceModel {
+	m := &sourceModel{apps: make(map[string]App, len(apps)), dirty: map[string]struct{}{}, health: map[string]healthMemo{}}
+	for _, a := range apps {
+		m.apps[a.ID] = a
+		m.remember(a.Tasks, now)
+	}
+	return m
+}
+
+// remember records the health of tasks that have a result.
+func (m *sourceModel) remember(tasks []Task, now time.Time) {
+	for _, t := range tasks {
+		if t.Health != HealthNone {
+			m.health[t.ID] = healthMemo{health: t.Health, seen: now}
+		}
+	}
+}
+
+// replace makes apps (a full snapshot) the model. A task whose health is
+// HealthNone keeps the last health seen within grace: a Marathon leader
+// failover drops every health result until the checks run again, and that
+// must not drain every backend at once.
+func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
+	next := make(map[string]App, len(apps))
+	live := make(map[string]struct{}, len(m.health))
+	for _, a := range apps {
+		a = m.withGrace(a, now, grace)
+		for _, t := range a.Tasks {
+			live[t.ID] = struct{}{}
+		}
+		if old, ok := m.apps[a.ID]; !ok || !reflect.DeepEqual(old, a) {
+			m.dirty[a.ID] = struct{}{}
+		}
+		next[a.ID] = a
+	}
+	for id := range m.apps {
+		if _, ok := next[id]; !ok {
+			m.dirty[id] = struct{}{}
+		}
+	}
+	for id := range m.health {
+		if _, ok := live[id]; !ok {
+			delete(m.health, id)
+		}
+	}
+	m.apps = next
+}
+
+// withGrace applies the health grace to a's tasks, copying Tasks if it
+// changes any (the snapshot's slices belong to the source).
+func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
+	copied := false
+	for i, t := range a.Tasks {
+		if t.Health != HealthNone {
+			m.health[t.ID] = healthMemo{health: t.Health, seen: now}
+			continue
+		}
+		memo, ok := m.health[t.ID]
+		if !ok || now.Sub(memo.seen) > grace {
+			delete(m.health, t.ID)
+			continue
+		}
+		if !copied {
+			a.Tasks = slices.Clone(a.Tasks)
+			copied = true
+		}
+		a.Tasks[i].Health = memo.health
+	}
+	return a
+}
+
+// apply applies one incremental update and reports whether the model does
+// not know what the update refers to (the caller then resyncs).
+func (m *sourceModel) apply(u Update, now time.Time) (unknown bool) {
+	switch u.Kind {
+	case UpdateTask:
+		return m.applyTask(u)
+	case UpdateHealth:
+		return m.applyHealth(u, now)
+	case UpdateApp:
+		return m.applyApp(u)
+	case UpdateAppRemoved:
+		id := updateAppID(u)
+		if _, ok := m.apps[id]; ok {
+			delete(m.apps, id)
+			m.dirty[id] = struct{}{}
+		}
+		return false
+	}
+	return false
+}
+
+func updateAppID(u Update) string {
+	if u.AppID != "" {
+		return u.AppID
+	}
+	return u.App.ID
+}
+
+// taskMatches reports whether task t is the task or Marathon instance id:
+// since Marathon 1.5 task IDs are "<instance id>.<n>" or
+// "<instance id>._app.<n>", and events name either.
+func taskMatches(t Task, id string) bool {
+	return t.ID == id || strings.HasPrefix(t.ID, id+".")
+}
+
+// applyTask upserts or (terminal) removes u.Task. Fields the event lacks
+// (health, agent IP, addresses, ports) keep their known values; an update
+// older than the known task (by Task.Updated) is ignored, as Marathon does
+// not order events (docs/docs/event-bus.md).
+func (m *sourceModel) applyTask(u Update) bool {
+	a, ok := m.apps[u.AppID]
+	if !ok {
+		return true
+	}
+	nt := u.Task
+	if nt.ID == "" {
+		nt.ID = u.TaskID
+	}
+	if nt.ID == "" {
+		return true
+	}
+	tasks := make([]Task, 0, len(a.Tasks)+1)
+	found := false
+	for _, t := range a.Tasks {
+		if !taskMatches(t, nt.ID) {
+			tasks = append(tasks, t)
+			continue
+		}
+		found = true
+		if !t.Updated.IsZero() && nt.Updated.Before(t.Updated) {
+			return false // older than what we know
+		}
+		if nt.State != TaskTerminal {
+			tasks = append(tasks, mergeTask(t, nt))
+		}
+	}
+	if !found && nt.State != TaskTerminal {
+		tasks = append(tasks, nt)
+	}
+	if !found && nt.State == TaskTerminal {
+		return false // already gone
+	}
+	a.Tasks = tasks
+	m.apps[a.ID] = a
+	m.dirty[a.ID] = struct{}{}
+	return false
+}
+
+// mergeTask lays the fields of nt that the event carried over old.
+func mergeTask(old, nt Task) Task {
+	out := old
+	out.State = nt.State
+	if !nt.Updated.IsZero() {
+		out.Updated = nt.Updated
+	}
+	if nt.Host != "" {
+		out.Host = nt.Host
+	}
+	if nt.AgentIP.IsValid() {
+		out.AgentIP = nt.AgentIP
+	}
+	if len(nt.IPs) > 0 {
+		out.IPs = nt.IPs
+	}
+	if len(nt.HostPorts) > 0 {
+		out.HostPorts = nt.HostPorts
+	}
+	if nt.Health != HealthNone {
+		out.Health = nt.Health
+	}
+	return out
+}
+
+// applyHealth sets the health of the tasks matching u.TaskID (looking in
+// u.AppID first, then everywhere).
+func (m *sourceModel) applyHealth(u Update, now time.Time) bool {
+	if u.TaskID == "" {
+		return true
+	}
+	if a, ok := m.apps[u.AppID]; ok && m.setHealth(a, u.TaskID, u.Health, now) {
+		return false
+	}
+	for _, a := range m.apps {
+		if a.ID != u.AppID && m.setHealth(a, u.TaskID, u.Health, now) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *sourceModel) setHealth(a App, id string, h Health, now time.Time) bool {
+	i := slices.IndexFunc(a.Tasks, func(t Task) bool { return taskMatches(t, id) })
+	if i < 0 {
+		return false
+	}
+	a.Tasks = slices.Clone(a.Tasks)
+	for j := i; j < len(a.Tasks); j++ {
+		if taskMatches(a.Tasks[j], id) {
+			a.Tasks[j].Health = h
+			if h == HealthNone {
+				delete(m.health, a.Tasks[j].ID)
+			}
+		}
+	}
+	m.remember(a.Tasks[i:], now)
+	m.apps[a.ID] = a
+	m.dirty[a.ID] = struct{}{}
+	return true
+}
+
+// applyApp replaces an app's definition and keeps its tasks. An app not
+// known yet is added, and reported unknown so that its tasks get fetched.
+func (m *sourceModel) applyApp(u Update) bool {
+	na := u.App
+	if na.ID == "" {
+		na.ID = u.AppID
+	}
+	if na.ID == "" {
+		return true
+	}
+	old, ok := m.apps[na.ID]
+	if ok {
+		na.Tasks = old.Tasks
+		if na.Framework == "" {
+			na.Framework = old.Framework
+		}
+	}
+	m.apps[na.ID] = na
+	m.dirty[na.ID] = struct{}{}
+	return !ok
+}
+
+// persist turns the dirty apps into a store batch and clears them.
+func (m *sourceModel) persist(source string) Batch {
+	b := Batch{Source: source}
+	for id := range m.dirty {
+		if a, ok := m.apps[id]; ok {
+			b.Put = append(b.Put, a)
+		} else {
+			b.Delete = append(b.Delete, id)
+		}
+	}
+	clear(m.dirty)
+	return b
+}
+
+// appendApps appends every app of the model to dst.
+func (m *sourceModel) appendApps(dst []App) []App {
+	for _, a := range m.apps {
+		dst = append(dst, a)
+	}
+	return dst
+}

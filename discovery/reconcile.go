@@ -1,0 +1,699 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source is where full snapshots come from (Marathon's /v2/apps, Mesos
+// state). Snapshot returns everything the source knows now.
+type Source interface {
+	Snapshot(ctx context.Context) (State, error)
+}
+
+// Dataplane programs the kernel (IPVS, nftables) to match a Table. Apply is
+// called with every new Table before DNS announces its new names, and must
+// converge: a later Apply repairs what an earlier failed one left.
+type Dataplane interface {
+	Apply(ctx context.Context, t *Table) error
+}
+
+// SourceConfig is one source of full snapshots.
+type SourceConfig struct {
+	// Name identifies the source in the store, logs and metrics. Updates
+	// (the Marathon event stream) apply to the source named "marathon".
+	Name   string
+	Source Source
+	// Interval is the period of full resyncs; zero means five minutes.
+	Interval time.Duration
+}
+
+// Config configures a Reconciler.
+type Config struct {
+	// Store persists the model; nil keeps it in memory only.
+	Store   *Store
+	Sources []SourceConfig
+	// Dataplane, if not nil, gets every new Table before it is published.
+	Dataplane Dataplane
+	// Alloc configures VIP address allocation.
+	Alloc AllocConfig
+	// HealthGrace is how long a health result that vanishes from a resync
+	// keeps its last value; zero means 60 s. Marathon forgets every health
+	// result when its leader changes.
+	HealthGrace time.Duration
+	// Registerer registers the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Logger logs state changes; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Status says how fresh the published state is.
+type Status struct {
+	// Loaded is true when the state came from disk (a sync had been stored)
+	// or every source has synced once.
+	Loaded bool
+	// Synced is true once every source has synced at least once.
+	Synced bool
+	// Stale is true while some source has not synced since start or its
+	// last sync failed; its last known state is served meanwhile.
+	Stale        bool
+	StaleSources []string
+	// LastSync is the last successful sync per source.
+	LastSync map[string]time.Time
+	// LastError is the last sync error per source, cleared by a success.
+	LastError map[string]string
+	// Generation is the published Table's.
+	Generation uint64
+}
+
+// marathonSource is the source Update applies to.
+const marathonSource = "marathon"
+
+const (
+	defaultInterval    = 5 * time.Minute
+	defaultHealthGrace = 60 * time.Second
+	updateQueueSize    = 1 << 16
+	updateDrainMax     = 4096 // updates applied per round before building
+	maxLatencySamples  = 1 << 14
+	retryMin           = 500 * time.Millisecond
+	retryMax           = 30 * time.Second
+)
+
+// Reconciler merges full snapshots and incremental updates into a model of
+// every source, builds a Table from it, programs the dataplane and publishes
+// the Table. It is level-triggered: updates only change the model and mark
+// it dirty; one build covers every change since the previous one.
+type Reconciler struct {
+	store *Store
+	dp    Dataplane
+	log   *slog.Logger
+	now   func() time.Time
+	grace time.Duration
+	met   *reconcileMetrics
+
+	sources []*sourceRun
+	byName  map[string]*sourceRun
+
+	updates  chan Update
+	results  chan syncResult
+	dirty    chan struct{} // cap 1: many pokes collapse into one build
+	table    atomic.Pointer[Table]
+	running  atomic.Bool
+	dropping atomic.Bool // the update queue overflowed and was not drained since
+
+	// Owned by Run's loop goroutine (by NewReconciler before).
+	models      map[string]*sourceModel
+	alloc       *Allocator
+	applyNeeded bool        // the dataplane may not match the published Table
+	received    []time.Time // Update.Received of updates not yet published
+	storeSynced bool        // the store held a last sync at start
+
+	mu     sync.Mutex // guards the fields below
+	status map[string]*sourceStatus
+	subs   map[chan struct{}]struct{}
+}
+
+type sourceRun struct {
+	cfg  SourceConfig
+	kick chan struct{} // cap 1: resync requested
+}
+
+type sourceStatus struct {
+	synced   bool // synced at least once
+	failing  bool // last sync failed
+	lastSync time.Time
+	lastErr  string
+}
+
+type syncResult struct {
+	source string
+	state  State
+	err    error
+	at     time.Time
+}
+
+// NewReconciler loads the store and publishes its state at once, marked
+// stale until every source has synced. The dataplane gets that Table when
+// Run starts.
+func NewReconciler(cfg Config) (*Reconciler, error) {
+	r := &Reconciler{
+		store:   cfg.Store,
+		dp:      cfg.Dataplane,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		grace:   cfg.HealthGrace,
+		met:     newReconcileMetrics(),
+		byName:  map[string]*sourceRun{},
+		updates: make(chan Update, updateQueueSize),
+		results: make(chan syncResult),
+		dirty:   make(chan struct{}, 1),
+		models:  map[string]*sourceModel{},
+		status:  map[string]*sourceStatus{},
+		subs:    map[chan struct{}]struct{}{},
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.grace <= 0 {
+		r.grace = defaultHealthGrace
+	}
+	for _, sc := range cfg.Sources {
+		if sc.Name == "" || sc.Source == nil {
+			return nil, errors.New("new reconciler: source without name or Source")
+		}
+		if _, dup := r.byName[sc.Name]; dup {
+			return nil, fmt.Errorf("new reconciler: duplicate source %q", sc.Name)
+		}
+		if sc.Interval <= 0 {
+			sc.Interval = defaultInterval
+		}
+		s := &sourceRun{cfg: sc, kick: make(chan struct{}, 1)}
+		r.sources = append(r.sources, s)
+		r.byName[sc.Name] = s
+		r.status[sc.Name] = &sourceStatus{}
+		r.met.stale.WithLabelValues(sc.Name).Set(1)
+	}
+	cs := r.met.collectors()
+	if r.store != nil {
+		r.store.setLogger(r.log)
+		cs = append(cs, r.store.met.collectors()...)
+	}
+	if err := registerMetrics(cfg.Registerer, cs...); err != nil {
+		return nil, fmt.Errorf("new reconciler: register metrics: %w", err)
+	}
+	if err := r.load(cfg.Alloc); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// load builds and publishes the Table of the stored state.
+func (r *Reconciler) load(ac AllocConfig) error {
+	var st Stored
+	if r.store != nil {
+		var err error
+		if st, err = r.store.Load(); err != nil {
+			return fmt.Errorf("new reconciler: %w", err)
+		}
+	}
+	now := r.now()
+	for name, apps := range st.Sources {
+		r.models[name] = newSourceModel(apps, now)
+	}
+	r.storeSynced = !st.LastSync.IsZero()
+	r.alloc = NewAllocator(ac, st.Assignments)
+	t := Build(r.allApps(), r.alloc, now)
+	t = t.WithAnnounced(announcer(nil))
+	t.Generation = 1
+	t.Stale = r.staleNow()
+	r.table.Store(t)
+	r.recordTable(t)
+	r.applyNeeded = true
+	r.log.Info("loaded stored state", "apps", len(r.allApps()), "vips", len(t.VIPs), "names", t.Names(),
+		"assignments", len(st.Assignments), "last_sync", st.LastSync)
+	return nil
+}
+
+// Table returns the published Table; never nil. Callers must not modify it.
+func (r *Reconciler) Table() *Table { return r.table.Load() }
+
+// Update queues an incremental update of the "marathon" source without
+// blocking. UpdateResync requests a resync instead. When the queue is full
+// the update is dropped, counted, and a resync requested, so nothing is
+// silently lost.
+func (r *Reconciler) Update(u Update) {
+	if u.Kind == UpdateResync {
+		r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
+		r.log.Debug("resync requested", "source", marathonSource, "reason", u.Reason)
+		r.Resync(marathonSource)
+		return
+	}
+	select {
+	case r.updates <- u:
+		r.dropping.Store(false)
+	default:
+		r.met.eventsDropped.Inc()
+		if !r.dropping.Swap(true) {
+			r.log.Warn("update queue full, dropping updates and resyncing", "source", marathonSource, "queue", cap(r.updates))
+		}
+		r.Resync(marathonSource)
+	}
+}
+
+// Resync requests a full resync of the named source; unknown names are
+// ignored. Requests made while one is pending collapse into it.
+func (r *Reconciler) Resync(source string) {
+	s, ok := r.byName[source]
+	if !ok {
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe returns a channel that receives a value (coalesced, capacity
+// one) after every publish, and a function that ends the subscription.
+func (r *Reconciler) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.subs[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.subs, ch)
+		r.mu.Unlock()
+	}
+}
+
+// Status reports how fresh the published state is.
+func (r *Reconciler) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Synced: true, LastSync: map[string]time.Time{}, LastError: map[string]string{},
+		Generation: r.table.Load().Generation}
+	for name, s := range r.status {
+		if !s.synced {
+			st.Synced = false
+		}
+		if !s.synced || s.failing {
+			st.StaleSources = append(st.StaleSources, name)
+		}
+		if !s.lastSync.IsZero() {
+			st.LastSync[name] = s.lastSync
+		}
+		if s.lastErr != "" {
+			st.LastError[name] = s.lastErr
+		}
+	}
+	slices.Sort(st.StaleSources)
+	st.Stale = len(st.StaleSources) > 0
+	st.Loaded = r.storeSynced || st.Synced
+	return st
+}
+
+func (r *Reconciler) staleNow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.status {
+		if !s.synced || s.failing {
+			return true
+		}
+	}
+	return false
+}
+
+// Run resyncs every source (at start, every Interval, on request), applies
+// updates and publishes Tables until ctx ends. On the way out it flushes the
+// store. It returns nil when ctx is cancelled; it may run only once.
+func (r *Reconciler) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("reconciler already running")
+	}
+	var wg sync.WaitGroup
+	for _, s := range r.sources {
+		wg.Go(func() { r.syncLoop(ctx, s) })
+	}
+	wg.Go(func() { r.loop(ctx) })
+	wg.Wait()
+	if r.store != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), storeCloseWait)
+		defer cancel()
+		if err := r.store.Flush(fctx); err != nil {
+			r.log.Error("store not flushed at shutdown", "err", err)
+		}
+	}
+	return nil
+}
+
+// syncLoop fetches snapshots of one source: at once, then every Interval or
+// on request; failures retry with capped, jittered backoff (requests made
+// meanwhile wait for it, so a failing upstream is not hammered).
+func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
+	bo := retryBackoff{min: retryMin, max: retryMax}
+	wait := time.Duration(0)
+	failing := false
+	for {
+		kick := s.kick
+		if failing {
+			kick = nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-kick:
+			t.Stop()
+		}
+		select { // this snapshot answers requests made until now
+		case <-s.kick:
+		default:
+		}
+		start := time.Now()
+		st, err := s.cfg.Source.Snapshot(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.met.resyncSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
+		select {
+		case r.results <- syncResult{source: s.cfg.Name, state: st, err: err, at: r.now()}:
+		case <-ctx.Done():
+			return
+		}
+		failing = err != nil
+		if failing {
+			wait = bo.next()
+		} else {
+			bo.reset()
+			wait = s.cfg.Interval
+		}
+	}
+}
+
+// loop owns the model: it applies updates and snapshots and builds when
+// dirty. While a failed dataplane apply waits for its retry, builds wait
+// too (the model keeps changing; the retry builds from the latest).
+func (r *Reconciler) loop(ctx context.Context) {
+	bo := retryBackoff{min: retryMin, max: retryMax}
+	var retry *time.Timer
+	var retryC <-chan time.Time
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	r.poke()
+	for {
+		dirty := r.dirty
+		if retryC != nil {
+			dirty = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-r.updates:
+			r.applyUpdate(u)
+			r.drainUpdates()
+			r.poke()
+		case res := <-r.results:
+			r.applyResult(res)
+			r.poke()
+		case <-retryC:
+			retryC = nil
+			r.poke()
+		case <-dirty:
+			if err := r.reconcile(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				retry = time.NewTimer(bo.next())
+				retryC = retry.C
+				continue
+			}
+			bo.reset()
+		}
+	}
+}
+
+// drainUpdates applies the updates already queued, up to updateDrainMax,
+// so that one build covers them.
+func (r *Reconciler) drainUpdates() {
+	for range updateDrainMax {
+		select {
+		case u := <-r.updates:
+			r.applyUpdate(u)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Reconciler) poke() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Reconciler) model(source string) *sourceModel {
+	m := r.models[source]
+	if m == nil {
+		m = newSourceModel(nil, r.now())
+		r.models[source] = m
+	}
+	return m
+}
+
+func (r *Reconciler) applyUpdate(u Update) {
+	r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
+	if !u.Received.IsZero() && len(r.received) < maxLatencySamples {
+		r.received = append(r.received, u.Received)
+	}
+	if r.model(marathonSource).apply(u, r.now()) {
+		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
+			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
+		r.Resync(marathonSource)
+	}
+}
+
+func (r *Reconciler) applyResult(res syncResult) {
+	r.mu.Lock()
+	s := r.status[res.source]
+	wasStale := !s.synced || s.failing
+	if res.err != nil {
+		s.failing = true
+		s.lastErr = res.err.Error()
+	} else {
+		s.synced, s.failing, s.lastErr, s.lastSync = true, false, "", res.at
+	}
+	r.mu.Unlock()
+
+	if res.err != nil {
+		r.met.resyncs.WithLabelValues(res.source, "error").Inc()
+		r.met.stale.WithLabelValues(res.source).Set(1)
+		r.log.Warn("resync failed, serving last known state", "source", res.source, "err", res.err)
+		return
+	}
+	r.met.resyncs.WithLabelValues(res.source, "ok").Inc()
+	r.met.stale.WithLabelValues(res.source).Set(0)
+	if wasStale {
+		r.log.Info("source synced", "source", res.source, "apps", len(res.state.Apps))
+	}
+	r.model(res.source).replace(res.state.Apps, res.at, r.grace)
+	if r.store != nil {
+		r.store.Write(Batch{LastSync: res.at})
+	}
+}
+
+func (r *Reconciler) allApps() []App {
+	n := 0
+	for _, m := range r.models {
+		n += len(m.apps)
+	}
+	apps := make([]App, 0, n)
+	for _, m := range r.models {
+		apps = m.appendApps(apps)
+	}
+	return apps
+}
+
+// reconcile builds a Table from the model and, if it differs from the
+// published one, makes it take effect in this order (DESIGN.md "Order of
+// effects"): (1) publish the current Table with the names that go away
+// withdrawn, (2) Dataplane.Apply(new), (3) publish the new Table. When Apply
+// fails, the Table of step 1 stays published (new names unannounced, removed
+// ones withdrawn) and the caller retries with backoff. Publishing only the
+// VIPs the dataplane did program would need per-VIP results from Apply.
+func (r *Reconciler) reconcile(ctx context.Context) error {
+	now := r.now()
+	expired := r.alloc.Expire(now)
+	next := Build(r.allApps(), r.alloc, now)
+	r.persist(expired)
+	prev := r.table.Load()
+	stale := r.staleNow()
+	if !r.applyNeeded && sameTable(prev, next) {
+		if prev.Stale != stale {
+			t := *prev
+			t.Stale = stale
+			r.publish(&t)
+		}
+		r.observeLatency()
+		return nil
+	}
+	next = next.WithAnnounced(announcer(prev))
+	if w, ok := withdrawn(prev, next); ok {
+		w.Stale = stale
+		r.publish(w)
+	}
+	next.Generation = r.table.Load().Generation + 1
+	next.Stale = stale
+	if r.dp != nil {
+		if err := r.dp.Apply(ctx, next); err != nil {
+			r.applyNeeded = true
+			if ctx.Err() == nil {
+				r.met.applyErrors.Inc()
+				r.log.Warn("dataplane apply failed, keeping previous table", "generation", next.Generation, "err", err)
+			}
+			return fmt.Errorf("apply table %d: %w", next.Generation, err)
+		}
+	}
+	r.applyNeeded = false
+	r.logLabelErrors(prev, next)
+	r.publish(next)
+	r.observeLatency()
+	return nil
+}
+
+// persist queues the changed apps and assignments for the store.
+func (r *Reconciler) persist(expired []string) {
+	dirty := r.alloc.Dirty()
+	if r.store == nil {
+		for _, m := range r.models {
+			clear(m.dirty)
+		}
+		return
+	}
+	for name, m := range r.models {
+		if len(m.dirty) > 0 {
+			r.store.Write(m.persist(name))
+		}
+	}
+	if len(dirty) > 0 || len(expired) > 0 {
+		r.store.Write(Batch{Assign: dirty, Unassign: expired})
+	}
+}
+
+// publish makes t the Table readers see, numbering it after the current one.
+func (r *Reconciler) publish(t *Table) {
+	t.Generation = r.table.Load().Generation + 1
+	r.table.Store(t)
+	r.recordTable(t)
+	r.log.Debug("published table", "generation", t.Generation, "vips", len(t.VIPs), "names", t.Names(), "stale", t.Stale)
+	r.mu.Lock()
+	for ch := range r.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	r.mu.Unlock()
+}
+
+func (r *Reconciler) recordTable(t *Table) {
+	backends := 0
+	for i := range t.VIPs {
+		backends += len(t.VIPs[i].Backends)
+	}
+	r.met.records.WithLabelValues("names").Set(float64(t.Names()))
+	r.met.records.WithLabelValues("vips").Set(float64(len(t.VIPs)))
+	r.met.records.WithLabelValues("backends").Set(float64(backends))
+	r.met.labelErrors.Set(float64(len(t.Errors)))
+	r.met.generation.Set(float64(t.Generation))
+}
+
+func (r *Reconciler) observeLatency() {
+	now := time.Now()
+	for _, rcv := range r.received {
+		r.met.eventToDNS.Observe(now.Sub(rcv).Seconds())
+	}
+	r.received = r.received[:0]
+}
+
+// logLabelErrors logs label errors that next has and prev had not, so each
+// is logged once rather than at every build.
+func (r *Reconciler) logLabelErrors(prev, next *Table) {
+	old := make(map[LabelError]struct{}, len(prev.Errors))
+	for _, e := range prev.Errors {
+		old[e] = struct{}{}
+	}
+	for _, e := range next.Errors {
+		if _, ok := old[e]; !ok {
+			r.log.Warn("unusable vip label", "app_id", e.AppID, "key", e.Key, "value", e.Value, "reason", e.Reason)
+		}
+	}
+}
+
+// sameTable reports whether a and b have the same VIPs and errors.
+func sameTable(a, b *Table) bool {
+	return slices.EqualFunc(a.VIPs, b.VIPs, sameVIP) && slices.Equal(a.Errors, b.Errors)
+}
+
+func sameVIP(a, b VIP) bool {
+	return a.Key == b.Key && a.Addr4 == b.Addr4 && a.Addr6 == b.Addr6 &&
+		slices.Equal(a.Labels, b.Labels) && slices.Equal(a.Backends, b.Backends) && slices.Equal(a.Apps, b.Apps)
+}
+
+// announced reports whether t's names index serves v's name with v's port.
+func announced(t *Table, v *VIP) bool {
+	e, err := t.Lookup(v.Key.Name)
+	return err == nil && slices.Contains(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
+}
+
+// announcer is the rule for names: a VIP's name is announced once the VIP
+// is Ready, and stays announced while it has backends (draining included).
+func announcer(prev *Table) func(*VIP) bool {
+	return func(v *VIP) bool {
+		if len(v.Backends) == 0 {
+			return false
+		}
+		return v.Ready() || (prev != nil && announced(prev, v))
+	}
+}
+
+// withdrawn returns prev without the names next no longer announces or
+// announces with other addresses, and whether there were any.
+func withdrawn(prev, next *Table) (*Table, bool) {
+	keep := func(v *VIP) bool {
+		if !announced(prev, v) || !announced(next, v) {
+			return false
+		}
+		pe, _ := prev.Lookup(v.Key.Name)
+		ne, _ := next.Lookup(v.Key.Name)
+		return pe.Addr4 == ne.Addr4 && pe.Addr6 == ne.Addr6
+	}
+	gone := false
+	for i := range prev.VIPs {
+		if announced(prev, &prev.VIPs[i]) && !keep(&prev.VIPs[i]) {
+			gone = true
+			break
+		}
+	}
+	if !gone {
+		return nil, false
+	}
+	return prev.WithAnnounced(keep), true
+}
+
+// retryBackoff is capped exponential backoff with jitter: each wait is the
+// current step plus up to half of it, never above max.
+type retryBackoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *retryBackoff) next() time.Duration {
+	if b.cur < b.min {
+		b.cur = b.min
+	}
+	d := b.cur + rand.N(b.cur/2+1)
+	b.cur = min(2*b.cur, b.max)
+	return min(d, b.max)
+}
+
+func (b *retryBackoff) reset() { b.cur = 0 }
