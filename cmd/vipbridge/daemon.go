@@ -26,6 +26,8 @@ import (
 type listening struct {
 	DNS  net.Addr
 	HTTP net.Addr
+	// Reconciler is the running reconciler, for in-process benchmarks.
+	Reconciler *discovery.Reconciler
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -120,7 +122,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 			log.Info("vipbridge started", "version", version, "dns", addr.String(), "http", httpLn.Addr().String(),
 				"data_dir", cfg.DataDir, "lb", cfg.LB, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
 			if ready != nil {
-				ready <- listening{DNS: addr, HTTP: httpLn.Addr()}
+				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec}
 			}
 		case <-ctx.Done():
 		}

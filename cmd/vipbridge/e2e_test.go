@@ -29,14 +29,14 @@ const eventually = 30 * time.Second
 // daemon is one in-process vipbridge run (the same code `vipbridge run`
 // executes) on loopback ports.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	cancel context.CancelFunc
 	done   chan error
 	addrs  listening
 	logs   *syncBuffer
 }
 
-func startDaemon(t *testing.T, dataDir string, marathonURLs, mesosURLs []string) *daemon {
+func startDaemon(t testing.TB, dataDir string, marathonURLs, mesosURLs []string) *daemon {
 	t.Helper()
 	cfg, err := parseConfig("run", []string{
 		"--marathon", strings.Join(marathonURLs, ","), "--mesos", strings.Join(mesosURLs, ","),
@@ -119,7 +119,7 @@ func (d *daemon) vip(name string) (vip, bool) {
 }
 
 // waitFor polls cond until it holds or eventually passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(eventually)
 	for !cond() {
