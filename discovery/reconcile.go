@@ -88,6 +88,10 @@ const (
 	maxLatencySamples  = 1 << 14
 	retryMin           = 500 * time.Millisecond
 	retryMax           = 30 * time.Second
+	// snapshotTimeout bounds one Snapshot, so that a hung upstream cannot
+	// stop a source's resyncs for good; /v2/apps?embed=apps.tasks of a
+	// large cluster takes seconds, not minutes.
+	snapshotTimeout = 2 * time.Minute
 )
 
 // Reconciler merges full snapshots and incremental updates into a model of
@@ -212,18 +216,26 @@ func (r *Reconciler) load(ac AllocConfig) error {
 	}
 	now := r.now()
 	for name, apps := range st.Sources {
+		if _, ok := r.byName[name]; !ok {
+			// A source no longer configured would never be resynced:
+			// serving its apps would keep dead backends forever.
+			r.log.Info("dropping stored apps of a source no longer configured", "source", name, "apps", len(apps))
+			r.store.Write(Batch{Source: name, Replace: true})
+			continue
+		}
 		r.models[name] = newSourceModel(apps, now)
 	}
 	r.storeSynced = !st.LastSync.IsZero()
 	r.alloc = NewAllocator(ac, st.Assignments)
-	t := Build(r.allApps(), r.alloc, now)
+	apps := r.allApps()
+	t := Build(apps, r.alloc, now)
 	t = t.WithAnnounced(announcer(nil))
 	t.Generation = 1
 	t.Stale = r.staleNow()
 	r.table.Store(t)
 	r.recordTable(t)
 	r.applyNeeded = true
-	r.log.Info("loaded stored state", "apps", len(r.allApps()), "vips", len(t.VIPs), "names", t.Names(),
+	r.log.Info("loaded stored state", "apps", len(apps), "vips", len(t.VIPs), "names", t.Names(),
 		"assignments", len(st.Assignments), "last_sync", st.LastSync)
 	return nil
 }
@@ -367,7 +379,9 @@ func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
 		default:
 		}
 		start := time.Now()
-		st, err := s.cfg.Source.Snapshot(ctx)
+		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+		st, err := s.cfg.Source.Snapshot(sctx)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}

@@ -570,3 +570,55 @@ func BenchmarkUpdateToPublish(b *testing.B) {
 		i++
 	}
 }
+
+func TestReconcilerDropsUnconfiguredSource(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vipbridge.db")
+	s := openTestStore(t, path)
+	s.Write(Batch{Source: "marathon", Put: []App{webApp("/web", false, 31000)}})
+	s.Write(Batch{Source: "removed", Put: []App{webApp("/old", false, 32000)}})
+	flush(t, s)
+	s.Close()
+
+	rt := newRecTest(t, path, nil)
+	if got := summary(rt.r.Table()); !slices.Equal(got, []string{"web.marathon:80* 31000/1"}) {
+		t.Errorf("table at start = %v, want only the configured source's apps", got)
+	}
+	flush(t, rt.store)
+	if got := appIDs(load(t, rt.store)); !slices.Equal(got, []string{"marathon:/web@"}) {
+		t.Errorf("stored apps = %v, want the unconfigured source's removed", got)
+	}
+}
+
+// staticSource serves a fixed State.
+type staticSource State
+
+func (s staticSource) Snapshot(context.Context) (State, error) { return State(s), nil }
+
+func ExampleReconciler() {
+	web := App{ID: "/web", Framework: "marathon", Ports: []Port{{
+		Kind: PortHost, Protocols: []Protocol{TCP}, Labels: []Label{{Key: "VIP_0", Value: "/web:80"}},
+	}}, Tasks: []Task{{ID: "web.1", AgentIP: netip.MustParseAddr("10.0.0.1"), HostPorts: []uint16{31000}, State: TaskRunning}}}
+	r, err := NewReconciler(Config{Sources: []SourceConfig{{Name: "marathon", Source: staticSource{Apps: []App{web}}}}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+
+	changed, unsubscribe := r.Subscribe()
+	for !r.Status().Synced || r.Table().Stale {
+		<-changed
+	}
+	unsubscribe()
+	if e, err := r.Table().Lookup("web.marathon"); err == nil {
+		fmt.Println("web.marathon", e.Ports[0].Protocol, e.Ports[0].Port)
+	}
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// web.marathon tcp 80
+	// <nil>
+}

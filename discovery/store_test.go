@@ -3,7 +3,9 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -378,4 +380,56 @@ func TestStoreQueueMerge(t *testing.T) {
 	if !failed.lastSync.Equal(storeT0) {
 		t.Errorf("lastSync = %v, want %v", failed.lastSync, storeT0)
 	}
+}
+
+func TestStoreLoadSkipsBadEntries(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
+	defer s.Close()
+	s.Write(Batch{Source: "m", Put: []App{storeApp("/good", "v1")}})
+	flush(t, s)
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		apps := nestedBucket(tx, bucketRoot, bucketSources, []byte("m"), bucketApps)
+		if err := apps.Put([]byte("/bad"), []byte("{not json")); err != nil {
+			return err
+		}
+		return nestedBucket(tx, bucketRoot, bucketVIPs).Put([]byte("x/4"), []byte("[]"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := load(t, s)
+	if got := appIDs(st); !slices.Equal(got, []string{"m:/good@v1"}) || len(st.Assignments) != 0 {
+		t.Errorf("Load() = apps %v, assignments %v, want only m:/good@v1", got, st.Assignments)
+	}
+}
+
+func ExampleStore() {
+	dir, err := os.MkdirTemp("", "vipbridge")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	s, err := OpenStore(filepath.Join(dir, "vipbridge.db"), time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	s.Write(Batch{Source: "marathon", Put: []App{{ID: "/web", Framework: "marathon"}, {ID: "/db", Framework: "marathon"}}})
+	s.Write(Batch{Source: "marathon", Delete: []string{"/db"}})
+	if err := s.Flush(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	st, err := s.Load()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, a := range st.Sources["marathon"] {
+		fmt.Println(a.ID)
+	}
+	// Output: /web
 }
