@@ -30,8 +30,11 @@ import (
 // backend; the addresses of IP VIPs are reserved in alloc first. A nil
 // alloc assigns no addresses.
 //
-// Bad label values, names of different spelling that normalise to one name
-// (their VIPs merge) and exhausted ranges are reported in Table.Errors.
+// VIP.Labels holds each declaring label value in ParseVIP's canonical form
+// (VIPSpec.String without the legacy protocol prefix), so more than one
+// means different spellings of a name collided. Bad label values, such
+// collisions (the VIPs merge) and exhausted ranges are reported in
+// Table.Errors.
 // Build is deterministic and, apart from alloc, pure.
 func Build(apps []App, alloc *Allocator, now time.Time) *Table {
 	b := &builder{
