@@ -71,7 +71,7 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return c, errUsage
+			return c, flag.ErrHelp
 		}
 		return c, errUsage
 	}
