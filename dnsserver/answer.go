@@ -180,7 +180,7 @@ func (s *Server) resolve(t *discovery.Table, q dns.Question, z zone, apex, rest 
 		return s.apex(t, q.Qtype, z, apex)
 	}
 	if rest[0] == '_' {
-		if key, proto, ok := parseSRV(rest); ok {
+		if key, proto, ok := discovery.ParseSRVName(rest); ok {
 			if e, err := t.Lookup(key); err == nil && hasProtocol(e, proto) {
 				if q.Qtype != dns.TypeSRV && q.Qtype != dns.TypeANY {
 					return nil, nil, discovery.ErrNoData
@@ -213,22 +213,6 @@ func (s *Server) apex(t *discovery.Table, qtype uint16, z zone, apex string) ([]
 		return []dns.RR{s.soa(t, z, apex), s.ns(z, apex)}, nil, nil
 	}
 	return nil, nil, discovery.ErrNoData
-}
-
-// parseSRV splits "_<name>._<proto>.<framework>" into the lookup key
-// "<name>.<framework>" and the protocol. The first "._tcp." or "._udp."
-// separates the two parts.
-func parseSRV(rest string) (key string, proto discovery.Protocol, ok bool) {
-	i := strings.Index(rest, "._tcp.")
-	proto = discovery.TCP
-	if j := strings.Index(rest, "._udp."); j >= 0 && (i < 0 || j < i) {
-		i, proto = j, discovery.UDP
-	}
-	const sep = len("._tcp.")
-	if i < 2 || i+sep >= len(rest) {
-		return "", 0, false
-	}
-	return rest[1:i] + "." + rest[i+sep:], proto, true
 }
 
 func hasProtocol(e *discovery.NameEntry, proto discovery.Protocol) bool {

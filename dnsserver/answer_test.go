@@ -395,33 +395,6 @@ func TestAnswerNilTable(t *testing.T) {
 	}
 }
 
-func TestParseSRV(t *testing.T) {
-	tests := []struct {
-		name, in, key string
-		proto         discovery.Protocol
-		ok            bool
-	}{
-		{"tcp", "_foo._tcp.marathon", "foo.marathon", discovery.TCP, true},
-		{"udp", "_foo._udp.marathon", "foo.marathon", discovery.UDP, true},
-		{"dot in service", "_a.b._tcp.marathon", "a.b.marathon", discovery.TCP, true},
-		{"dot in framework", "_a._udp.b.marathon", "a.b.marathon", discovery.UDP, true},
-		{"first protocol label wins", "_a._udp.b._tcp.c", "a.b._tcp.c", discovery.UDP, true},
-		{"no framework", "_foo._tcp", "", 0, false},
-		{"empty framework", "_foo._tcp.", "", 0, false},
-		{"no service", "_._tcp.marathon", "", 0, false},
-		{"protocol label only", "_tcp.marathon", "", 0, false},
-		{"unknown protocol", "_foo._sctp.marathon", "", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			key, proto, ok := parseSRV(tt.in)
-			if key != tt.key || proto != tt.proto || ok != tt.ok {
-				t.Errorf("parseSRV(%q) = %q, %v, %v; want %q, %v, %v", tt.in, key, proto, ok, tt.key, tt.proto, tt.ok)
-			}
-		})
-	}
-}
-
 func TestNew(t *testing.T) {
 	f := newTables(nil)
 	tests := []struct {

@@ -41,7 +41,7 @@ func (s *Server) index(t *discovery.Table) *nonTerminals {
 
 // buildNonTerminals collects every proper suffix of every served owner
 // name: each "<name>.<framework>" and, for each protocol it has ports of,
-// every way of writing it as "_<name>._<proto>.<framework>" (see parseSRV).
+// every way of writing it as "_<name>._<proto>.<framework>" (see discovery.ParseSRVName).
 func buildNonTerminals(t *discovery.Table) *nonTerminals {
 	n := &nonTerminals{table: t, names: make(map[string]struct{})}
 	if t == nil {

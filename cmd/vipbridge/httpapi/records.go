@@ -231,16 +231,9 @@ func (a *api) vipString(v *discovery.VIP) string {
 // fqdn appends the zone to "<name>.<framework>".
 func (a *api) fqdn(key string) string { return key + "." + a.zone }
 
-// srvName is the SRV owner name of key for protocol p:
-// "_<name>._<proto>.<framework>.<zone>" (DESIGN.md "Names"). Both name and
-// framework may contain dots and dnsserver answers for any split; listings
-// use the first label as <name>, which keeps the service label one label.
+// srvName is the SRV owner name of key for protocol p in the zone.
 func (a *api) srvName(key string, p discovery.Protocol) string {
-	first, rest, ok := strings.Cut(key, ".")
-	if !ok {
-		return "_" + key + "._" + p.String() + "." + a.zone
-	}
-	return "_" + first + "._" + p.String() + "." + rest + "." + a.zone
+	return discovery.SRVName(key, p) + "." + a.zone
 }
 
 // nameKey turns an FQDN in the zone or an alias zone (trailing dot
@@ -262,23 +255,14 @@ func (a *api) nameKey(s string) (string, bool) {
 	return s, true
 }
 
-// srvKey parses an SRV owner name back into the table key and protocol.
-// Like dnsserver, it splits at the first "._tcp." or "._udp.", so
-// "_a.b._tcp.c" and "_a._tcp.b.c" both mean the key "a.b.c".
+// srvKey parses an SRV owner name (in the zone, an alias zone, or bare)
+// back into the table key and protocol.
 func (a *api) srvKey(s string) (string, discovery.Protocol, bool) {
 	rest, ok := a.nameKey(s)
-	if !ok || rest[0] != '_' {
+	if !ok {
 		return "", 0, false
 	}
-	i, proto := strings.Index(rest, "._tcp."), discovery.TCP
-	if j := strings.Index(rest, "._udp."); j >= 0 && (i < 0 || j < i) {
-		i, proto = j, discovery.UDP
-	}
-	const sep = len("._tcp.")
-	if i < 2 || i+sep >= len(rest) {
-		return "", 0, false
-	}
-	return rest[1:i] + "." + rest[i+sep:], proto, true
+	return discovery.ParseSRVName(rest)
 }
 
 // nonNil returns s, or an empty slice so that JSON shows [] not null.
