@@ -316,14 +316,19 @@ func attachLegacyLabels(ports []discovery.Port, labels map[string]string) []disc
 			ports[n].Labels = append(ports[n].Labels, l)
 			continue
 		}
-		ports = append(ports, discovery.Port{
-			Kind:          discovery.PortHost,
-			HostPortIndex: n,
-			Protocols:     []discovery.Protocol{legacyProtocol(l.Value)},
-			Labels:        []discovery.Label{l},
-		})
+		ports = append(ports, legacyPort(n, l))
 	}
 	return ports
+}
+
+// legacyPort is the host port at index n that a VIP_PORT<n> label declares.
+func legacyPort(n int, l discovery.Label) discovery.Port {
+	return discovery.Port{
+		Kind:          discovery.PortHost,
+		HostPortIndex: n,
+		Protocols:     []discovery.Protocol{legacyProtocol(l.Value)},
+		Labels:        []discovery.Label{l},
+	}
 }
 
 // maxLegacyPortIndex bounds VIP_PORT<n>: no task has more ports than this.

@@ -498,12 +498,7 @@ func (t *mesosTaskJSON) legacyPorts(numResourcePorts int) []discovery.Port {
 		if !ok || n >= numResourcePorts {
 			continue
 		}
-		ports = append(ports, discovery.Port{
-			Kind:          discovery.PortHost,
-			HostPortIndex: n,
-			Protocols:     []discovery.Protocol{legacyProtocol(l.Value)},
-			Labels:        []discovery.Label{l},
-		})
+		ports = append(ports, legacyPort(n, l))
 	}
 	return ports
 }
