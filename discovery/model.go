@@ -138,6 +138,11 @@ const (
 	UpdateResync
 )
 
+// ResyncConnect is the Reason of the UpdateResync sent after every
+// (re)connect of the event stream. The stream has no replay, so nothing is
+// known of the gap: every source is resynced, not only Marathon.
+const ResyncConnect = "connect"
+
 // Update is one incremental change decoded from an event.
 type Update struct {
 	Kind   UpdateKind

@@ -244,13 +244,20 @@ func (r *Reconciler) load(ac AllocConfig) error {
 func (r *Reconciler) Table() *Table { return r.table.Load() }
 
 // Update queues an incremental update of the "marathon" source without
-// blocking. UpdateResync requests a resync instead. When the queue is full
+// blocking. UpdateResync requests a resync instead: of every source after a
+// reconnect (ResyncConnect), else of "marathon". When the queue is full
 // the update is dropped, counted, and a resync requested, so nothing is
 // silently lost.
 func (r *Reconciler) Update(u Update) {
 	if u.Kind == UpdateResync {
 		r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
 		r.log.Debug("resync requested", "source", marathonSource, "reason", u.Reason)
+		if u.Reason == ResyncConnect {
+			for _, s := range r.sources {
+				r.Resync(s.cfg.Name)
+			}
+			return
+		}
 		r.Resync(marathonSource)
 		return
 	}

@@ -622,3 +622,46 @@ func ExampleReconciler() {
 	// web.marathon tcp 80
 	// <nil>
 }
+
+// TestReconcilerConnectResyncsEverySource: the event stream has no replay,
+// so a reconnect resyncs Mesos as well; other resync reasons only Marathon.
+func TestReconcilerConnectResyncsEverySource(t *testing.T) {
+	store, err := OpenStore(filepath.Join(t.TempDir(), "vipbridge.db"), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	marathon, mesos := &fakeSource{}, &fakeSource{}
+	r, err := NewReconciler(Config{Store: store, Sources: []SourceConfig{
+		{Name: "marathon", Source: marathon, Interval: time.Hour},
+		{Name: "mesos", Source: mesos, Interval: time.Hour},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitCalls := func(what string, src *fakeSource, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for src.callCount() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d snapshots, want %d", what, src.callCount(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitCalls("initial marathon", marathon, 1)
+	waitCalls("initial mesos", mesos, 1)
+
+	r.Update(Update{Kind: UpdateResync, Reason: "deployment"})
+	waitCalls("deployment resync", marathon, 2)
+	r.Update(Update{Kind: UpdateResync, Reason: ResyncConnect})
+	waitCalls("connect resync of marathon", marathon, 3)
+	waitCalls("connect resync of mesos", mesos, 2)
+	if got := mesos.callCount(); got != 2 {
+		t.Errorf("mesos snapshots = %d, want 2 (initial + connect; a deployment resyncs Marathon only)", got)
+	}
+}
