@@ -96,7 +96,9 @@ func (c *cluster) instanceChangedEvent(t *task, now time.Time) []event {
 }
 
 // healthEvents are the events of a health change: Marathon-side
-// health_status_changed_event and, from 1.4, instance_health_changed_event.
+// health_status_changed_event (its instanceId equals the task id in the
+// legacy shape) and, except in the legacy shape,
+// instance_health_changed_event.
 func (c *cluster) healthEvents(t *task, now time.Time) []event {
 	out := []event{newEvent("health_status_changed_event", now, obj{
 		"appId":      t.appID,
@@ -105,12 +107,6 @@ func (c *cluster) healthEvents(t *task, now time.Time) []event {
 		"alive":      *t.healthy,
 	})}
 	if c.legacy {
-		out[0] = newEvent("health_status_changed_event", now, obj{
-			"appId":   t.appID,
-			"taskId":  t.id,
-			"version": marathonTime(t.version),
-			"alive":   *t.healthy,
-		})
 		return out
 	}
 	return append(out, newEvent("instance_health_changed_event", now, obj{
@@ -131,19 +127,17 @@ func (c *cluster) apiPostEvent(a *app, uri string, now time.Time) event {
 	})
 }
 
-// deploymentSuccess is deployment_success for a deployment of appID.
+// deploymentSuccess is deployment_success for a deployment of appID,
+// with the plan in the shape of docs/docs/event-bus.md deployment_info.
 func (c *cluster) deploymentSuccess(appID string, now time.Time) event {
 	c.seq++
 	id := deploymentID(c.seq)
 	return newEvent("deployment_success", now, obj{
 		"id": id,
 		"plan": obj{
-			"id":           id,
-			"original":     obj{"id": "/"},
-			"target":       obj{"id": "/"},
-			"steps":        []any{obj{"actions": []any{obj{"action": "ScaleApplication", "app": appID}}}},
-			"version":      marathonTime(now),
-			"affectedApps": []any{appID},
+			"id":      id,
+			"steps":   []any{obj{"action": "ScaleApplication", "app": appID}},
+			"version": marathonTime(now),
 		},
 	})
 }

@@ -146,15 +146,18 @@ func (s *Server) handleEvents(n *node, w http.ResponseWriter, r *http.Request) {
 		"Content-Type: text/event-stream;charset=utf-8\r\n" +
 		"X-Marathon-Leader: " + n.url + "\r\n" +
 		"Connection: close\r\n\r\n"
-	if _, err := bw.WriteString(header); err != nil || bw.Flush() != nil {
-		conn.Close()
-		return
-	}
+	// Attach before the client can see the response, so that every event
+	// emitted after it has the headers reaches it.
 	if !s.attach(sub) {
 		conn.Close()
 		return
 	}
 	defer s.streams.Done()
+	if _, err := bw.WriteString(header); err != nil || bw.Flush() != nil {
+		s.unsubscribe(sub)
+		sub.close()
+		return
+	}
 	s.stream(sub, bw.Writer)
 }
 
