@@ -163,7 +163,7 @@ func (s *Server) EmitStatus(n int) int {
 	var evs []event
 	for _, a := range s.c.sortedApps() {
 		for _, t := range a.tasks {
-			if t.state == "TASK_RUNNING" {
+			if t.state == "TASK_RUNNING" && len(evs) < n {
 				evs = append(evs, s.c.statusUpdateEvent(t, now))
 			}
 		}
