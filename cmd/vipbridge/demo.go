@@ -40,7 +40,10 @@ func runDemo(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load demo scenario: %w", err)
 	}
-	sim := marathontest.NewServer(sc)
+	sim, err := marathontest.Start(sc)
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
 	defer sim.Close()
 
 	if !cfg.DataDirSet {
