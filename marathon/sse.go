@@ -148,7 +148,9 @@ func (c *Client) session(ctx context.Context, base string) (s session) {
 		}
 		s.connected, t0 = true, time.Now()
 		c.metrics.connected.Set(1)
-		c.log.Info("event stream connected", "url", redactURL(resp.Request.URL))
+		where := *resp.Request.URL // after redirects: the leader
+		where.RawQuery = ""
+		c.log.Info("event stream connected", "url", redactURL(&where))
 		c.sink(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncConnect, Received: t0})
 		return nil
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
 // testWait only guards against hangs; no test asserts how fast anything is.
@@ -596,4 +597,49 @@ func TestWatchdogKicksKeepItAlive(t *testing.T) {
 	if fired.Load() {
 		t.Errorf("watchdog fired after stop")
 	}
+}
+
+// TestStreamAgainstSimulator runs the client against marathontest's
+// simulated Marathon and Mesos: snapshots, events after a scale-up, and a
+// Marathon leader change (streams closed, the old node redirecting
+// /v2/events to the new leader).
+func TestStreamAgainstSimulator(t *testing.T) {
+	sc, err := marathontest.LoadScenario("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := marathontest.NewServer(sc, marathontest.WithHeartbeat(50*time.Millisecond))
+	t.Cleanup(sim.Close)
+	c, rec, _ := testClient(t, Config{
+		MarathonURLs: []string{sim.URL()},
+		MesosURLs:    []string{sim.MesosURL()},
+		IdleTimeout:  5 * time.Second,
+	})
+	noDNS(c)
+	if _, err := c.Mesos().Snapshot(context.Background()); err != nil {
+		t.Fatalf("Mesos Snapshot: %v", err)
+	}
+	st, err := c.Marathon().Snapshot(context.Background())
+	if err != nil {
+		t.Fatalf("Marathon Snapshot: %v", err)
+	}
+	if len(st.Apps) != len(sc.Apps) {
+		t.Errorf("Marathon Snapshot has %d apps, want %d", len(st.Apps), len(sc.Apps))
+	}
+	run(t, c)
+	rec.waitFor(t, "connect", atLeast("connect", 1))
+
+	if err := sim.ScaleApp("/web", 3); err != nil {
+		t.Fatalf("ScaleApp: %v", err)
+	}
+	rec.waitFor(t, "task update of /web", func(us []discovery.Update) bool {
+		return slices.ContainsFunc(us, func(u discovery.Update) bool {
+			return u.Kind == discovery.UpdateTask && u.AppID == "/web"
+		})
+	})
+
+	if _, err := sim.ChangeLeader(); err != nil {
+		t.Fatalf("ChangeLeader: %v", err)
+	}
+	rec.waitFor(t, "reconnect to the new leader", atLeast("connect", 2))
 }
