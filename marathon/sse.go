@@ -52,7 +52,7 @@ const (
 	reasonOversized = "oversized" // an event exceeded MaxEventSize
 	reasonError     = "error"     // another read error
 
-	resyncConnect   = "connect"
+	resyncConnect   = discovery.ResyncConnect
 	resyncOversized = "oversized event"
 	resyncMalformed = "malformed event"
 )
