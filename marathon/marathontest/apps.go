@@ -231,7 +231,7 @@ func counts(a *app, o obj) {
 		case "TASK_RUNNING":
 			running++
 		}
-		if t.healthy != nil {
+		if t.healthy != nil && !t.blind {
 			if *t.healthy {
 				healthy++
 			} else {
@@ -278,7 +278,7 @@ func (c *cluster) taskJSON(a *app, t *task) obj {
 	if !t.startedAt.IsZero() {
 		o["startedAt"] = marathonTime(t.startedAt)
 	}
-	if t.healthy != nil {
+	if t.healthy != nil && !t.blind {
 		o["healthCheckResults"] = []any{c.healthResultJSON(t)}
 	}
 	return o

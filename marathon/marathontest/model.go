@@ -58,14 +58,17 @@ type task struct {
 	hostPorts      []uint16
 	state          string
 	healthy        *bool
-	firstSuccess   time.Time
-	lastSuccess    time.Time
-	lastFailure    time.Time
-	failures       int
-	stagedAt       time.Time
-	startedAt      time.Time
-	version        time.Time
-	statuses       []status // Mesos status history, oldest first
+	// blind hides healthy from the REST API: Marathon's new leader has
+	// no health result until the task's checks run again (faults.go).
+	blind        bool
+	firstSuccess time.Time
+	lastSuccess  time.Time
+	lastFailure  time.Time
+	failures     int
+	stagedAt     time.Time
+	startedAt    time.Time
+	version      time.Time
+	statuses     []status // Mesos status history, oldest first
 }
 
 type status struct {
@@ -252,6 +255,7 @@ func (t *task) setState(state string, now time.Time) {
 // setHealth records a health check result.
 func (t *task) setHealth(healthy bool, now time.Time) {
 	t.healthy = &healthy
+	t.blind = false
 	if healthy {
 		if t.firstSuccess.IsZero() {
 			t.firstSuccess = now

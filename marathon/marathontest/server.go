@@ -24,8 +24,10 @@ type Server struct {
 	c            *cluster
 	nodes        []*node
 	leader       int
-	mesos        *node
+	mesos        *node // the leading master; guarded by mu
 	mesosStandby *node
+	history      []event     // the last events published, for Replay; guarded by mu
+	faults       *faultState // injected faults (faults.go)
 
 	subMu   sync.Mutex // guards subs, closing
 	subs    map[*subscriber]struct{}
@@ -47,6 +49,7 @@ type options struct {
 	basicAuth      string
 	token          string
 	now            func() time.Time
+	healthGap      time.Duration
 }
 
 // Option configures a Server.
@@ -106,7 +109,7 @@ func Start(sc *Scenario, opts ...Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{opts: o, now: o.now, c: newCluster(sc, o.legacy), subs: make(map[*subscriber]struct{})}
+	s := &Server{opts: o, now: o.now, c: newCluster(sc, o.legacy), subs: make(map[*subscriber]struct{}), faults: newFaultState()}
 	now := s.now()
 	for _, spec := range sc.Apps {
 		a, err := s.c.addApp(spec, now)
@@ -124,12 +127,12 @@ func Start(sc *Scenario, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.nodes = []*node{n}
-	if s.mesos, err = s.listen(func(*node) http.Handler { return s.mesosHandler(false) }); err != nil {
+	if s.mesos, err = s.listen(s.mesosHandler); err != nil {
 		s.Close()
 		return nil, err
 	}
 	if o.standbyMaster {
-		if s.mesosStandby, err = s.listen(func(*node) http.Handler { return s.mesosHandler(true) }); err != nil {
+		if s.mesosStandby, err = s.listen(s.mesosHandler); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -178,11 +181,17 @@ func (s *Server) URLs() []string {
 
 // MesosURL is the base URL of the leading Mesos master; its state is at
 // MesosURL()+"/master/state".
-func (s *Server) MesosURL() string { return s.mesos.url }
+func (s *Server) MesosURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mesos.url
+}
 
 // StandbyMesosURL is the base URL of the non-leading Mesos master started
 // by WithStandbyMaster, or "" without it.
 func (s *Server) StandbyMesosURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.mesosStandby == nil {
 		return ""
 	}
@@ -198,7 +207,8 @@ func (s *Server) leaderNode() *node {
 // ChangeLeader makes a new Marathon node on a new listener the leader, as
 // after a Marathon failover: every event stream is closed, the old nodes
 // answer /v2/events with 302 to the new leader and keep serving REST with
-// elected=false. It returns the new leader's URL.
+// elected=false. With WithFailoverHealthGap, health results are missing
+// from the REST API for a while afterwards. It returns the new leader's URL.
 func (s *Server) ChangeLeader() (string, error) {
 	n, err := s.listen(s.marathonHandler)
 	if err != nil {
@@ -207,6 +217,7 @@ func (s *Server) ChangeLeader() (string, error) {
 	s.mu.Lock()
 	s.nodes = append(s.nodes, n)
 	s.leader = len(s.nodes) - 1
+	s.blindHealth()
 	s.mu.Unlock()
 	s.dropStreams()
 	return n.url, nil
@@ -229,11 +240,12 @@ func (s *Server) Close() {
 	s.subMu.Lock()
 	s.closing = true
 	s.subMu.Unlock()
+	s.faults.close()
 	s.dropStreams()
 	s.mu.Lock()
 	nodes := append([]*node{}, s.nodes...)
-	s.mu.Unlock()
 	nodes = append(nodes, s.mesos, s.mesosStandby)
+	s.mu.Unlock()
 	for _, n := range nodes {
 		if n != nil {
 			n.srv.Close()
@@ -285,19 +297,19 @@ func (s *Server) marathonHandler(n *node) http.Handler {
 	mux.HandleFunc("GET /v2/info", func(w http.ResponseWriter, r *http.Request) { s.handleInfo(n, w) })
 	mux.HandleFunc("GET /v2/leader", s.handleLeader)
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("pong\n")) })
-	return s.withAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.faults.wrap(s.withAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Marathon-Leader", s.leaderNode().url)
 		mux.ServeHTTP(w, r)
-	}))
+	})))
 }
 
-// mesosHandler routes a Mesos master; a standby master redirects every
-// request to the leader with 307, as non-leading masters do.
-func (s *Server) mesosHandler(standby bool) http.Handler {
+// mesosHandler routes Mesos master n; while n is not the leading master it
+// redirects every request to the leader with 307, as non-leading masters do.
+func (s *Server) mesosHandler(n *node) http.Handler {
 	mux := http.NewServeMux()
 	state := func(w http.ResponseWriter, r *http.Request) {
-		if standby {
-			http.Redirect(w, r, s.mesos.url+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		if leader := s.mesosLeader(); leader != n {
+			http.Redirect(w, r, leader.url+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 			return
 		}
 		s.handleMasterState(w)
@@ -306,9 +318,15 @@ func (s *Server) mesosHandler(standby bool) http.Handler {
 	mux.HandleFunc("GET /state", state)
 	mux.HandleFunc("GET /master/state.json", state)
 	mux.HandleFunc("GET /master/redirect", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, s.mesos.url, http.StatusTemporaryRedirect)
+		http.Redirect(w, r, s.mesosLeader().url, http.StatusTemporaryRedirect)
 	})
-	return s.withAuth(mux)
+	return s.faults.wrap(s.withAuth(mux))
+}
+
+func (s *Server) mesosLeader() *node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mesos
 }
 
 func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {

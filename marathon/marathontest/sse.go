@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,10 @@ type subscriber struct {
 	remote string
 	once   sync.Once
 	done   chan struct{}
+	// cut and stalled are faults (faults.go): write half of the next
+	// frame then close; stop writing without closing.
+	cut     atomic.Bool
+	stalled atomic.Bool
 }
 
 // close ends the stream at once: the connection is closed under the
@@ -38,6 +43,7 @@ func (sub *subscriber) wants(eventType string) bool {
 // --event_stream_max_outstanding_messages (HttpEventStreamHandleActor).
 // The caller holds s.mu, which keeps events in emission order.
 func (s *Server) publish(evs ...event) {
+	s.remember(evs)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, ev := range evs {
@@ -50,6 +56,7 @@ func (s *Server) publish(evs ...event) {
 			default:
 				delete(s.subs, sub)
 				sub.close()
+				s.faults.slowDrops.Add(1)
 			}
 		}
 	}
@@ -190,9 +197,15 @@ func (s *Server) stream(sub *subscriber, bw *bufio.Writer) {
 		case <-sub.done:
 			return
 		case ev := <-sub.frames:
+			if s.faulty(sub, bw, ev) {
+				return
+			}
 			writeFrame(bw, ev)
 			err = bw.Flush()
 		case <-heartbeat.C:
+			if s.faulty(sub, bw, event{}) {
+				return
+			}
 			bw.WriteString("\r\n")
 			err = bw.Flush()
 		}
