@@ -18,14 +18,17 @@ type sourceModel struct {
 	// dirty holds IDs of apps changed since the last persist: present ones
 	// are written, absent ones deleted.
 	dirty map[string]struct{}
-	// health remembers each task's last non-None health and when it was
-	// last seen, for the health grace period.
+	// health remembers each task's last non-None health and since when
+	// snapshots lack it, for the health grace period.
 	health map[string]healthMemo
 }
 
 type healthMemo struct {
 	health Health
-	seen   time.Time
+	// missing is when a snapshot first lacked the result (zero while
+	// it is reported): the grace runs from there, not from the last
+	// report, which may be a whole resync interval older.
+	missing time.Time
 }
 
 func newSourceModel(apps []App, now time.Time) *sourceModel {
@@ -38,16 +41,17 @@ func newSourceModel(apps []App, now time.Time) *sourceModel {
 }
 
 // remember records the health of tasks that have a result.
-func (m *sourceModel) remember(tasks []Task, now time.Time) {
+func (m *sourceModel) remember(tasks []Task, _ time.Time) {
 	for _, t := range tasks {
 		if t.Health != HealthNone {
-			m.health[t.ID] = healthMemo{health: t.Health, seen: now}
+			m.health[t.ID] = healthMemo{health: t.Health}
 		}
 	}
 }
 
 // replace makes apps (a full snapshot) the model. A task whose health is
-// HealthNone keeps the last health seen within grace: a Marathon leader
+// HealthNone keeps its last health for grace from the first snapshot
+// without it: a Marathon leader
 // failover drops every health result until the checks run again, and that
 // must not drain every backend at once.
 func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
@@ -82,11 +86,18 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 	copied := false
 	for i, t := range a.Tasks {
 		if t.Health != HealthNone {
-			m.health[t.ID] = healthMemo{health: t.Health, seen: now}
+			m.health[t.ID] = healthMemo{health: t.Health}
 			continue
 		}
 		memo, ok := m.health[t.ID]
-		if !ok || now.Sub(memo.seen) > grace {
+		if !ok {
+			continue
+		}
+		if memo.missing.IsZero() {
+			memo.missing = now
+			m.health[t.ID] = memo
+		}
+		if now.Sub(memo.missing) > grace {
 			delete(m.health, t.ID)
 			continue
 		}

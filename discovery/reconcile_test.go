@@ -459,8 +459,27 @@ func TestReconcilerHealthGrace(t *testing.T) {
 	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31002, TaskRunning, HealthHealthy)})
 	rt.waitSummary(t, "web.marathon:80* 31000/1 31002/1")
 
-	rt.resyncAt(t, 11*time.Second) // 61 s: the grace is over
+	rt.resyncAt(t, 41*time.Second) // 61 s after the first resync without it: the grace is over
 	rt.waitSummary(t, "web.marathon:80* 31000/0")
+}
+
+// TestReconcilerHealthGraceFromFailover: the grace runs from the first
+// resync without a health result, not from the last one with it. Results
+// arrive only on changes and with resyncs (every 5 minutes by default), so a
+// failover long after the last resync must not drain every health-checked
+// backend at once. Found by the chaos test (cmd/vipbridge/chaos_test.go).
+func TestReconcilerHealthGraceFromFailover(t *testing.T) {
+	app := webApp("/web", true)
+	app.Tasks = []Task{webTask("/web", 31000, TaskRunning, HealthHealthy)}
+	rt := startReconciler(t, "", nil, app)
+	rt.waitSynced(t)
+	rt.waitSummary(t, "web.marathon:80* 31000/1")
+
+	rt.src.set(nil, webApp("/web", true, 31000)) // the new leader has no result yet
+	rt.resyncAt(t, 4*time.Minute)
+	// An update after the resync: the next table is built from both.
+	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31002, TaskRunning, HealthHealthy)})
+	rt.waitSummary(t, "web.marathon:80* 31000/1 31002/1")
 }
 
 func TestReconcilerApplyErrorRetries(t *testing.T) {
