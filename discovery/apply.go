@@ -18,6 +18,10 @@ type sourceModel struct {
 	// dirty holds IDs of apps changed since the last persist: present ones
 	// are written, absent ones deleted.
 	dirty map[string]struct{}
+	// changed holds IDs of apps changed since the last build (the
+	// incremental builder takes and clears it): present ones are rebuilt,
+	// absent ones dropped.
+	changed map[string]struct{}
 	// health remembers each task's last non-None health and since when
 	// snapshots lack it, for the health grace period.
 	health map[string]healthMemo
@@ -32,12 +36,20 @@ type healthMemo struct {
 }
 
 func newSourceModel(apps []App, now time.Time) *sourceModel {
-	m := &sourceModel{apps: make(map[string]App, len(apps)), dirty: map[string]struct{}{}, health: map[string]healthMemo{}}
+	m := &sourceModel{apps: make(map[string]App, len(apps)), dirty: map[string]struct{}{},
+		changed: make(map[string]struct{}, len(apps)), health: map[string]healthMemo{}}
 	for _, a := range apps {
 		m.apps[a.ID] = a
+		m.changed[a.ID] = struct{}{}
 		m.remember(a.Tasks, now)
 	}
 	return m
+}
+
+// mark notes that app id changed (or is gone), for the store and the build.
+func (m *sourceModel) mark(id string) {
+	m.dirty[id] = struct{}{}
+	m.changed[id] = struct{}{}
 }
 
 // remember records the health of tasks that have a result.
@@ -63,13 +75,13 @@ func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
 			live[t.ID] = struct{}{}
 		}
 		if old, ok := m.apps[a.ID]; !ok || !reflect.DeepEqual(old, a) {
-			m.dirty[a.ID] = struct{}{}
+			m.mark(a.ID)
 		}
 		next[a.ID] = a
 	}
 	for id := range m.apps {
 		if _, ok := next[id]; !ok {
-			m.dirty[id] = struct{}{}
+			m.mark(id)
 		}
 	}
 	for id := range m.health {
@@ -124,7 +136,7 @@ func (m *sourceModel) apply(u Update, now time.Time) (unknown bool) {
 		id := updateAppID(u)
 		if _, ok := m.apps[id]; ok {
 			delete(m.apps, id)
-			m.dirty[id] = struct{}{}
+			m.mark(id)
 		}
 		return false
 	}
@@ -184,7 +196,7 @@ func (m *sourceModel) applyTask(u Update) bool {
 	}
 	a.Tasks = tasks
 	m.apps[a.ID] = a
-	m.dirty[a.ID] = struct{}{}
+	m.mark(a.ID)
 	return false
 }
 
@@ -246,7 +258,7 @@ func (m *sourceModel) setHealth(a App, id string, h Health, now time.Time) bool 
 	}
 	m.remember(a.Tasks[i:], now)
 	m.apps[a.ID] = a
-	m.dirty[a.ID] = struct{}{}
+	m.mark(a.ID)
 	return true
 }
 
@@ -268,7 +280,7 @@ func (m *sourceModel) applyApp(u Update) bool {
 		}
 	}
 	m.apps[na.ID] = na
-	m.dirty[na.ID] = struct{}{}
+	m.mark(na.ID)
 	return !ok
 }
 

@@ -65,6 +65,11 @@ type builder struct {
 	frameworks map[string]string
 	errs       []LabelError
 	scratch    []Backend
+	// named, when trackNames is set, records every named label with its
+	// normalised name and spelling (the incremental build derives name
+	// collisions from them).
+	trackNames bool
+	named      []namedLabel
 }
 
 // vipAcc is one VIP under construction.
@@ -118,6 +123,9 @@ func (b *builder) addLabel(app *App, port *Port, l Label, fw string) {
 		}
 		name = NormaliseName(spec.Name) + "." + fw
 		b.noteSpelling(name, spec.Name)
+		if b.trackNames {
+			b.named = append(b.named, namedLabel{name: name, label: LabelError{AppID: app.ID, Key: l.Key, Value: l.Value}, written: spec.Name})
+		}
 	}
 	protos := port.Protocols
 	switch {
@@ -196,11 +204,17 @@ func (b *builder) reportCollisions(apps []App) {
 				}
 				if least := slices.Min(spellings); least != spec.Name {
 					b.errs = append(b.errs, LabelError{AppID: app.ID, Key: l.Key, Value: l.Value,
-						Reason: "name collision: " + least + " and " + spec.Name + " both map to " + name})
+						Reason: collisionReason(least, spec.Name, name)})
 				}
 			}
 		}
 	}
+}
+
+// collisionReason is the reason of a label spelling name differently from
+// least, the smallest spelling.
+func collisionReason(least, written, name string) string {
+	return "name collision: " + least + " and " + written + " both map to " + name
 }
 
 // portBackends appends the backends of port's tasks to buf.

@@ -119,6 +119,9 @@ type Reconciler struct {
 	// Owned by Run's loop goroutine (by NewReconciler before).
 	models      map[string]*sourceModel
 	alloc       *Allocator
+	inc         *incBuilder
+	fullBuild   bool      // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
+	lastExpire  time.Time // Expire runs at most every touchEvery
 	applyNeeded bool        // the dataplane may not match the published Table
 	received    []time.Time // Update.Received of updates not yet published
 	storeSynced bool        // the store held a last sync at start
@@ -227,8 +230,9 @@ func (r *Reconciler) load(ac AllocConfig) error {
 	}
 	r.storeSynced = !st.LastSync.IsZero()
 	r.alloc = NewAllocator(ac, st.Assignments)
+	r.inc = newIncBuilder()
 	apps := r.allApps()
-	t := Build(apps, r.alloc, now)
+	t := r.inc.build(r.takeChanges(), r.alloc, now, false).table
 	t = t.WithAnnounced(announcer(nil))
 	t.Generation = 1
 	t.Stale = r.staleNow()
@@ -523,6 +527,27 @@ func (r *Reconciler) applyResult(res syncResult) {
 	}
 }
 
+// takeChanges returns the apps changed since the last call (nil for an app
+// gone) and forgets them.
+func (r *Reconciler) takeChanges() map[appRef]*App {
+	n := 0
+	for _, m := range r.models {
+		n += len(m.changed)
+	}
+	changes := make(map[appRef]*App, n)
+	for name, m := range r.models {
+		for id := range m.changed {
+			if a, ok := m.apps[id]; ok {
+				changes[appRef{name, id}] = &a
+			} else {
+				changes[appRef{name, id}] = nil
+			}
+		}
+		clear(m.changed)
+	}
+	return changes
+}
+
 func (r *Reconciler) allApps() []App {
 	n := 0
 	for _, m := range r.models {
@@ -542,14 +567,41 @@ func (r *Reconciler) allApps() []App {
 // fails, the Table of step 1 stays published (new names unannounced, removed
 // ones withdrawn) and the caller retries with backoff. Publishing only the
 // VIPs the dataplane did program would need per-VIP results from Apply.
+//
+// The build is incremental (incBuilder): when the published Table's VIPs are
+// the builder's previous result, only the names of the VIPs that changed
+// are re-announced or withdrawn, so the cost of an update does not grow
+// with the number of VIPs beyond copying the VIP slice and the names index.
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	now := r.now()
-	expired := r.alloc.Expire(now)
-	next := Build(r.allApps(), r.alloc, now)
-	r.persist(expired)
+	var expired []string
+	if r.fullBuild || now.Sub(r.lastExpire) >= touchEvery || now.Before(r.lastExpire) {
+		expired = r.alloc.Expire(now)
+		r.lastExpire = now
+	}
 	prev := r.table.Load()
+	var next *Table
+	var changed map[string]struct{} // nil: index every name
+	same := false
+	if r.fullBuild {
+		for _, m := range r.models {
+			clear(m.changed)
+		}
+		next = Build(r.allApps(), r.alloc, now)
+		same = sameTable(prev, next)
+	} else {
+		res := r.inc.build(r.takeChanges(), r.alloc, now, len(expired) > 0)
+		next = res.table
+		if sameSlice(prev.VIPs, res.base) {
+			changed = res.changed
+			same = res.same && slices.Equal(prev.Errors, next.Errors)
+		} else {
+			same = sameTable(prev, next)
+		}
+	}
+	r.persist(expired)
 	stale := r.staleNow()
-	if !r.applyNeeded && sameTable(prev, next) {
+	if !r.applyNeeded && same {
 		if prev.Stale != stale {
 			t := *prev
 			t.Stale = stale
@@ -558,8 +610,12 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.observeLatency()
 		return nil
 	}
-	next = next.WithAnnounced(announcer(prev))
-	if w, ok := withdrawn(prev, next); ok {
+	if changed != nil {
+		next = next.reindexed(prev, changed, announcer(prev))
+	} else {
+		next = next.WithAnnounced(announcer(prev))
+	}
+	if w, ok := withdrawn(prev, next, changed); ok {
 		w.Stale = stale
 		r.publish(w)
 	}
@@ -653,7 +709,13 @@ func (r *Reconciler) logLabelErrors(prev, next *Table) {
 
 // sameTable reports whether a and b have the same VIPs and errors.
 func sameTable(a, b *Table) bool {
-	return slices.EqualFunc(a.VIPs, b.VIPs, sameVIP) && slices.Equal(a.Errors, b.Errors)
+	return (sameSlice(a.VIPs, b.VIPs) || slices.EqualFunc(a.VIPs, b.VIPs, sameVIP)) && slices.Equal(a.Errors, b.Errors)
+}
+
+// sameSlice reports whether a and b are the same slice (same elements in
+// the same memory).
+func sameSlice(a, b []VIP) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func sameVIP(a, b VIP) bool {
@@ -679,8 +741,10 @@ func announcer(prev *Table) func(*VIP) bool {
 }
 
 // withdrawn returns prev without the names next no longer announces or
-// announces with other addresses, and whether there were any.
-func withdrawn(prev, next *Table) (*Table, bool) {
+// announces with other addresses, and whether there were any. A non-nil
+// changed lists the only names whose VIPs may differ between prev and next;
+// only they are looked at.
+func withdrawn(prev, next *Table, changed map[string]struct{}) (*Table, bool) {
 	keep := func(v *VIP) bool {
 		if !announced(prev, v) || !announced(next, v) {
 			return false
@@ -688,6 +752,19 @@ func withdrawn(prev, next *Table) (*Table, bool) {
 		pe, _ := prev.Lookup(v.Key.Name)
 		ne, _ := next.Lookup(v.Key.Name)
 		return pe.Addr4 == ne.Addr4 && pe.Addr6 == ne.Addr6
+	}
+	if changed != nil {
+		gone := false
+		for name := range changed {
+			if pe, err := prev.Lookup(name); err == nil && !keepsName(prev, name, pe, keep) {
+				gone = true
+				break
+			}
+		}
+		if !gone {
+			return nil, false
+		}
+		return prev.reindexed(prev, changed, keep), true
 	}
 	gone := false
 	for i := range prev.VIPs {
@@ -700,6 +777,18 @@ func withdrawn(prev, next *Table) (*Table, bool) {
 		return nil, false
 	}
 	return prev.WithAnnounced(keep), true
+}
+
+// keepsName reports whether keep holds for every VIP prev announces under
+// name (entry pe).
+func keepsName(prev *Table, name string, pe *NameEntry, keep func(*VIP) bool) bool {
+	for _, pp := range pe.Ports {
+		i, ok := slices.BinarySearchFunc(prev.VIPs, VIPKey{Protocol: pp.Protocol, Name: name, Port: pp.Port}, compareVIPToKey)
+		if !ok || !keep(&prev.VIPs[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // retryBackoff is capped exponential backoff with jitter: each wait is the

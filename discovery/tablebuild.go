@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -28,6 +29,63 @@ func (t *Table) WithAnnounced(announce func(*VIP) bool) *Table {
 	c.names = index(c.VIPs, announce)
 	return &c
 }
+
+// reindexed returns a shallow copy of t whose names index is base's with
+// the entries of names recomputed from t.VIPs under announce (nil: every
+// VIP with backends). The caller vouches that every other name's entry in
+// base is what index(t.VIPs, announce) would give it; the cost is a copy of
+// the index plus the work for names, not a pass over every VIP.
+func (t *Table) reindexed(base *Table, names map[string]struct{}, announce func(*VIP) bool) *Table {
+	c := *t
+	c.names = maps.Clone(base.names)
+	if c.names == nil {
+		c.names = make(map[string]*NameEntry, len(names))
+	}
+	for name := range names {
+		if e := t.entry(name, announce); e != nil {
+			c.names[name] = e
+		} else {
+			delete(c.names, name)
+		}
+	}
+	return &c
+}
+
+// entry computes name's NameEntry from t.VIPs as index does, or nil when
+// no VIP of the name is announced. VIPs are sorted by protocol first, so
+// the name's VIPs form one run per protocol.
+func (t *Table) entry(name string, announce func(*VIP) bool) *NameEntry {
+	var e *NameEntry
+	for i := 0; i < len(t.VIPs); {
+		p := t.VIPs[i].Key.Protocol
+		j, _ := slices.BinarySearchFunc(t.VIPs[i:], VIPKey{Protocol: p, Name: name}, compareVIPToKey)
+		for j += i; j < len(t.VIPs) && t.VIPs[j].Key.Protocol == p && t.VIPs[j].Key.Name == name; j++ {
+			v := &t.VIPs[j]
+			if announce == nil && len(v.Backends) == 0 || announce != nil && !announce(v) {
+				continue
+			}
+			if e == nil {
+				e = &NameEntry{}
+			}
+			if !e.Addr4.IsValid() {
+				e.Addr4 = v.Addr4
+			}
+			if !e.Addr6.IsValid() {
+				e.Addr6 = v.Addr6
+			}
+			e.Ports = append(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
+		}
+		if p == ^Protocol(0) {
+			break
+		}
+		// Skip to the next protocol.
+		k, _ := slices.BinarySearchFunc(t.VIPs[i:], VIPKey{Protocol: p + 1}, compareVIPToKey)
+		i += k
+	}
+	return e
+}
+
+func compareVIPToKey(v VIP, k VIPKey) int { return compareKey(v.Key, k) }
 
 // VIP returns the VIP with key k.
 func (t *Table) VIP(k VIPKey) (*VIP, bool) {
