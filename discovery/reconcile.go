@@ -120,8 +120,8 @@ type Reconciler struct {
 	models      map[string]*sourceModel
 	alloc       *Allocator
 	inc         *incBuilder
-	fullBuild   bool      // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
-	lastExpire  time.Time // Expire runs at most every touchEvery
+	fullBuild   bool        // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
+	lastExpire  time.Time   // Expire runs at most every touchEvery
 	applyNeeded bool        // the dataplane may not match the published Table
 	received    []time.Time // Update.Received of updates not yet published
 	storeSynced bool        // the store held a last sync at start
