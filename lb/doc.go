@@ -1,9 +1,15 @@
 // Package lb makes the kernel's load balancer match the desired VIP table
 // published by discovery. The dataplane is chosen by name: "none" (records
-// and DNS only) exists today; "ipvs" and "nftables" implement the same
-// discovery.Dataplane interface.
+// and DNS only) and "ipvs" (Linux IPVS, see IPVS) exist; "nftables" is to
+// implement the same discovery.Dataplane interface.
 //
 // discovery calls Apply with each new table and enforces the order of
 // effects (dataplane before DNS on add, DNS before dataplane on remove), so a
 // dataplane only has to converge the kernel to the table it is given.
+//
+// The IPVS dataplane owns, in the kernel: the IPVS services on its VIP
+// addresses, the dummy interface (default vipbridge0) with those addresses,
+// the nftables table "inet vipbridge" (masquerade), and the sysctls
+// net.ipv4.vs.conntrack and net.ipv4.vs.expire_nodest_conn, which it sets
+// to 1.
 package lb

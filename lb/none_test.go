@@ -22,24 +22,3 @@ func TestNoneRecordsLastTable(t *testing.T) {
 		t.Errorf("Last() = gen %d, Applied() = %d; want gen 2, 2", n.Last().Generation, n.Applied())
 	}
 }
-
-func TestNew(t *testing.T) {
-	tests := []struct {
-		name    string
-		kind    string
-		wantErr bool
-	}{
-		{name: "none", kind: "none"},
-		{name: "empty is none", kind: ""},
-		{name: "ipvs not yet", kind: "ipvs", wantErr: true},
-		{name: "unknown", kind: "bpf", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.kind)
-			if (err != nil) != tt.wantErr {
-				t.Errorf("New(%q) error = %v, wantErr %v", tt.kind, err, tt.wantErr)
-			}
-		})
-	}
-}

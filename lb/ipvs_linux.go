@@ -1,0 +1,524 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/moby/ipvs"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// system is the host setup besides IPVS that the dataplane keeps; netHost
+// implements it, fakeSystem in tests.
+type system interface {
+	// addrs lists the VIP interface's addresses, creating the interface
+	// if needed.
+	addrs() ([]netip.Addr, error)
+	addAddr(netip.Addr) error
+	delAddr(netip.Addr) error
+	// masquerade makes the masquerade set hold exactly vips, reading the
+	// kernel first if verify; it returns how many changes that took.
+	masquerade(vips map[netip.Addr]struct{}, verify bool) (int, error)
+	// setSysctls sets the IPVS sysctls and returns how many it changed.
+	setSysctls() (int, error)
+	// flushFlows deletes the conntrack entries of removed UDP backends.
+	flushFlows([]flow) error
+}
+
+// trigger says why a sync runs, for metrics.
+type trigger string
+
+const (
+	trigApply  trigger = "apply"
+	trigRepair trigger = "repair"
+	trigDrain  trigger = "drain"
+)
+
+// defaultDrainPoll is how often the connection counts of draining backends
+// are read.
+const defaultDrainPoll = time.Second
+
+// IPVS is the dataplane that programs Linux IPVS: one virtual service per
+// (protocol, VIP address, port) with NAT forwarding to the VIP's backends,
+// each VIP address local on a dummy interface, and an nftables masquerade
+// rule for the forwarded traffic (DESIGN.md "Dataplane").
+//
+// Apply converges the kernel to a table. Between full reads of the kernel
+// it diffs against its own view of the kernel (the last read plus its own
+// writes): IPVS cannot dump every destination at once, so a full read costs
+// one request per service, and an Apply that changes one backend should not
+// cost that. The view is read again on start, after any failed write (Apply
+// then retries once at once) and by Run every RepairInterval, which repairs
+// any drift (a service deleted by hand, a lost address). A sync with
+// nothing to change writes nothing.
+//
+// It owns only services and addresses in its Ranges, in Owned(), or in the
+// tables it is given, and never touches others. Calls are serialised.
+type IPVS struct {
+	cfg       IPVSConfig
+	log       *slog.Logger
+	met       *ipvsMetrics
+	k         kernel
+	sys       system
+	now       func() time.Time
+	drainPoll time.Duration
+	closeFn   func()
+
+	mu        sync.Mutex // serialises syncs and guards the fields below
+	applied   bool       // Apply ran: want is authoritative
+	want      want
+	wantAddrs map[netip.Addr]struct{}
+	vipKeys   map[discovery.VIPKey][]serviceKey
+	have      have                    // kernel view, owned services only
+	addrs     map[netip.Addr]struct{} // owned addresses on the interface
+	valid     bool                    // have and addrs match the kernel as far as known
+	drains    map[drainKey]time.Time  // draining TCP backends → deadline
+	errs      map[serviceKey]string   // failed writes of the last sync
+	addrErrs  map[netip.Addr]string
+	readErr   string // why the last read of the kernel failed
+}
+
+// NewIPVS checks that the kernel has IPVS, sets the IPVS sysctls and
+// creates the VIP interface. It programs no service before the first Apply,
+// so that a restart leaves the kernel as it is until the stored table is
+// applied.
+func NewIPVS(cfg IPVSConfig) (*IPVS, error) {
+	if err := checkIPVS(); err != nil {
+		return nil, fmt.Errorf("ipvs dataplane: %w", err)
+	}
+	h, err := ipvs.New("")
+	if err != nil {
+		return nil, fmt.Errorf("ipvs dataplane: open ipvs netlink: %w", err)
+	}
+	host, err := newNetHost(cfg.withDefaults().Interface)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("ipvs dataplane: %w", err)
+	}
+	x, err := newIPVS(cfg, h, host)
+	if err != nil {
+		h.Close()
+		host.close()
+		return nil, err
+	}
+	x.closeFn = func() {
+		h.Close()
+		host.close()
+	}
+	return x, nil
+}
+
+func newIPVS(cfg IPVSConfig, k kernel, sys system) (*IPVS, error) {
+	cfg = cfg.withDefaults()
+	if _, err := sys.setSysctls(); err != nil {
+		return nil, fmt.Errorf("ipvs dataplane: %w", err)
+	}
+	if _, err := sys.addrs(); err != nil {
+		return nil, fmt.Errorf("ipvs dataplane: %w", err)
+	}
+	x := &IPVS{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		met:       newIPVSMetrics(),
+		k:         k,
+		sys:       sys,
+		now:       time.Now,
+		drainPoll: defaultDrainPoll,
+		have:      have{},
+		addrs:     map[netip.Addr]struct{}{},
+		drains:    map[drainKey]time.Time{},
+	}
+	if err := registerMetrics(cfg.Registerer, x.met.collectors()...); err != nil {
+		return nil, fmt.Errorf("ipvs dataplane: register metrics: %w", err)
+	}
+	return x, nil
+}
+
+// Close releases the netlink sockets. It leaves the kernel programmed, so
+// that traffic flows on while vipbridge restarts.
+func (x *IPVS) Close() {
+	if x.closeFn != nil {
+		x.closeFn()
+	}
+}
+
+// Apply converges the kernel to t: it implements discovery.Dataplane. It
+// returns an error if any write failed; the services that did program stay
+// programmed, and the next Apply or repair retries the rest.
+func (x *IPVS) Apply(ctx context.Context, t *discovery.Table) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.want, x.vipKeys = desired(t, x.cfg.Scheduler)
+	x.wantAddrs = addrs(x.want, nil)
+	x.applied = true
+	cached := x.valid
+	writes, err := x.sync(ctx, trigApply, nil)
+	if err != nil && cached && ctx.Err() == nil {
+		// The view may be stale (a service deleted by hand): read the
+		// kernel and try once more.
+		x.log.Debug("ipvs apply failed on the cached view, reading the kernel", "generation", t.Generation, "err", err)
+		var more int
+		more, err = x.sync(ctx, trigApply, nil)
+		writes += more
+	}
+	if err != nil {
+		return fmt.Errorf("program ipvs: %w", err)
+	}
+	if writes > 0 && !t.Built.IsZero() {
+		x.met.tableToKernel.Observe(time.Since(t.Built).Seconds())
+	}
+	x.log.Debug("applied table", "generation", t.Generation, "services", len(x.want), "writes", writes)
+	return nil
+}
+
+// Run repairs drift every RepairInterval and deletes draining backends once
+// they have no connection or their time is over, until ctx ends. It does
+// nothing before the first Apply. It returns nil when ctx is cancelled.
+func (x *IPVS) Run(ctx context.Context) error {
+	repair := time.NewTicker(x.cfg.RepairInterval)
+	defer repair.Stop()
+	drain := time.NewTicker(x.drainPoll)
+	defer drain.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-repair.C:
+			x.repair(ctx)
+		case <-drain.C:
+			x.drainPass(ctx)
+		}
+	}
+}
+
+func (x *IPVS) repair(ctx context.Context) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.applied {
+		return
+	}
+	if _, err := x.sync(ctx, trigRepair, nil); err != nil && ctx.Err() == nil {
+		x.log.Warn("ipvs repair failed, retrying at the next repair", "err", err)
+	}
+}
+
+// drainPass reads the destinations of the services with draining backends
+// and deletes those that are done.
+func (x *IPVS) drainPass(ctx context.Context) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.applied || len(x.drains) == 0 {
+		return
+	}
+	fresh := make(map[serviceKey]struct{})
+	for dk := range x.drains {
+		fresh[dk.Svc] = struct{}{}
+	}
+	for k := range fresh {
+		if !x.valid {
+			break
+		}
+		ds, err := readDests(x.k, k)
+		if err != nil {
+			x.valid = false // a full read follows
+			break
+		}
+		if hs := x.have[k]; hs != nil {
+			hs.Dests = ds
+		}
+	}
+	if _, err := x.sync(ctx, trigDrain, fresh); err != nil && ctx.Err() == nil {
+		x.log.Warn("ipvs drain failed, retrying", "err", err)
+	}
+}
+
+// sync reads the kernel if the view is not valid (or to repair), diffs, and
+// writes. fresh lists services whose connection counts were just read. It
+// returns the number of writes.
+func (x *IPVS) sync(ctx context.Context, trig trigger, fresh map[serviceKey]struct{}) (int, error) {
+	start := time.Now()
+	defer func() { x.met.syncSeconds.WithLabelValues(string(trig)).Observe(time.Since(start).Seconds()) }()
+	full := trig == trigRepair || !x.valid
+	drift := 0
+	if full {
+		if err := x.read(); err != nil {
+			x.valid = false
+			x.readErr = err.Error()
+			return 0, err
+		}
+		if trig == trigRepair {
+			n, err := x.sys.setSysctls()
+			drift += n
+			if err != nil {
+				x.log.Warn("ipvs sysctls not set", "err", err)
+			}
+		}
+	}
+	p := diff(x.want, x.have, x.drains, drainPolicy{Now: x.now(), For: x.cfg.Drain, Fresh: full, FreshSvcs: fresh})
+	x.errs, x.addrErrs = map[serviceKey]string{}, map[netip.Addr]string{}
+	var errs []error
+
+	// Addresses (and masquerade entries) come before their services and
+	// go after them.
+	grow := addrs(x.want, x.have)
+	n, err := x.syncAddrs(grow, full)
+	writes, drift := n, drift+n
+	errs = append(errs, err)
+
+	n, ipvsDrift, err := x.write(ctx, p)
+	writes, drift = writes+n, drift+ipvsDrift
+	errs = append(errs, err)
+	x.drains = p.Drains
+
+	n, err = x.syncAddrs(addrs(x.want, x.have), false)
+	writes, drift = writes+n, drift+n
+	errs = append(errs, err)
+
+	if trig == trigRepair && drift > 0 {
+		x.met.driftRepairs.Add(float64(drift))
+		x.log.Info("repaired dataplane drift", "repairs", drift, "took", time.Since(start))
+	}
+	x.gauges()
+	return writes, errors.Join(errs...)
+}
+
+// read replaces the view with the kernel's owned services and addresses.
+func (x *IPVS) read() error {
+	owned := x.ownedSet()
+	svcs, err := x.k.GetServices()
+	if err != nil {
+		return fmt.Errorf("list ipvs services: %w", err)
+	}
+	h := make(have, len(x.want))
+	for _, s := range svcs {
+		k, hs, ok := fromService(s)
+		if !ok || !x.owns(k, owned) {
+			continue
+		}
+		if hs.Dests, err = readDests(x.k, k); err != nil {
+			return fmt.Errorf("list destinations of %s: %w", k, err)
+		}
+		h[k] = hs
+	}
+	as, err := x.sys.addrs()
+	if err != nil {
+		return err
+	}
+	addrs := make(map[netip.Addr]struct{}, len(as))
+	for _, a := range as {
+		if x.ownsAddr(a, owned) {
+			addrs[a] = struct{}{}
+		}
+	}
+	x.have, x.addrs, x.valid, x.readErr = h, addrs, true, ""
+	return nil
+}
+
+func (x *IPVS) ownedSet() map[netip.Addr]struct{} {
+	if x.cfg.Owned == nil {
+		return nil
+	}
+	as := x.cfg.Owned()
+	out := make(map[netip.Addr]struct{}, len(as))
+	for _, a := range as {
+		out[a.Unmap()] = struct{}{}
+	}
+	return out
+}
+
+func (x *IPVS) inRanges(a netip.Addr) bool {
+	for _, p := range x.cfg.Ranges {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// owns reports whether service k is vipbridge's: on its addresses, asked
+// for by the table, or already in the view.
+func (x *IPVS) owns(k serviceKey, owned map[netip.Addr]struct{}) bool {
+	_, mine := owned[k.Addr]
+	return mine || x.inRanges(k.Addr) || x.want[k] != nil || x.have[k] != nil
+}
+
+func (x *IPVS) ownsAddr(a netip.Addr, owned map[netip.Addr]struct{}) bool {
+	_, mine := owned[a]
+	_, wanted := x.wantAddrs[a]
+	_, known := x.addrs[a]
+	return mine || wanted || known || x.inRanges(a)
+}
+
+// write makes the plan's writes in order, keeping the view up to date. It
+// returns the number of writes and of those that were not expected drain
+// deletions (drift, when repairing).
+func (x *IPVS) write(ctx context.Context, p plan) (writes, drift int, _ error) {
+	var errs []error
+	var flows []flow
+	for _, o := range p.Ops {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		x.met.ops.WithLabelValues(o.Kind.String()).Inc()
+		if err := write(x.k, o); err != nil {
+			x.met.opErrors.WithLabelValues(o.Kind.String()).Inc()
+			x.errs[o.Svc] = err.Error()
+			x.valid = false
+			errs = append(errs, fmt.Errorf("%s %s: %w", o.Kind, o.describe(), err))
+			continue
+		}
+		writes++
+		if !o.Drained {
+			drift++
+		}
+		flows = append(flows, o.flows()...)
+		x.have.apply(o)
+	}
+	if len(flows) > 0 {
+		x.met.ops.WithLabelValues("flush_conntrack").Inc()
+		if err := x.sys.flushFlows(flows); err != nil {
+			// IPVS expires the entries itself (expire_nodest_conn); a
+			// stale NAT binding costs a flow its next datagrams at most.
+			x.met.opErrors.WithLabelValues("flush_conntrack").Inc()
+			x.log.Warn("conntrack entries of removed udp backends not flushed", "backends", len(flows), "err", err)
+		}
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
+	}
+	return writes, drift, errors.Join(errs...)
+}
+
+// syncAddrs makes the owned interface addresses and the masquerade set
+// equal to need and returns the number of changes.
+func (x *IPVS) syncAddrs(need map[netip.Addr]struct{}, verify bool) (int, error) {
+	var errs []error
+	n := 0
+	for a := range need {
+		if _, ok := x.addrs[a]; ok {
+			continue
+		}
+		x.met.ops.WithLabelValues("add_address").Inc()
+		if err := x.sys.addAddr(a); err != nil {
+			x.met.opErrors.WithLabelValues("add_address").Inc()
+			x.addrErrs[a] = err.Error()
+			x.valid = false
+			errs = append(errs, err)
+			continue
+		}
+		x.addrs[a] = struct{}{}
+		n++
+	}
+	for a := range x.addrs {
+		if _, ok := need[a]; ok {
+			continue
+		}
+		x.met.ops.WithLabelValues("del_address").Inc()
+		if err := x.sys.delAddr(a); err != nil {
+			x.met.opErrors.WithLabelValues("del_address").Inc()
+			x.valid = false
+			errs = append(errs, err)
+			continue
+		}
+		delete(x.addrs, a)
+		n++
+	}
+	m, err := x.sys.masquerade(need, verify)
+	if m > 0 {
+		x.met.ops.WithLabelValues("masquerade_set").Add(float64(m))
+	}
+	if err != nil {
+		x.met.opErrors.WithLabelValues("masquerade_set").Inc()
+		errs = append(errs, err)
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
+	}
+	return n + m, errors.Join(errs...)
+}
+
+func (x *IPVS) gauges() {
+	var active, idle, draining int
+	for k, hs := range x.have {
+		for dk, hd := range hs.Dests {
+			switch _, d := x.drains[drainKey{Svc: k, Dest: dk}]; {
+			case d:
+				draining++
+			case hd.Weight > 0:
+				active++
+			default:
+				idle++
+			}
+		}
+	}
+	x.met.services.Set(float64(len(x.have)))
+	x.met.backends.WithLabelValues("active").Set(float64(active))
+	x.met.backends.WithLabelValues("idle").Set(float64(idle))
+	x.met.backends.WithLabelValues("draining").Set(float64(draining))
+}
+
+// State returns the dataplane state of every VIP of the last applied
+// table, one ServiceState per VIP address (IPv4 first). It waits for a
+// running sync to end.
+func (x *IPVS) State() map[discovery.VIPKey][]ServiceState {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make(map[discovery.VIPKey][]ServiceState, len(x.vipKeys))
+	for vk, keys := range x.vipKeys {
+		states := make([]ServiceState, 0, len(keys))
+		for _, k := range keys {
+			states = append(states, x.serviceState(k))
+		}
+		out[vk] = states
+	}
+	return out
+}
+
+func (x *IPVS) serviceState(k serviceKey) ServiceState {
+	s := ServiceState{Protocol: discovery.Protocol(k.Proto), Addr: netip.AddrPortFrom(k.Addr, k.Port)}
+	hs := x.have[k]
+	switch {
+	case x.errs[k] != "":
+		s.Status, s.Reason = StatusError, x.errs[k]
+	case x.addrErrs[k.Addr] != "":
+		s.Status, s.Reason = StatusError, x.addrErrs[k.Addr]
+	case programmed(x.want[k], hs):
+		s.Status = StatusProgrammed
+	default:
+		s.Status, s.Reason = StatusPending, x.readErr
+	}
+	if hs == nil {
+		return s
+	}
+	s.Backends = make([]BackendState, 0, len(hs.Dests))
+	for dk, hd := range hs.Dests {
+		_, draining := x.drains[drainKey{Svc: k, Dest: dk}]
+		s.Backends = append(s.Backends, BackendState{
+			Addr: netip.AddrPortFrom(dk.Addr, dk.Port), Weight: hd.Weight,
+			ActiveConns: hd.Active, InactiveConns: hd.Inactive, Draining: draining,
+		})
+	}
+	slices.SortFunc(s.Backends, func(a, b BackendState) int { return a.Addr.Compare(b.Addr) })
+	return s
+}
+
+// programmed reports whether hs has every backend of ws at its weight.
+func programmed(ws *wantService, hs *haveService) bool {
+	if ws == nil || hs == nil || hs.Sched != ws.Sched {
+		return false
+	}
+	for dk, w := range ws.Dests {
+		if hd, ok := hs.Dests[dk]; !ok || hd.Weight != w {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,71 @@
+package lb
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ipvsMetrics are the IPVS dataplane's metrics.
+type ipvsMetrics struct {
+	syncSeconds   *prometheus.HistogramVec // trigger
+	ops           *prometheus.CounterVec   // op
+	opErrors      *prometheus.CounterVec   // op
+	driftRepairs  prometheus.Counter
+	services      prometheus.Gauge
+	backends      *prometheus.GaugeVec // state
+	tableToKernel prometheus.Histogram
+}
+
+func newIPVSMetrics() *ipvsMetrics {
+	return &ipvsMetrics{
+		syncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vipbridge_lb_sync_duration_seconds",
+			Help:    "Duration of one dataplane sync (reads and writes), by trigger (apply, repair, drain).",
+			Buckets: prometheus.ExponentialBucketsRange(0.0001, 30, 14),
+		}, []string{"trigger"}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vipbridge_lb_operations_total",
+			Help: "Kernel writes made by the dataplane, by operation.",
+		}, []string{"op"}),
+		opErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vipbridge_lb_operation_errors_total",
+			Help: "Kernel writes that failed, by operation; the next sync retries them.",
+		}, []string{"op"}),
+		driftRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vipbridge_lb_drift_repairs_total",
+			Help: "Differences between the kernel and the table that a periodic repair found and fixed (services, backends, addresses, masquerade set, sysctls).",
+		}),
+		services: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vipbridge_lb_services",
+			Help: "IPVS services owned by vipbridge in the kernel, draining ones included.",
+		}),
+		backends: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vipbridge_lb_backends",
+			Help: "IPVS destinations of vipbridge's services, by state (active: weight > 0, idle: weight 0, draining).",
+		}, []string{"state"}),
+		tableToKernel: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vipbridge_lb_table_to_kernel_seconds",
+			Help:    "Time from building a table to having the kernel programmed with it, for applies that wrote something.",
+			Buckets: prometheus.ExponentialBucketsRange(0.0001, 30, 14),
+		}),
+	}
+}
+
+func (m *ipvsMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.syncSeconds, m.ops, m.opErrors, m.driftRepairs, m.services, m.backends, m.tableToKernel}
+}
+
+// registerMetrics registers cs with reg (nil: nothing to do).
+func registerMetrics(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
