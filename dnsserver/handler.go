@@ -112,6 +112,7 @@ func rcodeLabel(rcode int) string {
 type metrics struct {
 	queries *prometheus.CounterVec
 	dropped *prometheus.CounterVec
+	fast    *fastCounters
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -125,6 +126,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DNS queries and TCP connections dropped because MaxConcurrent were in flight.",
 		}, []string{"what"}),
 	}
+	m.fast = &fastCounters{queries: m.queries}
 	if reg == nil {
 		return m, nil
 	}

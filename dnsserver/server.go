@@ -78,6 +78,13 @@ type Server struct {
 
 	ents   atomic.Pointer[nonTerminals]
 	entsMu sync.Mutex
+
+	// fast holds the fast path's packed replies (fastpath.go); rebuild
+	// asks runPacker for those of a new table.
+	fast    atomic.Pointer[fastTable]
+	rebuild chan struct{}
+	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens.
+	udpSockets int
 }
 
 // New checks cfg and returns a Server; it binds nothing until Run.
@@ -122,8 +129,10 @@ func New(cfg Config) (*Server, error) {
 		inflight: make(chan struct{}, cfg.MaxConcurrent),
 		conns:    make(chan struct{}, cfg.MaxConcurrent),
 		metrics:  m,
+		rebuild:  make(chan struct{}, 1),
 
 		idleTimeout: tcpIdle,
+		udpSockets:  udpSocketCount(),
 	}, nil
 }
 
@@ -132,24 +141,28 @@ func New(cfg Config) (*Server, error) {
 // flight) and returns nil. It returns an error if it cannot bind or a
 // listener fails.
 func (s *Server) Run(ctx context.Context) error {
-	pc, ln, err := listen(ctx, s.addr)
+	pcs, ln, err := listen(ctx, s.addr, s.udpSockets)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	defer pc.Close()
 	defer ln.Close()
-	udp := newListener("udp", &dns.Server{
-		PacketConn:    pc,
-		Net:           "udp",
-		Handler:       s,
-		UDPSize:       udpReadSize,
-		ReadTimeout:   readTimeout,
-		WriteTimeout:  writeTimeout,
-		MsgAcceptFunc: acceptQuery,
-	})
+	s.packFast()
+	var udps []*listener
+	for _, pc := range pcs {
+		defer pc.Close()
+		udps = append(udps, newListener("udp", &dns.Server{
+			PacketConn:    newFastConn(pc, s),
+			Net:           "udp",
+			Handler:       s,
+			UDPSize:       udpReadSize,
+			ReadTimeout:   readTimeout,
+			WriteTimeout:  writeTimeout,
+			MsgAcceptFunc: acceptQuery,
+		}))
+	}
 	tcp := newListener("tcp", &dns.Server{
 		Listener:      &limitListener{Listener: ln, slots: s.conns, dropped: s.metrics.dropped.WithLabelValues("tcp_conn")},
 		Net:           "tcp",
@@ -159,19 +172,26 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:   func() time.Duration { return s.idleTimeout },
 		MsgAcceptFunc: acceptQuery,
 	})
-	s.log.Info("serving dns", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
+	s.log.Info("serving dns", "udp", pcs[0].LocalAddr().String(), "udp_sockets", len(pcs), "tcp", ln.Addr().String())
 
+	all := append(udps, tcp)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(udp.serve)
-	g.Go(tcp.serve)
+	for _, l := range all {
+		g.Go(l.serve)
+	}
+	g.Go(func() error { return s.runPacker(gctx) })
 	g.Go(func() error {
-		if udp.waitUp(gctx) && tcp.waitUp(gctx) && s.ready != nil {
-			s.ready(pc.LocalAddr(), ln.Addr())
+		up := true
+		for _, l := range all {
+			up = up && l.waitUp(gctx)
+		}
+		if up && s.ready != nil {
+			s.ready(pcs[0].LocalAddr(), ln.Addr())
 		}
 		<-gctx.Done()
 		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 		defer cancel()
-		for _, l := range []*listener{udp, tcp} {
+		for _, l := range all {
 			if err := l.shutdown(drain); err != nil {
 				s.log.Warn("dns shutdown incomplete", "net", l.name, "err", err)
 			}
@@ -181,28 +201,58 @@ func (s *Server) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// listen binds UDP on addr, then TCP on the port UDP got. With port 0 the
-// UDP port may be taken for TCP; listen then tries another.
-func listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
+// listen binds n UDP sockets on addr with SO_REUSEPORT (one where the
+// platform lacks it), then TCP on the port UDP got. With port 0 the UDP
+// port may be taken for TCP; listen then tries another.
+func listen(ctx context.Context, addr string, n int) ([]*net.UDPConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dns address %q: %w", addr, err)
 	}
 	var lc net.ListenConfig
 	for attempt := 1; ; attempt++ {
-		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		pcs, err := listenUDP(ctx, addr, n)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+			return nil, nil, err
 		}
-		tcpAddr := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		tcpAddr := net.JoinHostPort(host, strconv.Itoa(pcs[0].LocalAddr().(*net.UDPAddr).Port))
 		ln, err := lc.Listen(ctx, "tcp", tcpAddr)
 		if err == nil {
-			return pc, ln, nil
+			return pcs, ln, nil
 		}
-		pc.Close()
+		closeAll(pcs)
 		if port != "0" || attempt == bindAttempts || !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, nil, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
 		}
+	}
+}
+
+// listenUDP binds n UDP sockets sharing addr's port; the first picks the
+// port when addr's is 0.
+func listenUDP(ctx context.Context, addr string, n int) ([]*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	if n <= 1 {
+		lc.Control, n = nil, 1
+	}
+	var pcs []*net.UDPConn
+	for i := range n {
+		if i == 1 {
+			host, _, _ := net.SplitHostPort(addr)
+			addr = net.JoinHostPort(host, strconv.Itoa(pcs[0].LocalAddr().(*net.UDPAddr).Port))
+		}
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			closeAll(pcs)
+			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		pcs = append(pcs, pc.(*net.UDPConn))
+	}
+	return pcs, nil
+}
+
+func closeAll(pcs []*net.UDPConn) {
+	for _, pc := range pcs {
+		pc.Close()
 	}
 }
 

@@ -1,0 +1,135 @@
+package dnsserver
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fastConn is one UDP socket as miekg/dns's server sees it: ReadFrom
+// answers what the fast path can in place, with buffers allocated once
+// per socket, and returns only the other queries, which miekg/dns then
+// serves with the full path (ServeDNS). It is deliberately not a
+// *net.UDPConn, so that miekg/dns reads through ReadFrom.
+type fastConn struct {
+	*net.UDPConn
+	s   *Server
+	out []byte // reply buffer
+	key []byte // lower-cased question name
+}
+
+func newFastConn(c *net.UDPConn, s *Server) *fastConn {
+	return &fastConn{UDPConn: c, s: s, out: make([]byte, 0, 2*udpReadSize), key: make([]byte, 0, 256)}
+}
+
+// ReadFrom returns the next query the fast path did not answer. miekg/dns
+// sets the read deadline before each call, so a deadline bounds the loop.
+func (c *fastConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(p)
+		if err != nil {
+			return n, nil, err
+		}
+		if c.serveFast(p[:n], from) {
+			continue
+		}
+		return n, net.UDPAddrFromAddrPort(from), nil
+	}
+}
+
+// serveFast answers q if the fast path can and reports whether it did.
+func (c *fastConn) serveFast(q []byte, from netip.AddrPort) bool {
+	reply, rcode, qtype := c.s.answerFast(q, c.out, c.key)
+	if reply == nil {
+		return false
+	}
+	// A failed write is a lost UDP answer; the client retries.
+	_, _ = c.WriteToUDPAddrPort(reply, from)
+	c.s.metrics.fast.count(rcode, qtype)
+	return true
+}
+
+// answerFast is the fast path's reply to q from the packed replies of the
+// current table, or nil. A table without packed replies yet gets them
+// built in the background (the full path answers meanwhile); debug query
+// logging also turns the fast path off.
+func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
+	t := s.tables.Table()
+	f := s.fast.Load()
+	if t == nil || f == nil || f.table != t {
+		if t != nil {
+			select {
+			case s.rebuild <- struct{}{}:
+			default:
+			}
+		}
+		return nil, 0, 0
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil, 0, 0
+	}
+	return f.answerFast(q, out, key)
+}
+
+// packFast builds the packed replies of the current table unless they are
+// there.
+func (s *Server) packFast() {
+	t := s.tables.Table()
+	if f := s.fast.Load(); t == nil || f != nil && f.table == t {
+		return
+	}
+	s.fast.Store(s.buildFast(t))
+}
+
+// runPacker packs the replies of each new table when the fast path asks
+// for them, until ctx ends. Requests made while it packs collapse into
+// one more pass.
+func (s *Server) runPacker(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.rebuild:
+			s.packFast()
+		}
+	}
+}
+
+// fastCounters are the query counters of fast answers, [NOERROR,
+// NXDOMAIN] × [A, AAAA, SRV], each resolved on first use (so that only
+// series with queries exist) and kept, so that counting does not allocate.
+type fastCounters struct {
+	queries *prometheus.CounterVec
+	c       [2][3]atomic.Pointer[prometheus.Counter]
+}
+
+var (
+	fastRcodes = [2]int{dns.RcodeSuccess, dns.RcodeNameError}
+	fastQtypes = [3]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV}
+)
+
+func (f *fastCounters) count(rcode int, qtype uint16) {
+	i := 0
+	if rcode == dns.RcodeNameError {
+		i = 1
+	}
+	j := 0
+	switch qtype {
+	case dns.TypeAAAA:
+		j = 1
+	case dns.TypeSRV:
+		j = 2
+	}
+	c := f.c[i][j].Load()
+	if c == nil {
+		n := f.queries.WithLabelValues(rcodeLabel(fastRcodes[i]), qtypeLabels[fastQtypes[j]])
+		c = &n
+		f.c[i][j].Store(c)
+	}
+	(*c).Inc()
+}

@@ -1,0 +1,269 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+
+	"github.com/miekg/dns"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// The fast path answers the common UDP query without miekg/dns: one
+// question of class IN and type A, AAAA or SRV for a name in a served zone,
+// no EDNS0 or EDNS0 version 0 without options, flags a plain query may
+// carry (RD, AD, CD). Its replies are packed in advance per table by the
+// full path itself (Answer, then packReply), keyed by the lower-case wire
+// name; serving one copies it, patches id and flags in, copies the query's
+// question bytes over the packed one (so the client's spelling comes back,
+// in the question and in every owner name that points at it) and appends
+// the OPT record. Missing names in a zone get one NXDOMAIN template per
+// zone. Everything else, and every reply that would not fit the client's
+// UDP size, goes to the full path. fastpath_test.go checks that both paths
+// give the same reply for every query the fast path answers.
+
+// fastTable holds the packed replies of one table.
+type fastTable struct {
+	table *discovery.Table
+	names map[string]*fastName // lower-case wire name → replies
+	nx    [len(zones)]nxReply
+}
+
+// fastName are the packed replies for one name; nil leaves the query to
+// the full path.
+type fastName struct{ a, aaaa, srv []byte }
+
+// nxReply is a zone's NXDOMAIN: the header, then (after the query's
+// question) the SOA whose first two octets, the owner, point at the apex
+// inside the question.
+type nxReply struct {
+	hdr [12]byte
+	soa []byte
+}
+
+// zoneWire are the zones' names in wire form, indexed like zones.
+var zoneWire = func() (w [len(zones)][]byte) {
+	for i, z := range zones {
+		b, err := wireName(z.name)
+		if err != nil {
+			panic("dnsserver: zone " + z.name + ": " + err.Error()) // constant input
+		}
+		w[i] = b
+	}
+	return w
+}()
+
+// buildFast packs the replies of t. Only names the table serves, their
+// SRV names, the empty non-terminals and the apexes get entries; the last
+// two with no replies, so that they never count as missing.
+func (s *Server) buildFast(t *discovery.Table) *fastTable {
+	f := &fastTable{table: t, names: make(map[string]*fastName, 3*t.Names()*len(zones))}
+	seen := make(map[string]bool, t.Names())
+	for i := range t.VIPs {
+		key := t.VIPs[i].Key.Name
+		if key == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		e, err := t.Lookup(key)
+		if err != nil {
+			continue
+		}
+		for _, z := range zones {
+			name := key + z.label
+			f.add(name, &fastName{a: s.pack(name, dns.TypeA), aaaa: s.pack(name, dns.TypeAAAA)})
+			for _, proto := range []discovery.Protocol{discovery.TCP, discovery.UDP} {
+				if hasProtocol(e, proto) {
+					srv := discovery.SRVName(key, proto) + z.label
+					f.add(srv, &fastName{srv: s.pack(srv, dns.TypeSRV)})
+				}
+			}
+		}
+	}
+	for rest := range s.index(t).names {
+		for _, z := range zones {
+			f.add(rest+z.label, &fastName{})
+		}
+	}
+	for i, z := range zones {
+		f.add(z.name, &fastName{})
+		f.nx[i] = s.nxReply(t, z)
+	}
+	return f
+}
+
+// add sets the entry of name unless it has one (a served name wins over a
+// non-terminal spelt the same); names the packer cannot write are left out
+// and so never taken for missing ones either: the fast path only answers
+// NXDOMAIN for names of plain labels.
+func (f *fastTable) add(name string, e *fastName) {
+	w, err := wireName(name)
+	if err != nil {
+		return
+	}
+	if _, ok := f.names[string(w)]; !ok {
+		f.names[string(w)] = e
+	}
+}
+
+// pack is the full path's reply to a plain query for the lower-case name,
+// packed for the fast path, or nil if the fast path must not serve it.
+func (s *Server) pack(name string, qtype uint16) []byte {
+	req := new(dns.Msg)
+	req.SetQuestion(name, qtype)
+	req.RecursionDesired = false
+	req.Id = 0
+	m := s.Answer(req)
+	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
+		return nil
+	}
+	b, err := packReply(m, name)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// nxReply builds zone z's NXDOMAIN template from the full path's SOA.
+func (s *Server) nxReply(t *discovery.Table, z zone) nxReply {
+	var r nxReply
+	binary.BigEndian.PutUint16(r.hdr[2:], 1<<15|1<<10|dns.RcodeNameError) // QR AA NXDOMAIN
+	binary.BigEndian.PutUint16(r.hdr[4:], 1)
+	binary.BigEndian.PutUint16(r.hdr[8:], 1)
+	// Offsets in the template are not those of the reply, so nothing in
+	// it is compressed but the owner, patched in by answerFast.
+	p := &packer{buf: []byte{0xC0, 0}, flat: true}
+	if err := p.rdata(s.soa(t, z, z.name)); err != nil {
+		panic("dnsserver: pack soa: " + err.Error()) // fixed, plain names
+	}
+	r.soa = p.buf
+	return r
+}
+
+// answerFast returns the reply to the UDP query q in out (reused), or nil
+// if the full path must answer. key is scratch space of capacity ≥ 256.
+// It does not allocate.
+func (f *fastTable) answerFast(q, out, key []byte) (reply []byte, rcode int, qtype uint16) {
+	if len(q) < 17 || q[2]&^0x01 != 0 || q[3]&^0x30 != 0 ||
+		q[4] != 0 || q[5] != 1 || q[6]|q[7]|q[8]|q[9]|q[10] != 0 || q[11] > 1 {
+		return nil, 0, 0
+	}
+	key, zoneAt, ok := lowerName(q, key)
+	if !ok {
+		return nil, 0, 0
+	}
+	off := 12 + len(key)
+	if off+4 > len(q) || q[off+2] != 0 || q[off+3] != 1 {
+		return nil, 0, 0
+	}
+	qtype = binary.BigEndian.Uint16(q[off:])
+	off += 4
+	edns, do, limit := false, false, dns.MinMsgSize
+	if q[11] == 1 {
+		// OPT: root owner, type 41, payload size, extended rcode 0,
+		// version 0, no flags but DO, no options (RFC 6891 §6.1.2).
+		if off+11 != len(q) || q[off] != 0 || q[off+1] != 0 || q[off+2] != 41 ||
+			q[off+5]|q[off+6]|q[off+8]|q[off+9]|q[off+10] != 0 || q[off+7]&^0x80 != 0 {
+			return nil, 0, 0
+		}
+		edns, do = true, q[off+7] != 0
+		limit = min(max(int(binary.BigEndian.Uint16(q[off+3:])), dns.MinMsgSize), ednsSize)
+	} else if off != len(q) {
+		return nil, 0, 0
+	}
+	var body []byte
+	if e, found := f.names[string(key)]; found {
+		switch qtype {
+		case dns.TypeA:
+			body = e.a
+		case dns.TypeAAAA:
+			body = e.aaaa
+		case dns.TypeSRV:
+			body = e.srv
+		}
+		if body == nil {
+			return nil, 0, 0
+		}
+		out = append(out[:0], body...)
+		copy(out[12:off-4], q[12:off-4])
+	} else {
+		z := f.missing(key, zoneAt, qtype)
+		if z < 0 {
+			return nil, 0, 0
+		}
+		nx := &f.nx[z]
+		out = append(out[:0], nx.hdr[:]...)
+		out = append(out, q[12:off]...)
+		ptr := 0xC000 | uint16(12+zoneAt)
+		out = append(out, byte(ptr>>8), byte(ptr))
+		out = append(out, nx.soa[2:]...)
+	}
+	binary.BigEndian.PutUint16(out, binary.BigEndian.Uint16(q))
+	out[2] |= q[2] & 0x01 // RD
+	out[3] |= q[3] & 0x10 // CD
+	if edns {
+		out = append(out, 0, 0, 41, ednsSize>>8, ednsSize&0xFF, 0, 0, 0, 0, 0, 0)
+		if do {
+			out[len(out)-4] = 0x80
+		}
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
+	}
+	if len(out) > limit {
+		return nil, 0, 0
+	}
+	return out, int(out[3] & 0xF), qtype
+}
+
+// missing returns the index of the zone a name without an entry is in, if
+// the full path answers it NXDOMAIN: a name below the apex whose first
+// label does not start with "_" (those may be SRV names spelt another way,
+// see discovery.ParseSRVName), queried for A, AAAA or SRV. It returns -1
+// otherwise.
+func (f *fastTable) missing(key []byte, zoneAt int, qtype uint16) int {
+	if zoneAt <= 0 || key[1] == '_' || qtype != dns.TypeA && qtype != dns.TypeAAAA && qtype != dns.TypeSRV {
+		return -1
+	}
+	for i, w := range zoneWire {
+		if string(key[zoneAt:]) == string(w) {
+			return i
+		}
+	}
+	return -1
+}
+
+// lowerName reads the question name at offset 12 of q into key, ASCII
+// letters lower-cased, and returns where its third label from the end
+// starts (the start of a zone name of three labels; -1 for shorter names).
+// It refuses compression pointers, the reserved label types and names over
+// 255 octets, as miekg/dns does.
+func lowerName(q, key []byte) ([]byte, int, bool) {
+	key = key[:0]
+	var starts [3]int
+	n := 0
+	for off := 12; ; {
+		if off >= len(q) {
+			return nil, 0, false
+		}
+		l := int(q[off])
+		if l == 0 {
+			key = append(key, 0)
+			break
+		}
+		if l > 63 || off+1+l > len(q) || len(key)+1+l+1 > 255 {
+			return nil, 0, false
+		}
+		starts[n%3] = len(key)
+		n++
+		key = append(key, byte(l))
+		for _, c := range q[off+1 : off+1+l] {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			key = append(key, c)
+		}
+		off += 1 + l
+	}
+	if n < 3 {
+		return key, -1, true
+	}
+	return key, starts[n%3], true
+}

@@ -1,0 +1,350 @@
+package dnsserver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+// fullUDP is what the server sends for the UDP query q without the fast
+// path: miekg/dns's checks (acceptQuery, Unpack), then ServeDNS's reply
+// fitted to the client's size. ok is false when it sends nothing or an
+// error miekg/dns builds itself (the fast path must never answer those).
+func fullUDP(s *Server, q []byte) (reply []byte, ok bool) {
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil {
+		return nil, false
+	}
+	var h dns.Header
+	h.Id, h.Bits = req.Id, binary.BigEndian.Uint16(q[2:])
+	h.Qdcount, h.Ancount = uint16(len(req.Question)), uint16(len(req.Answer))
+	h.Nscount, h.Arcount = uint16(len(req.Ns)), uint16(len(req.Extra))
+	if acceptQuery(h) != dns.MsgAccept {
+		return nil, false
+	}
+	m := s.Answer(req)
+	m.Truncate(udpLimit(req))
+	b, err := m.Pack()
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// sameReply fails unless the fast reply, unpacked, equals the full path's.
+func sameReply(t *testing.T, s *Server, q, fast []byte) {
+	t.Helper()
+	full, ok := fullUDP(s, q)
+	if !ok {
+		t.Fatalf("fast path answered a query the full path rejects: %x", q)
+	}
+	var fm, gm dns.Msg
+	if err := fm.Unpack(fast); err != nil {
+		t.Fatalf("unpack fast reply %x: %v", fast, err)
+	}
+	if err := gm.Unpack(full); err != nil {
+		t.Fatalf("unpack full reply: %v", err)
+	}
+	// Rdlength depends on compression, which may differ.
+	for _, m := range []*dns.Msg{&fm, &gm} {
+		for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+			for _, rr := range sec {
+				rr.Header().Rdlength = 0
+			}
+		}
+	}
+	if !reflect.DeepEqual(fm, gm) {
+		t.Fatalf("fast and full replies differ for %x\nfast:\n%v\nfull:\n%v", q, &fm, &gm)
+	}
+	// miekg/dns sends a reply uncompressed when that fits, compressed
+	// otherwise; the fast path may serve only what fits, so its reply
+	// must never be shorter than the full path's compressed one.
+	gm.Compress = true
+	if c, err := gm.Pack(); err != nil || len(fast) < len(c) {
+		t.Fatalf("fast reply %d octets, full compressed %d (%v): the fast path must never compress more", len(fast), len(c), err)
+	}
+}
+
+// queryVariant is one way of asking: flags and EDNS0.
+type queryVariant struct {
+	name     string
+	rd, cd   bool
+	ad       bool
+	edns     uint16 // 0: no OPT
+	do       bool
+	version  uint8
+	option   bool // an EDNS0 option (a cookie)
+	fastOnly bool // the fast path must answer served names asked this way
+}
+
+var queryVariants = []queryVariant{
+	{name: "plain", fastOnly: true},
+	{name: "rd", rd: true, fastOnly: true},
+	{name: "rd cd ad", rd: true, cd: true, ad: true, fastOnly: true},
+	{name: "edns 1232", edns: 1232, fastOnly: true},
+	{name: "edns 4096 do", edns: 4096, do: true, rd: true, fastOnly: true},
+	{name: "edns 100", edns: 100, fastOnly: true},
+	{name: "edns 600", edns: 600},
+	{name: "edns version 1", edns: 1232, version: 1},
+	{name: "edns cookie", edns: 1232, option: true},
+}
+
+func (v queryVariant) msg(id uint16, name string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.Id = id
+	m.RecursionDesired, m.CheckingDisabled, m.AuthenticatedData = v.rd, v.cd, v.ad
+	if v.edns != 0 {
+		m.SetEdns0(v.edns, v.do)
+		opt := m.IsEdns0()
+		opt.SetVersion(v.version)
+		if v.option {
+			opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"})
+		}
+	}
+	return m
+}
+
+// spellings are the ways of writing name: as is, upper case, and mixed
+// (0x20 randomisation).
+func spellings(name string) []string {
+	mixed := []byte(name)
+	for i := range mixed {
+		if i%2 == 0 {
+			mixed[i] = bytes.ToUpper(mixed[i : i+1])[0]
+		}
+	}
+	return []string{name, strings.ToUpper(name), string(mixed)}
+}
+
+// served are the names a table serves (both zones), which the fast path
+// must answer for A, AAAA (names) and SRV (SRV names); other are names it
+// may or may not answer.
+func servedNames(tb testing.TB, tbl *discovery.Table) (served map[string]uint16, other []string) {
+	served = map[string]uint16{}
+	seen := map[string]bool{}
+	for _, v := range tbl.VIPs {
+		key := v.Key.Name
+		if key == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		for _, z := range zones {
+			served[key+z.label] = dns.TypeA
+			served[discovery.SRVName(key, v.Key.Protocol)+z.label] = dns.TypeSRV
+			other = append(other, "_"+strings.ReplaceAll(key, ".", "._udp.")+z.label)
+		}
+	}
+	for _, z := range zones {
+		other = append(other, z.name, "marathon"+z.label, "_tcp.marathon"+z.label, "nope"+z.label,
+			"nope.marathon"+z.label, "a.nope.marathon"+z.label, "_nope._tcp.marathon"+z.label,
+			"_foo._tcp.a.marathon"+z.label, "x-1.y_2.marathon"+z.label)
+	}
+	other = append(other, "example.com.", "thisdcos.directory.", ".", "l4lb.thisdcos.directory.example.")
+	return served, other
+}
+
+// TestFastPathMatchesFullPath asks every served and unserved name, in
+// every spelling, for many types, with every flag and EDNS0 variant, and
+// checks that whatever the fast path answers is the full path's reply;
+// and that it does answer the common case.
+func TestFastPathMatchesFullPath(t *testing.T) {
+	tbl := testTable(t)
+	s := newTestServer(t, tbl)
+	f := s.buildFast(tbl)
+	served, other := servedNames(t, tbl)
+	var names []string
+	for n := range served {
+		names = append(names, n)
+	}
+	names = append(names, other...)
+	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
+	answered, asked := 0, 0
+	id := uint16(1)
+	for _, name := range names {
+		for _, spelt := range spellings(name) {
+			for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeANY, dns.TypeMX, dns.TypeSOA, dns.TypeNS, dns.TypeTXT} {
+				for _, v := range queryVariants {
+					id += 7919
+					q, err := v.msg(id, spelt, qtype).Pack()
+					if err != nil {
+						t.Fatal(err)
+					}
+					asked++
+					reply, _, _ := f.answerFast(q, out, key)
+					if reply != nil {
+						answered++
+						sameReply(t, s, q, reply)
+						continue
+					}
+					if want, ok := served[name]; ok && v.fastOnly && (qtype == want || want == dns.TypeA && qtype == dns.TypeAAAA) {
+						full, _ := fullUDP(s, q)
+						var m dns.Msg
+						if m.Unpack(full) == nil && !m.Truncated {
+							t.Errorf("fast path left %s %s (%s) to the full path", spelt, dns.TypeToString[qtype], v.name)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("fast path answered %d of %d queries", answered, asked)
+}
+
+// TestFastPathFollowsTable checks that the server packs each new table
+// and never answers from an old one.
+func TestFastPathFollowsTable(t *testing.T) {
+	tbl := testTable(t)
+	tabs := newTables(tbl)
+	s, err := New(Config{Tables: tabs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := queryVariants[0].msg(1, "foo.marathon."+l4lb, dns.TypeA).Pack()
+	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
+	if r, _, _ := s.answerFast(q, out, key); r != nil {
+		t.Fatalf("answered before the table was packed")
+	}
+	s.packFast()
+	if r, rcode, _ := s.answerFast(q, out, key); r == nil || rcode != dns.RcodeSuccess {
+		t.Fatalf("no fast answer after packing: %v %d", r, rcode)
+	}
+	tabs.p.Store(discovery.NewTable(nil, nil, nil))
+	if r, _, _ := s.answerFast(q, out, key); r != nil {
+		t.Fatalf("answered from the old table")
+	}
+	select {
+	case <-s.rebuild:
+	default:
+		t.Fatalf("new table did not ask for packing")
+	}
+	s.packFast()
+	r, rcode, _ := s.answerFast(q, out, key)
+	if r == nil || rcode != dns.RcodeNameError {
+		t.Fatalf("after the name went: reply %v rcode %d, want NXDOMAIN", r, rcode)
+	}
+	sameReply(t, s, q, r)
+}
+
+// fastQueries are the queries of the allocation test and the benchmarks.
+func fastQueries(tb testing.TB) map[string][]byte {
+	tb.Helper()
+	qs := map[string][]byte{}
+	for _, c := range []struct {
+		name, qname string
+		qtype       uint16
+		edns        bool
+	}{
+		{"A", "foo.marathon." + l4lb, dns.TypeA, false},
+		{"A mixed case EDNS0", "FoO.mArAtHoN.L4lB.tHiSdCoS.DiReCtOrY.", dns.TypeA, true},
+		{"AAAA", "qux.marathon." + l4lb, dns.TypeAAAA, false},
+		{"SRV", "_foo._tcp.marathon." + l4lb, dns.TypeSRV, true},
+		{"NXDOMAIN", "nope.marathon." + l4lb, dns.TypeA, false},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(c.qname, c.qtype)
+		if c.edns {
+			m.SetEdns0(1232, false)
+		}
+		b, err := m.Pack()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		qs[c.name] = b
+	}
+	return qs
+}
+
+func TestFastPathDoesNotAllocate(t *testing.T) {
+	s := newTestServer(t, testTable(t))
+	s.packFast()
+	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
+	for name, q := range fastQueries(t) {
+		t.Run(name, func(t *testing.T) {
+			serve := func() {
+				r, rcode, qtype := s.answerFast(q, out, key)
+				if r == nil {
+					t.Fatalf("not answered by the fast path")
+				}
+				s.metrics.fast.count(rcode, qtype)
+			}
+			serve()
+			if n := testing.AllocsPerRun(1000, serve); n != 0 {
+				t.Errorf("%v allocations per query, want 0", n)
+			}
+		})
+	}
+}
+
+func BenchmarkFastPath(b *testing.B) {
+	s := newTestServer(b, testTable(b))
+	s.packFast()
+	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
+	for name, q := range fastQueries(b) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, _, _ := s.answerFast(q, out, key); r == nil {
+					b.Fatal("not answered")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBuildFast packs the replies of a table of n names.
+func BenchmarkBuildFast(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var apps []discovery.App
+			for i := range n {
+				name := fmt.Sprintf("app%05d", i)
+				a := manyPorts(name, 1, 80)
+				a.Tasks[0].AgentIP = a.Tasks[0].AgentIP.Next()
+				apps = append(apps, a)
+			}
+			tbl := discovery.Build(apps, discovery.NewAllocator(discovery.AllocConfig{}, nil), time.Unix(1700000000, 0))
+			s := newTestServer(b, tbl)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.buildFast(tbl)
+			}
+		})
+	}
+}
+
+// FuzzFastPath feeds arbitrary query bytes to the fast path: whatever it
+// answers must be what the full path answers.
+func FuzzFastPath(f *testing.F) {
+	tbl := testTable(f)
+	_, other := servedNames(f, tbl)
+	for _, name := range append(other, "foo.marathon."+l4lb, "_foo._tcp.marathon."+dclb, "QuX.marathon."+l4lb) {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV} {
+			for _, v := range queryVariants {
+				q, err := v.msg(42, name, qtype).Pack()
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(q)
+			}
+		}
+	}
+	f.Add([]byte{})
+	f.Add(make([]byte, 17))
+	s := newTestServer(f, tbl)
+	ft := s.buildFast(tbl)
+	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
+	f.Fuzz(func(t *testing.T, q []byte) {
+		if reply, _, _ := ft.answerFast(q, out, key); reply != nil {
+			sameReply(t, s, q, reply)
+		}
+	})
+}
