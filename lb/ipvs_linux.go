@@ -70,6 +70,7 @@ type IPVS struct {
 	now       func() time.Time
 	drainPoll time.Duration
 	closeFn   func()
+	closeOnce sync.Once
 
 	mu        sync.Mutex // serialises syncs and guards the fields below
 	applied   bool       // Apply ran: want is authoritative
@@ -145,7 +146,7 @@ func newIPVS(cfg IPVSConfig, k kernel, sys system) (*IPVS, error) {
 // that traffic flows on while vipbridge restarts.
 func (x *IPVS) Close() {
 	if x.closeFn != nil {
-		x.closeFn()
+		x.closeOnce.Do(x.closeFn)
 	}
 }
 
