@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet bench demo fuzz clean
+.PHONY: all build test vet bench bench-dns demo fuzz clean
 
 all: build
 
@@ -23,6 +23,11 @@ vet:
 # bench runs the benchmarks once each; figures go in the README.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s $(PKGS)
+
+# bench-dns serves 10,000 VIP names from vipbridge, Knot and NSD and drives
+# each with dnsperf (scripts/bench-dns.sh; installs the Debian packages).
+bench-dns:
+	scripts/bench-dns.sh
 
 # fuzz runs every fuzz target for FUZZTIME each.
 fuzz:

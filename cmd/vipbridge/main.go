@@ -43,6 +43,7 @@ const usage = `vipbridge: Marathon/Mesos service discovery with stable virtual I
 Usage:
   vipbridge run [flags]    run the daemon (vipbridge run -h lists the flags)
   vipbridge demo [flags]   run the daemon against a built-in simulated Marathon and Mesos
+  vipbridge zone [flags]   print a running daemon's zone as an RFC 1035 master file
   vipbridge version        print the version
 `
 
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return runDemo(ctx, cfg, stdout, stderr)
+	case "zone":
+		return runZone(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "vipbridge", version)
 		return nil

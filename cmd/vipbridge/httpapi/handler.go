@@ -107,6 +107,7 @@ func (a *api) router() *mux.Router {
 		{"/v1/hosts/{host}", a.v1Hosts},
 		{"/v1/services/{service}", a.v1Services},
 		{"/v1/version", a.v1Version},
+		{"/v1/zone", a.v1Zone},
 		{"/healthz", healthz},
 		{"/readyz", a.readyz},
 	}

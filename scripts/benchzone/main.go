@@ -1,0 +1,151 @@
+// Command benchzone is the helper of scripts/bench-dns.sh. It has two
+// modes:
+//
+//	benchzone serve -apps 10000 -urls FILE
+//	    runs the simulated Marathon + Mesos (marathontest) with that many
+//	    apps, one task and one named VIP each (/appNNNNN:80), writes
+//	    "MARATHON=<url>\nMESOS=<url>\n" to FILE once it serves, and stops on
+//	    SIGINT/SIGTERM;
+//	benchzone queries -zone FILE -n 200000 -o FILE
+//	    writes a dnsperf query file from a zone file: 90 % existing names
+//	    (A 70 %, AAAA 10 %, SRV 10 % of all) and 10 % names that do not
+//	    exist (NXDOMAIN), names drawn with a fixed seed.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/miekg/dns"
+
+	"github.com/vipbridge/vipbridge/marathon/marathontest"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "benchzone:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: benchzone serve|queries [flags]")
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	switch args[0] {
+	case "serve":
+		apps := fs.Int("apps", 10000, "apps, one named VIP each")
+		urls := fs.String("urls", "", "file to write the simulator URLs to")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return serve(*apps, *urls)
+	case "queries":
+		zone := fs.String("zone", "", "zone file written by vipbridge zone")
+		n := fs.Int("n", 200000, "queries")
+		out := fs.String("o", "", "query file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return queries(*zone, *n, *out)
+	}
+	return fmt.Errorf("unknown mode %q", args[0])
+}
+
+// scenario is n host-networked apps with one task and VIP each, spread
+// over 10 loopback agents.
+func scenario(n int) *marathontest.Scenario {
+	sc := &marathontest.Scenario{}
+	for i := range 10 {
+		sc.Agents = append(sc.Agents, marathontest.Agent{IP: netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)})})
+	}
+	for i := range n {
+		sc.Apps = append(sc.Apps, marathontest.AppSpec{
+			ID:        fmt.Sprintf("/app%05d", i),
+			Instances: 1,
+			Ports: []marathontest.PortSpec{{
+				Name:   "http",
+				Labels: map[string]string{"VIP_0": fmt.Sprintf("/app%05d:80", i)},
+			}},
+		})
+	}
+	return sc
+}
+
+func serve(n int, urls string) error {
+	sim, err := marathontest.Start(scenario(n))
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	defer sim.Close()
+	body := "MARATHON=" + sim.URL() + "\nMESOS=" + sim.MesosURL() + "\n"
+	if err := os.WriteFile(urls+".tmp", []byte(body), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(urls+".tmp", urls); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return nil
+}
+
+func queries(zoneFile string, n int, out string) error {
+	f, err := os.Open(zoneFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var names, srvs []string
+	var origin string
+	zp := dns.NewZoneParser(f, "", zoneFile)
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		switch rr.Header().Rrtype {
+		case dns.TypeSOA:
+			origin = rr.Header().Name
+		case dns.TypeA:
+			names = append(names, rr.Header().Name)
+		case dns.TypeSRV:
+			srvs = append(srvs, rr.Header().Name)
+		}
+	}
+	if err := zp.Err(); err != nil {
+		return fmt.Errorf("parse %s: %w", zoneFile, err)
+	}
+	if len(names) == 0 || len(srvs) == 0 {
+		return fmt.Errorf("%s: no A or SRV records", zoneFile)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	w, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	for i := range n {
+		switch r := i % 10; {
+		case r < 7:
+			fmt.Fprintf(bw, "%s A\n", names[rng.IntN(len(names))])
+		case r == 7:
+			fmt.Fprintf(bw, "%s AAAA\n", names[rng.IntN(len(names))])
+		case r == 8:
+			fmt.Fprintf(bw, "%s SRV\n", srvs[rng.IntN(len(srvs))])
+		default:
+			fmt.Fprintf(bw, "missing%06d.marathon.%s A\n", rng.IntN(1000000), strings.TrimSuffix(origin, ".")+".")
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return w.Close()
+}
