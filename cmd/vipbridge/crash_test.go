@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -421,4 +423,73 @@ func convergenceDiff(sim *marathontest.Server, dnsAddr, httpAddr string) string 
 		}
 	}
 	return ""
+}
+
+// tinyTmpfs mounts a tmpfs of size bytes on a fresh directory, unmounted
+// at cleanup; without root the test skips (under CI=true as root it fails).
+func tinyTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
+			t.Fatalf("mount tmpfs as root under CI: %v\n%s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// TestDataDirFull runs the daemon with its data dir on a small tmpfs,
+// fills it, and changes the cluster: the daemon must keep answering and
+// following the changes, log the failed writes at WARN and count them in
+// vipbridge_store_write_errors_total, and commit once space is back.
+func TestDataDirFull(t *testing.T) {
+	dir := tinyTmpfs(t, 4<<20)
+	sim := startSim(t, "small")
+	d := startDaemon(t, dir, []string{sim.URL()}, nil)
+	backends := func() int { v, _ := d.vip(webName + ":80"); return len(v.Backend) }
+	waitFor(t, "2 web backends", func() bool { return backends() == 2 })
+	waitFor(t, "the first commit", func() bool { return metricAtLeast(d, "vipbridge_store_commits_total", 1) })
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 64<<10); err == nil; {
+		_, err = f.Write(buf)
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the data dir: %v", err)
+	}
+	// 40 apps of ~2 KiB each (labels) no longer fit.
+	for i := range 40 {
+		spec := crashAppSpec(i, 1)
+		spec.Labels = map[string]string{"pad": strings.Repeat("x", 2048)}
+		if err := sim.AddApp(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sim.ScaleApp("/web", 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a counted store write error", func() bool { return metricAtLeast(d, "vipbridge_store_write_errors_total", 1) })
+	waitFor(t, "3 web backends with the disk full", func() bool { return backends() == 3 })
+	waitFor(t, "crash39 to resolve with the disk full", func() bool {
+		r, err := d.query(crashName(39)+".l4lb.thisdcos.directory", dns.TypeA)
+		return err == nil && r.Rcode == dns.RcodeSuccess
+	})
+	if logs := d.logs.String(); !strings.Contains(logs, `level=WARN msg="store write failed, will retry"`) ||
+		!strings.Contains(logs, "no space left on device") {
+		t.Errorf("no WARN line naming the full disk in the logs:\n%s", logs)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// The store retries with capped backoff (at most 30 s between tries).
+	waitFor(t, "store writes recovered", func() bool { return strings.Contains(d.logs.String(), "store writes recovered") })
 }
