@@ -136,7 +136,9 @@ tree() {
 	for c in $(pgrep -P "$p"); do tree "$c"; done
 }
 # cpu_ticks sums utime+stime (clock ticks) over a process tree.
-cpu_ticks() { for p in $(tree "$1"); do awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
+# The command name in stat may hold spaces ("nsd: main"): fields are
+# counted after its closing parenthesis.
+cpu_ticks() { for p in $(tree "$1"); do sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk '{print $12+$13}'; done | awk '{s+=$1} END {print s+0}'; }
 rss_kb() { for p in $(tree "$1"); do awk '/^VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
 hz=$(getconf CLK_TCK)
 
