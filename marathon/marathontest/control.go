@@ -149,7 +149,7 @@ func (s *Server) DeleteApp(id string) error {
 func (s *Server) Emit(eventType string, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.publish(event{Type: eventType, Data: slices.Clone(data)})
+	s.publish(event{Type: eventType, Data: slices.Clone(data), raw: true})
 }
 
 // EmitStatus sends n status_update_events for running tasks, round robin,

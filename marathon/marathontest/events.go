@@ -11,6 +11,7 @@ import (
 type event struct {
 	Type string
 	Data []byte
+	raw  bool // from Emit: not kept for Replay
 }
 
 // newEvent marshals fields with eventType and timestamp added, the two

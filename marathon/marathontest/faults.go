@@ -270,7 +270,7 @@ const historySize = 512
 // remember keeps evs for Replay. The caller holds s.mu.
 func (s *Server) remember(evs []event) {
 	for _, ev := range evs {
-		if ev.Type == "event_stream_attached" || ev.Type == "event_stream_detached" {
+		if ev.raw || ev.Type == "event_stream_attached" || ev.Type == "event_stream_detached" {
 			continue
 		}
 		if len(s.history) == historySize {
@@ -280,7 +280,8 @@ func (s *Server) remember(evs []event) {
 	}
 }
 
-// Replay sends the last n events again (at most 512), in reverse order or
+// Replay sends the last n events again (at most 512; not those of Emit),
+// in reverse order or
 // in the order shuffle leaves them (shuffle is rand.Shuffle's shape): old,
 // duplicated, out-of-order events, which Marathon does not rule out. State
 // is not changed. It returns the number sent.
