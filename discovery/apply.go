@@ -25,7 +25,21 @@ type sourceModel struct {
 	// health remembers each task's last non-None health and since when
 	// snapshots lack it, for the health grace period.
 	health map[string]healthMemo
+	// gone holds tasks a terminal update removed, so that an older event
+	// for one, replayed or late, cannot bring it back (task IDs are never
+	// reused); kept for tombstoneTTL.
+	gone map[string]tombstone
 }
+
+// tombstone is a task ended by a terminal update.
+type tombstone struct {
+	updated time.Time // the terminal update's Task.Updated
+	at      time.Time // when it was applied
+}
+
+// tombstoneTTL is how long a removed task's tombstone is kept: far longer
+// than any event stays in flight.
+const tombstoneTTL = 10 * time.Minute
 
 type healthMemo struct {
 	health Health
@@ -89,6 +103,11 @@ func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
 			delete(m.health, id)
 		}
 	}
+	for id, g := range m.gone {
+		if now.Sub(g.at) > tombstoneTTL {
+			delete(m.gone, id)
+		}
+	}
 	m.apps = next
 }
 
@@ -127,7 +146,7 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 func (m *sourceModel) apply(u Update, now time.Time) (unknown bool) {
 	switch u.Kind {
 	case UpdateTask:
-		return m.applyTask(u)
+		return m.applyTask(u, now)
 	case UpdateHealth:
 		return m.applyHealth(u, now)
 	case UpdateApp:
@@ -159,9 +178,12 @@ func taskMatches(t Task, id string) bool {
 
 // applyTask upserts or (terminal) removes u.Task. Fields the event lacks
 // (health, agent IP, addresses, ports) keep their known values; an update
-// older than the known task (by Task.Updated) is ignored, as Marathon does
-// not order events (docs/docs/event-bus.md).
-func (m *sourceModel) applyTask(u Update) bool {
+// older than the known task (by Task.Updated, then by lifecycle for equal
+// times: Marathon stamps TASK_STAGING and TASK_RUNNING in the same
+// millisecond) is ignored, as Marathon does not order events
+// (docs/docs/event-bus.md), and so is one no newer than the terminal
+// update that removed the task.
+func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 	a, ok := m.apps[u.AppID]
 	if !ok {
 		return true
@@ -181,14 +203,19 @@ func (m *sourceModel) applyTask(u Update) bool {
 			continue
 		}
 		found = true
-		if !t.Updated.IsZero() && nt.Updated.Before(t.Updated) {
+		if !t.Updated.IsZero() && (nt.Updated.Before(t.Updated) || nt.Updated.Equal(t.Updated) && nt.State < t.State) {
 			return false // older than what we know
 		}
 		if nt.State != TaskTerminal {
 			tasks = append(tasks, mergeTask(t, nt))
+		} else {
+			m.bury(t.ID, nt.Updated, now)
 		}
 	}
 	if !found && nt.State != TaskTerminal {
+		if g, ok := m.gone[nt.ID]; ok && !nt.Updated.After(g.updated) {
+			return false // a late event of a task already ended
+		}
 		tasks = append(tasks, nt)
 	}
 	if !found && nt.State == TaskTerminal {
@@ -198,6 +225,14 @@ func (m *sourceModel) applyTask(u Update) bool {
 	m.apps[a.ID] = a
 	m.mark(a.ID)
 	return false
+}
+
+// bury records that task id ended with an update stamped updated.
+func (m *sourceModel) bury(id string, updated, now time.Time) {
+	if m.gone == nil {
+		m.gone = map[string]tombstone{}
+	}
+	m.gone[id] = tombstone{updated: updated, at: now}
 }
 
 // mergeTask lays the fields of nt that the event carried over old.

@@ -1,0 +1,66 @@
+package discovery
+
+import (
+	"testing"
+	"time"
+)
+
+// TestApplyTaskOutOfOrder replays old and duplicated task updates, as
+// Marathon's event bus may deliver them; found by the chaos test
+// (cmd/vipbridge/chaos_test.go, "events out of order and duplicated").
+func TestApplyTaskOutOfOrder(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration, st TaskState) Update {
+		task := webTask("/web", 31000, st, HealthNone)
+		task.Updated = t0.Add(d)
+		return Update{Kind: UpdateTask, AppID: "/web", Task: task}
+	}
+	tests := []struct {
+		name    string
+		updates []Update
+		want    []TaskState // the task's state after them; empty = gone
+	}{
+		{name: "in order", updates: []Update{at(0, TaskStarting), at(time.Second, TaskRunning)}, want: []TaskState{TaskRunning}},
+		{name: "older staging after running", updates: []Update{at(time.Second, TaskRunning), at(0, TaskStarting)}, want: []TaskState{TaskRunning}},
+		{name: "staging in the same millisecond as running", updates: []Update{at(0, TaskStarting), at(0, TaskRunning), at(0, TaskStarting)}, want: []TaskState{TaskRunning}},
+		{name: "killing in the same millisecond as running", updates: []Update{at(0, TaskRunning), at(0, TaskKilling), at(0, TaskRunning)}, want: []TaskState{TaskKilling}},
+		{name: "running replayed after killed", updates: []Update{at(0, TaskRunning), at(time.Second, TaskTerminal), at(0, TaskRunning)}},
+		{name: "running replayed twice after killed", updates: []Update{at(0, TaskRunning), at(time.Second, TaskTerminal), at(0, TaskRunning), at(0, TaskStarting)}},
+		{name: "running in the same millisecond as killed", updates: []Update{at(0, TaskRunning), at(0, TaskTerminal), at(0, TaskRunning)}},
+		{name: "newer running after lost comes back", updates: []Update{at(0, TaskRunning), at(time.Second, TaskTerminal), at(2*time.Second, TaskRunning)}, want: []TaskState{TaskRunning}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newSourceModel([]App{webApp("/web", false)}, t0)
+			for _, u := range tt.updates {
+				m.apply(u, t0)
+			}
+			var got []TaskState
+			for _, task := range m.apps["/web"].Tasks {
+				got = append(got, task.State)
+			}
+			if len(got) != len(tt.want) || len(got) == 1 && got[0] != tt.want[0] {
+				t.Errorf("states = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTombstonesExpireWithResyncs(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	m := newSourceModel([]App{webApp("/web", false, 31000)}, t0)
+	dead := webTask("/web", 31000, TaskTerminal, HealthNone)
+	dead.Updated = t0
+	m.apply(Update{Kind: UpdateTask, AppID: "/web", Task: dead}, t0)
+	if len(m.gone) != 1 {
+		t.Fatalf("tombstones after a terminal update = %d, want 1", len(m.gone))
+	}
+	m.replace([]App{webApp("/web", false)}, t0.Add(tombstoneTTL), time.Minute)
+	if len(m.gone) != 1 {
+		t.Errorf("tombstone dropped before its TTL")
+	}
+	m.replace([]App{webApp("/web", false)}, t0.Add(tombstoneTTL+time.Second), time.Minute)
+	if len(m.gone) != 0 {
+		t.Errorf("tombstones after the TTL = %d, want 0", len(m.gone))
+	}
+}
