@@ -32,6 +32,12 @@ type config struct {
 	LogFormat      string
 	SimulateEvery  time.Duration // demo only
 	DataDirSet     bool          // --data-dir or VIPBRIDGE_DATA_DIR given
+
+	// Not flags: tests (chaos_test.go) shorten the event stream's limits;
+	// 0 keeps marathon.Config's defaults (30 s idle, 16 MiB events).
+	StreamIdleTimeout time.Duration
+	MaxEventSize      int
+	HealthGrace       time.Duration // 0: discovery's 60 s
 }
 
 // envName returns the environment variable that sets flag name.

@@ -67,6 +67,8 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		TokenFile:     cfg.TokenFile,
 		CAFile:        cfg.CAFile,
 		MesosInterval: cfg.MesosInterval,
+		IdleTimeout:   cfg.StreamIdleTimeout,
+		MaxEventSize:  cfg.MaxEventSize,
 		Registerer:    reg,
 		Logger:        log,
 		Sink:          func(u discovery.Update) { rec.Update(u) },
@@ -79,12 +81,13 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
 	}
 	rec, err = discovery.NewReconciler(discovery.Config{
-		Store:      store,
-		Sources:    sources,
-		Dataplane:  dataplane,
-		Alloc:      discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
-		Registerer: reg,
-		Logger:     log.With("component", "discovery"),
+		Store:       store,
+		Sources:     sources,
+		Dataplane:   dataplane,
+		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
+		HealthGrace: cfg.HealthGrace,
+		Registerer:  reg,
+		Logger:      log.With("component", "discovery"),
 	})
 	if err != nil {
 		return err
