@@ -9,7 +9,10 @@
 // frames it, and the Mesos master's /master/state. Control methods (AddApp,
 // ScaleApp, KillTask, SetHealth, DeleteApp, ChangeLeader, DropConnections,
 // Emit) change the state and emit the events real Marathon would; Apps
-// returns the ground truth to compare a consumer's view against.
+// returns the ground truth to compare a consumer's view against. Faults
+// (faults.go) break it on purpose: InjectFault (5xx, slow and hanging REST
+// answers), CutStreams, StallStreams, Burst, Replay, ChangeMesosLeader and
+// WithFailoverHealthGap.
 //
 // Upstream references: mesosphere/marathon docs/docs/event-bus.md and the
 // RAML types under docs/docs/rest-api/public/api/v2/types/; Mesos master
