@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet bench bench-dns demo fuzz clean
+.PHONY: all build test vet bench bench-dns demo fuzz soak chaos clean
 
 all: build
 
@@ -36,6 +36,18 @@ fuzz:
 	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 	  done; \
 	done
+
+# soak kill -9s the real daemon KILLS times under write load (make test
+# runs 200) and checks the store after each kill.
+KILLS ?= 2000
+soak:
+	VIPBRIDGE_SOAK_KILLS=$(KILLS) $(GO) test -race -count=1 -run '^TestCrashSafety$$' -timeout 120m -v ./cmd/vipbridge
+
+# chaos runs ROUNDS random fault rounds against the real daemon with a new
+# seed each time (make test replays seed 1 for 3 rounds).
+ROUNDS ?= 200
+chaos:
+	CHAOS_SEED=$$(date +%s) CHAOS_ROUNDS=$(ROUNDS) $(GO) test -race -count=1 -run '^TestChaos$$' -timeout 60m -v ./cmd/vipbridge
 
 demo:
 	$(GO) run ./cmd/vipbridge demo
