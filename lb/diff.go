@@ -86,9 +86,15 @@ type flow struct {
 // wantService is a service as the table wants it.
 type wantService struct {
 	Sched string
-	// Dests maps each backend to its weight (1, or 0 while unhealthy or
-	// killing).
-	Dests map[destKey]int
+	// Dests are the backends sorted by key, each once.
+	Dests []wantDest
+}
+
+// wantDest is a backend with its weight: 1, or 0 while unhealthy or
+// killing.
+type wantDest struct {
+	Key    destKey
+	Weight int
 }
 
 // want is the desired IPVS state.
@@ -100,15 +106,28 @@ type haveService struct {
 	Flags   uint32
 	Timeout uint32
 	Netmask uint32
-	Dests   map[destKey]haveDest
+	// Dests are sorted by key.
+	Dests []haveDest
 }
 
 // haveDest is a destination as the kernel has it.
 type haveDest struct {
+	Key      destKey
 	Weight   int
 	Fwd      uint32
 	Active   int
 	Inactive int
+}
+
+func compareHaveDest(d haveDest, k destKey) int { return compareDestKey(d.Key, k) }
+
+// dest returns the destination k of hs and whether it exists.
+func (hs *haveService) dest(k destKey) (haveDest, bool) {
+	i, ok := slices.BinarySearchFunc(hs.Dests, k, compareHaveDest)
+	if !ok {
+		return haveDest{}, false
+	}
+	return hs.Dests[i], true
 }
 
 // have is the kernel's IPVS state, restricted to the services lb owns.
@@ -133,20 +152,36 @@ func desired(t *discovery.Table, sched string) (want, map[discovery.VIPKey][]ser
 			keys[v.Key] = append(keys[v.Key], k)
 			ws := w[k]
 			if ws == nil {
-				ws = &wantService{Sched: sched, Dests: make(map[destKey]int, len(v.Backends))}
+				ws = &wantService{Sched: sched, Dests: make([]wantDest, 0, len(v.Backends))}
 				w[k] = ws
 			}
+			n := len(ws.Dests)
 			for _, b := range v.Backends {
-				ba := b.Addr.Addr().Unmap()
-				if ba.Is4() != addr.Is4() {
-					continue
+				if ba := b.Addr.Addr().Unmap(); ba.Is4() == addr.Is4() {
+					ws.Dests = append(ws.Dests, wantDest{Key: destKey{Addr: ba, Port: b.Addr.Port()}, Weight: int(b.Weight)})
 				}
-				dk := destKey{Addr: ba, Port: b.Addr.Port()}
-				ws.Dests[dk] = max(ws.Dests[dk], int(b.Weight))
 			}
+			ws.Dests = sortDests(ws.Dests, n > 0)
 		}
 	}
 	return w, keys
+}
+
+func compareWantDest(a, b wantDest) int {
+	if c := compareDestKey(a.Key, b.Key); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.Weight, a.Weight)
+}
+
+// sortDests sorts ds by key, if needed (backends come sorted by address,
+// except IPv4-mapped ones and when VIPs share a service), and keeps one per
+// key, the highest weight.
+func sortDests(ds []wantDest, merged bool) []wantDest {
+	if merged || !slices.IsSortedFunc(ds, compareWantDest) {
+		slices.SortFunc(ds, compareWantDest)
+	}
+	return slices.CompactFunc(ds, func(a, b wantDest) bool { return a.Key == b.Key })
 }
 
 // opKind is one kind of IPVS write.
@@ -226,16 +261,6 @@ func (o op) flows() []flow {
 	return nil
 }
 
-func compareOp(a, b op) int {
-	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
-		return c
-	}
-	if c := compareServiceKey(a.Svc, b.Svc); c != 0 {
-		return c
-	}
-	return compareDestKey(a.Dest, b.Dest)
-}
-
 // plan is the outcome of diff: the writes to make, in order, and the TCP
 // backends that are draining once they are made.
 type plan struct {
@@ -276,36 +301,65 @@ func diff(w want, h have, drains map[drainKey]time.Time, pol drainPolicy) plan {
 		hs := h[k]
 		if hs == nil {
 			p.Ops = append(p.Ops, op{Kind: opAddService, Svc: k, Sched: ws.Sched})
-			for dk, weight := range ws.Dests {
-				p.Ops = append(p.Ops, op{Kind: opAddDest, Svc: k, Dest: dk, Weight: weight})
+			for _, wd := range ws.Dests {
+				p.Ops = append(p.Ops, op{Kind: opAddDest, Svc: k, Dest: wd.Key, Weight: wd.Weight})
 			}
 			continue
 		}
 		if !serviceMatches(k, hs, ws) {
 			p.Ops = append(p.Ops, op{Kind: opUpdateService, Svc: k, Sched: ws.Sched})
 		}
-		for dk, weight := range ws.Dests {
-			hd, ok := hs.Dests[dk]
-			switch {
-			case !ok:
-				p.Ops = append(p.Ops, op{Kind: opAddDest, Svc: k, Dest: dk, Weight: weight})
-			case hd.Weight != weight || hd.Fwd&fwdMask != fwdMasq:
-				p.Ops = append(p.Ops, op{Kind: opUpdateDest, Svc: k, Dest: dk, Weight: weight})
-			}
-		}
-		for dk, hd := range hs.Dests {
-			if _, ok := ws.Dests[dk]; !ok {
-				p.leave(k, dk, hd, drains, pol)
-			}
-		}
+		p.diffDests(k, ws.Dests, hs.Dests, drains, pol)
 	}
 	for k, hs := range h {
 		if w[k] == nil {
 			p.leaveService(k, hs, drains, pol)
 		}
 	}
-	slices.SortFunc(p.Ops, compareOp)
+	p.Ops = byKind(p.Ops)
 	return p
+}
+
+// byKind orders ops by kind, keeping their order within a kind: a
+// service is added before its destinations, and so on.
+func byKind(ops []op) []op {
+	if slices.IsSortedFunc(ops, func(a, b op) int { return cmp.Compare(a.Kind, b.Kind) }) {
+		return ops
+	}
+	out := make([]op, 0, len(ops))
+	for k := opAddService; k <= opDelService; k++ {
+		for _, o := range ops {
+			if o.Kind == k {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// diffDests merges the sorted destinations of service k.
+func (p *plan) diffDests(k serviceKey, ws []wantDest, hs []haveDest, drains map[drainKey]time.Time, pol drainPolicy) {
+	for len(ws) > 0 || len(hs) > 0 {
+		c := -1 // only ws left
+		if len(ws) == 0 {
+			c = 1
+		} else if len(hs) > 0 {
+			c = compareDestKey(ws[0].Key, hs[0].Key)
+		}
+		switch {
+		case c < 0:
+			p.Ops = append(p.Ops, op{Kind: opAddDest, Svc: k, Dest: ws[0].Key, Weight: ws[0].Weight})
+			ws = ws[1:]
+		case c > 0:
+			p.leave(k, hs[0], drains, pol)
+			hs = hs[1:]
+		default:
+			if hs[0].Weight != ws[0].Weight || hs[0].Fwd&fwdMask != fwdMasq {
+				p.Ops = append(p.Ops, op{Kind: opUpdateDest, Svc: k, Dest: ws[0].Key, Weight: ws[0].Weight})
+			}
+			ws, hs = ws[1:], hs[1:]
+		}
+	}
 }
 
 func serviceMatches(k serviceKey, hs *haveService, ws *wantService) bool {
@@ -313,11 +367,11 @@ func serviceMatches(k serviceKey, hs *haveService, ws *wantService) bool {
 }
 
 // leaveDecision says what becomes of one leaving backend.
-func leaveDecision(k serviceKey, dk destKey, hd haveDest, drains map[drainKey]time.Time, pol drainPolicy) (gone bool, deadline time.Time, tracked bool) {
+func leaveDecision(k serviceKey, hd haveDest, drains map[drainKey]time.Time, pol drainPolicy) (gone bool, deadline time.Time, tracked bool) {
 	if k.Proto != protoTCP {
 		return true, time.Time{}, false
 	}
-	deadline, tracked = drains[drainKey{Svc: k, Dest: dk}]
+	deadline, tracked = drains[drainKey{Svc: k, Dest: hd.Key}]
 	if pol.fresh(k) && hd.Active == 0 {
 		return true, deadline, tracked
 	}
@@ -328,15 +382,15 @@ func leaveDecision(k serviceKey, dk destKey, hd haveDest, drains map[drainKey]ti
 }
 
 // leave plans one backend that left service k.
-func (p *plan) leave(k serviceKey, dk destKey, hd haveDest, drains map[drainKey]time.Time, pol drainPolicy) {
-	gone, deadline, tracked := leaveDecision(k, dk, hd, drains, pol)
+func (p *plan) leave(k serviceKey, hd haveDest, drains map[drainKey]time.Time, pol drainPolicy) {
+	gone, deadline, tracked := leaveDecision(k, hd, drains, pol)
 	if gone {
-		p.Ops = append(p.Ops, op{Kind: opDelDest, Svc: k, Dest: dk, Drained: tracked})
+		p.Ops = append(p.Ops, op{Kind: opDelDest, Svc: k, Dest: hd.Key, Drained: tracked})
 		return
 	}
-	p.Drains[drainKey{Svc: k, Dest: dk}] = deadline
+	p.Drains[drainKey{Svc: k, Dest: hd.Key}] = deadline
 	if hd.Weight != 0 {
-		p.Ops = append(p.Ops, op{Kind: opUpdateDest, Svc: k, Dest: dk, Weight: 0})
+		p.Ops = append(p.Ops, op{Kind: opUpdateDest, Svc: k, Dest: hd.Key, Weight: 0})
 	}
 }
 
@@ -345,22 +399,21 @@ func (p *plan) leave(k serviceKey, dk destKey, hd haveDest, drains map[drainKey]
 func (p *plan) leaveService(k serviceKey, hs *haveService, drains map[drainKey]time.Time, pol drainPolicy) {
 	draining := false
 	drained := len(hs.Dests) > 0
-	for dk, hd := range hs.Dests {
-		gone, _, tracked := leaveDecision(k, dk, hd, drains, pol)
+	for _, hd := range hs.Dests {
+		gone, _, tracked := leaveDecision(k, hd, drains, pol)
 		draining = draining || !gone
 		drained = drained && tracked
 	}
 	if !draining {
-		dests := make([]destKey, 0, len(hs.Dests))
-		for dk := range hs.Dests {
-			dests = append(dests, dk)
+		dests := make([]destKey, len(hs.Dests))
+		for i, hd := range hs.Dests {
+			dests[i] = hd.Key
 		}
-		slices.SortFunc(dests, compareDestKey)
 		p.Ops = append(p.Ops, op{Kind: opDelService, Svc: k, Dests: dests, Drained: drained})
 		return
 	}
-	for dk, hd := range hs.Dests {
-		p.leave(k, dk, hd, drains, pol)
+	for _, hd := range hs.Dests {
+		p.leave(k, hd, drains, pol)
 	}
 }
 
@@ -371,34 +424,26 @@ func (h have) apply(o op) {
 	case opAddService, opUpdateService:
 		hs := h[o.Svc]
 		if hs == nil {
-			hs = &haveService{Dests: map[destKey]haveDest{}}
+			hs = &haveService{}
 			h[o.Svc] = hs
 		}
 		hs.Sched, hs.Flags, hs.Timeout, hs.Netmask = o.Sched, 0, 0, netmask(o.Svc.Addr)
-	case opAddDest, opUpdateDest:
-		if hs := h[o.Svc]; hs != nil {
-			hd := hs.Dests[o.Dest]
-			hd.Weight, hd.Fwd = o.Weight, fwdMasq
-			hs.Dests[o.Dest] = hd
+	case opAddDest, opUpdateDest, opDelDest:
+		hs := h[o.Svc]
+		if hs == nil {
+			return
 		}
-	case opDelDest:
-		if hs := h[o.Svc]; hs != nil {
-			delete(hs.Dests, o.Dest)
+		i, ok := slices.BinarySearchFunc(hs.Dests, o.Dest, compareHaveDest)
+		switch {
+		case o.Kind == opDelDest && ok:
+			hs.Dests = slices.Delete(hs.Dests, i, i+1)
+		case o.Kind == opDelDest:
+		case ok:
+			hs.Dests[i].Weight, hs.Dests[i].Fwd = o.Weight, fwdMasq
+		default:
+			hs.Dests = slices.Insert(hs.Dests, i, haveDest{Key: o.Dest, Weight: o.Weight, Fwd: fwdMasq})
 		}
 	case opDelService:
 		delete(h, o.Svc)
 	}
-}
-
-// addrs returns the VIP addresses the interface needs: those of every
-// wanted service and of every service still in h (draining).
-func addrs(w want, h have) map[netip.Addr]struct{} {
-	out := make(map[netip.Addr]struct{}, len(w))
-	for k := range w {
-		out[k.Addr] = struct{}{}
-	}
-	for k := range h {
-		out[k.Addr] = struct{}{}
-	}
-	return out
 }

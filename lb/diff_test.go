@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -33,16 +34,14 @@ func parseState(t testing.TB, lines ...string) have {
 		k := serviceKey{Proto: uint16(p), Addr: ap.Addr(), Port: ap.Port()}
 		hs := h[k]
 		if hs == nil {
-			hs = &haveService{Sched: f[2], Netmask: netmask(k.Addr), Dests: map[destKey]haveDest{}}
+			hs = &haveService{Sched: f[2], Netmask: netmask(k.Addr)}
 			h[k] = hs
 		}
 		rest := f[3:]
-		var dk *destKey
-		var hd haveDest
+		var hd *haveDest
 		if len(rest) >= 2 && rest[0] == "->" {
 			dp := netip.MustParseAddrPort(rest[1])
-			dk = &destKey{Addr: dp.Addr(), Port: dp.Port()}
-			hd.Weight = 1
+			hd = &haveDest{Key: destKey{Addr: dp.Addr(), Port: dp.Port()}, Weight: 1}
 			rest = rest[2:]
 		}
 		for _, o := range rest {
@@ -51,24 +50,27 @@ func parseState(t testing.TB, lines ...string) have {
 			if _, err := fmt.Sscanf(strings.Replace(o, "=", " ", 1), "%s %d", &name, &n); err != nil {
 				t.Fatalf("bad option %q in %q", o, l)
 			}
-			switch name {
-			case "w":
+			switch {
+			case hd != nil && name == "w":
 				hd.Weight = n
-			case "a":
+			case hd != nil && name == "a":
 				hd.Active = n
-			case "fwd":
+			case hd != nil && name == "fwd":
 				hd.Fwd = uint32(n)
-			case "flags":
+			case name == "flags":
 				hs.Flags = uint32(n)
-			case "mask":
+			case name == "mask":
 				hs.Netmask = uint32(n)
 			default:
 				t.Fatalf("unknown option %q in %q", o, l)
 			}
 		}
-		if dk != nil {
-			hs.Dests[*dk] = hd
+		if hd != nil {
+			hs.Dests = append(hs.Dests, *hd)
 		}
+	}
+	for _, hs := range h {
+		slices.SortFunc(hs.Dests, func(a, b haveDest) int { return compareDestKey(a.Key, b.Key) })
 	}
 	return h
 }
@@ -78,9 +80,9 @@ func parseWant(t testing.TB, lines ...string) want {
 	t.Helper()
 	w := want{}
 	for k, hs := range parseState(t, lines...) {
-		ws := &wantService{Sched: hs.Sched, Dests: map[destKey]int{}}
-		for dk, hd := range hs.Dests {
-			ws.Dests[dk] = hd.Weight
+		ws := &wantService{Sched: hs.Sched}
+		for _, hd := range hs.Dests {
+			ws.Dests = append(ws.Dests, wantDest{Key: hd.Key, Weight: hd.Weight})
 		}
 		w[k] = ws
 	}
@@ -111,9 +113,27 @@ func (o op) String() string {
 	return s
 }
 
+func compareOp(a, b op) int {
+	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	if c := compareServiceKey(a.Svc, b.Svc); c != 0 {
+		return c
+	}
+	return compareDestKey(a.Dest, b.Dest)
+}
+
+// renderPlan renders p's writes, sorted, then its drains.
 func renderPlan(p plan) []string {
 	var out []string
-	for _, o := range p.Ops {
+	for i, o := range p.Ops {
+		if i > 0 && p.Ops[i-1].Kind > o.Kind {
+			out = append(out, "writes out of order")
+		}
+	}
+	ops := slices.Clone(p.Ops)
+	slices.SortFunc(ops, compareOp)
+	for _, o := range ops {
 		out = append(out, o.String())
 	}
 	var ds []string
@@ -344,8 +364,8 @@ func renderWant(w want) []string {
 		if len(ws.Dests) == 0 {
 			out = append(out, fmt.Sprintf("%s %s", k, ws.Sched))
 		}
-		for d, weight := range ws.Dests {
-			out = append(out, fmt.Sprintf("%s %s -> %s w=%d", k, ws.Sched, netip.AddrPortFrom(d.Addr, d.Port), weight))
+		for _, d := range ws.Dests {
+			out = append(out, fmt.Sprintf("%s %s -> %s w=%d", k, ws.Sched, netip.AddrPortFrom(d.Key.Addr, d.Key.Port), d.Weight))
 		}
 	}
 	slices.Sort(out)

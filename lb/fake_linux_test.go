@@ -32,7 +32,8 @@ func (f *fakeKernel) change(s *ipvs.Service, d *ipvs.Destination, isNew bool, fn
 	k, dk, missing := fkey(s), destKey{}, syscall.ESRCH
 	_, has := f.svcs[k]
 	if d != nil && has {
-		dk, _, _ = fromDest(d)
+		hd, _ := fromDest(d)
+		dk = hd.Key
 		_, has = f.dests[k][dk]
 		missing = syscall.ENOENT
 	}
@@ -115,18 +116,18 @@ func (s *fakeSystem) addrs() (out []netip.Addr, _ error) {
 	return out, nil
 }
 
-func (s *fakeSystem) addAddr(a netip.Addr) error {
+func (s *fakeSystem) setAddrs(add, del []netip.Addr) map[netip.Addr]error {
 	s.mu.Lock()
-	s.ifAddrs[a] = struct{}{}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	for _, a := range add {
+		s.ifAddrs[a] = struct{}{}
+	}
+	for _, a := range del {
+		delete(s.ifAddrs, a)
+	}
 	return nil
 }
-func (s *fakeSystem) delAddr(a netip.Addr) error {
-	s.mu.Lock()
-	delete(s.ifAddrs, a)
-	s.mu.Unlock()
-	return nil
-}
+
 func (s *fakeSystem) setSysctls() (int, error) { return 0, nil }
 
 func (s *fakeSystem) masquerade(vips map[netip.Addr]struct{}, _ bool) (int, error) {

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/moby/ipvs"
 
 	"github.com/vipbridge/vipbridge/discovery"
 )
@@ -21,8 +20,9 @@ type system interface {
 	// addrs lists the VIP interface's addresses, creating the interface
 	// if needed.
 	addrs() ([]netip.Addr, error)
-	addAddr(netip.Addr) error
-	delAddr(netip.Addr) error
+	// setAddrs adds and removes addresses and returns those it could
+	// not add or remove, with the reason.
+	setAddrs(add, del []netip.Addr) map[netip.Addr]error
 	// masquerade makes the masquerade set hold exactly vips, reading the
 	// kernel first if verify; it returns how many changes that took.
 	masquerade(vips map[netip.Addr]struct{}, verify bool) (int, error)
@@ -80,6 +80,7 @@ type IPVS struct {
 	have      have                    // kernel view, owned services only
 	addrs     map[netip.Addr]struct{} // owned addresses on the interface
 	valid     bool                    // have and addrs match the kernel as far as known
+	addrsOK   bool                    // addrs and the masquerade set match neededAddrs()
 	drains    map[drainKey]time.Time  // draining TCP backends → deadline
 	errs      map[serviceKey]string   // failed writes of the last sync
 	addrErrs  map[netip.Addr]string
@@ -91,26 +92,23 @@ type IPVS struct {
 // so that a restart leaves the kernel as it is until the stored table is
 // applied.
 func NewIPVS(cfg IPVSConfig) (*IPVS, error) {
-	if err := checkIPVS(); err != nil {
-		return nil, fmt.Errorf("ipvs dataplane: %w", err)
-	}
-	h, err := ipvs.New("")
+	k, err := newNetlinkKernel()
 	if err != nil {
-		return nil, fmt.Errorf("ipvs dataplane: open ipvs netlink: %w", err)
+		return nil, fmt.Errorf("ipvs dataplane: %w", err)
 	}
 	host, err := newNetHost(cfg.withDefaults().Interface)
 	if err != nil {
-		h.Close()
+		k.close()
 		return nil, fmt.Errorf("ipvs dataplane: %w", err)
 	}
-	x, err := newIPVS(cfg, h, host)
+	x, err := newIPVS(cfg, k, host)
 	if err != nil {
-		h.Close()
+		k.close()
 		host.close()
 		return nil, err
 	}
 	x.closeFn = func() {
-		h.Close()
+		k.close()
 		host.close()
 	}
 	return x, nil
@@ -157,7 +155,13 @@ func (x *IPVS) Apply(ctx context.Context, t *discovery.Table) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.want, x.vipKeys = desired(t, x.cfg.Scheduler)
-	x.wantAddrs = addrs(x.want, nil)
+	wantAddrs := make(map[netip.Addr]struct{}, len(x.want))
+	for k := range x.want {
+		wantAddrs[k.Addr] = struct{}{}
+	}
+	if !maps.Equal(wantAddrs, x.wantAddrs) {
+		x.wantAddrs, x.addrsOK = wantAddrs, false
+	}
 	x.applied = true
 	cached := x.valid
 	writes, err := x.sync(ctx, trigApply, nil)
@@ -267,27 +271,57 @@ func (x *IPVS) sync(ctx context.Context, trig trigger, fresh map[serviceKey]stru
 	var errs []error
 
 	// Addresses (and masquerade entries) come before their services and
-	// go after them.
-	grow := addrs(x.want, x.have)
-	n, err := x.syncAddrs(grow, full)
-	writes, drift := n, drift+n
-	errs = append(errs, err)
+	// go after them; they change only with the set of services.
+	addrs := full || !x.addrsOK || slices.ContainsFunc(p.Ops, func(o op) bool {
+		return o.Kind == opAddService || o.Kind == opDelService
+	})
+	writes := 0
+	if addrs {
+		n, err := x.syncAddrs(x.neededAddrs(), full)
+		writes, drift = writes+n, drift+n
+		errs = append(errs, err)
+	}
 
 	n, ipvsDrift, err := x.write(ctx, p)
 	writes, drift = writes+n, drift+ipvsDrift
 	errs = append(errs, err)
 	x.drains = p.Drains
 
-	n, err = x.syncAddrs(addrs(x.want, x.have), false)
-	writes, drift = writes+n, drift+n
-	errs = append(errs, err)
+	if addrs {
+		n, err := x.syncAddrs(x.neededAddrs(), false)
+		writes, drift = writes+n, drift+n
+		errs = append(errs, err)
+		x.addrsOK = err == nil
+	}
 
 	if trig == trigRepair && drift > 0 {
 		x.met.driftRepairs.Add(float64(drift))
 		x.log.Info("repaired dataplane drift", "repairs", drift, "took", time.Since(start))
 	}
-	x.gauges()
+	if full || writes > 0 {
+		x.gauges()
+	}
 	return writes, errors.Join(errs...)
+}
+
+// neededAddrs returns the VIP addresses the interface needs: those of the
+// table and of the services still in the view (draining). The result may
+// be x.wantAddrs itself and must not be modified.
+func (x *IPVS) neededAddrs() map[netip.Addr]struct{} {
+	need := x.wantAddrs
+	for k := range x.have {
+		if _, ok := need[k.Addr]; ok {
+			continue
+		}
+		if len(need) == len(x.wantAddrs) {
+			need = maps.Clone(x.wantAddrs)
+			if need == nil {
+				need = map[netip.Addr]struct{}{}
+			}
+		}
+		need[k.Addr] = struct{}{}
+	}
+	return need
 }
 
 // read replaces the view with the kernel's owned services and addresses.
@@ -361,15 +395,26 @@ func (x *IPVS) ownsAddr(a netip.Addr, owned map[netip.Addr]struct{}) bool {
 // returns the number of writes and of those that were not expected drain
 // deletions (drift, when repairing).
 func (x *IPVS) write(ctx context.Context, p plan) (writes, drift int, _ error) {
+	if len(p.Ops) == 0 {
+		return 0, 0, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	var results []error
+	if b, ok := x.k.(batchWriter); ok {
+		results = b.writeBatch(p.Ops)
+	} else {
+		results = make([]error, len(p.Ops))
+		for i, o := range p.Ops {
+			results[i] = write(x.k, o)
+		}
+	}
 	var errs []error
 	var flows []flow
-	for _, o := range p.Ops {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
+	for i, o := range p.Ops {
 		x.met.ops.WithLabelValues(o.Kind.String()).Inc()
-		if err := write(x.k, o); err != nil {
+		if err := results[i]; err != nil {
 			x.met.opErrors.WithLabelValues(o.Kind.String()).Inc()
 			x.errs[o.Svc] = err.Error()
 			x.valid = false
@@ -401,36 +446,41 @@ func (x *IPVS) write(ctx context.Context, p plan) (writes, drift int, _ error) {
 // syncAddrs makes the owned interface addresses and the masquerade set
 // equal to need and returns the number of changes.
 func (x *IPVS) syncAddrs(need map[netip.Addr]struct{}, verify bool) (int, error) {
-	var errs []error
-	n := 0
+	var add, del []netip.Addr
 	for a := range need {
-		if _, ok := x.addrs[a]; ok {
-			continue
+		if _, ok := x.addrs[a]; !ok {
+			add = append(add, a)
 		}
-		x.met.ops.WithLabelValues("add_address").Inc()
-		if err := x.sys.addAddr(a); err != nil {
-			x.met.opErrors.WithLabelValues("add_address").Inc()
-			x.addrErrs[a] = err.Error()
-			x.valid = false
-			errs = append(errs, err)
-			continue
-		}
-		x.addrs[a] = struct{}{}
-		n++
 	}
 	for a := range x.addrs {
-		if _, ok := need[a]; ok {
-			continue
+		if _, ok := need[a]; !ok {
+			del = append(del, a)
 		}
-		x.met.ops.WithLabelValues("del_address").Inc()
-		if err := x.sys.delAddr(a); err != nil {
-			x.met.opErrors.WithLabelValues("del_address").Inc()
-			x.valid = false
-			errs = append(errs, err)
-			continue
+	}
+	var errs []error
+	n := 0
+	if len(add)+len(del) > 0 {
+		failed := x.sys.setAddrs(add, del)
+		for i, a := range append(add, del...) {
+			op := "add_address"
+			if i >= len(add) {
+				op = "del_address"
+			}
+			x.met.ops.WithLabelValues(op).Inc()
+			if err := failed[a]; err != nil {
+				x.met.opErrors.WithLabelValues(op).Inc()
+				x.addrErrs[a] = err.Error()
+				x.valid = false
+				errs = append(errs, err)
+				continue
+			}
+			if op == "add_address" {
+				x.addrs[a] = struct{}{}
+			} else {
+				delete(x.addrs, a)
+			}
+			n++
 		}
-		delete(x.addrs, a)
-		n++
 	}
 	m, err := x.sys.masquerade(need, verify)
 	if m > 0 {
@@ -449,8 +499,8 @@ func (x *IPVS) syncAddrs(need map[netip.Addr]struct{}, verify bool) (int, error)
 func (x *IPVS) gauges() {
 	var active, idle, draining int
 	for k, hs := range x.have {
-		for dk, hd := range hs.Dests {
-			switch _, d := x.drains[drainKey{Svc: k, Dest: dk}]; {
+		for _, hd := range hs.Dests {
+			switch _, d := x.drains[drainKey{Svc: k, Dest: hd.Key}]; {
 			case d:
 				draining++
 			case hd.Weight > 0:
@@ -499,15 +549,14 @@ func (x *IPVS) serviceState(k serviceKey) ServiceState {
 	if hs == nil {
 		return s
 	}
-	s.Backends = make([]BackendState, 0, len(hs.Dests))
-	for dk, hd := range hs.Dests {
-		_, draining := x.drains[drainKey{Svc: k, Dest: dk}]
-		s.Backends = append(s.Backends, BackendState{
-			Addr: netip.AddrPortFrom(dk.Addr, dk.Port), Weight: hd.Weight,
+	s.Backends = make([]BackendState, len(hs.Dests))
+	for i, hd := range hs.Dests {
+		_, draining := x.drains[drainKey{Svc: k, Dest: hd.Key}]
+		s.Backends[i] = BackendState{
+			Addr: netip.AddrPortFrom(hd.Key.Addr, hd.Key.Port), Weight: hd.Weight,
 			ActiveConns: hd.Active, InactiveConns: hd.Inactive, Draining: draining,
-		})
+		}
 	}
-	slices.SortFunc(s.Backends, func(a, b BackendState) int { return a.Addr.Compare(b.Addr) })
 	return s
 }
 
@@ -516,8 +565,8 @@ func programmed(ws *wantService, hs *haveService) bool {
 	if ws == nil || hs == nil || hs.Sched != ws.Sched {
 		return false
 	}
-	for dk, w := range ws.Dests {
-		if hd, ok := hs.Dests[dk]; !ok || hd.Weight != w {
+	for _, wd := range ws.Dests {
+		if hd, ok := hs.dest(wd.Key); !ok || hd.Weight != wd.Weight {
 			return false
 		}
 	}

@@ -81,8 +81,8 @@ func renderIPVS(t testing.TB, k kernel) []string {
 			out = append(out, head)
 		}
 		for _, d := range ds {
-			dk, hd, _ := fromDest(d)
-			out = append(out, fmt.Sprintf("%s -> %s w=%d", head, netip.AddrPortFrom(dk.Addr, dk.Port), hd.Weight))
+			hd, _ := fromDest(d)
+			out = append(out, fmt.Sprintf("%s -> %s w=%d", head, netip.AddrPortFrom(hd.Key.Addr, hd.Key.Port), hd.Weight))
 		}
 	}
 	slices.Sort(out)

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/moby/ipvs"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,15 +24,10 @@ type kernel interface {
 	DelDestination(*ipvs.Service, *ipvs.Destination) error
 }
 
-// checkIPVS reports whether the kernel has IPVS. Without the IPVS generic
-// netlink family, github.com/moby/ipvs sends its requests to family 0 and
-// reports success for every call while nothing happens.
-func checkIPVS() error {
-	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
-		return fmt.Errorf("the kernel has no IPVS (generic netlink family \"IPVS\": %v): "+
-			"load the ip_vs kernel module (modprobe ip_vs) or run with --lb none", err)
-	}
-	return nil
+// batchWriter is implemented by kernels that take many writes at once
+// (netlinkKernel); the others get one call per write.
+type batchWriter interface {
+	writeBatch(ops []op) []error
 }
 
 func family(a netip.Addr) uint16 {
@@ -77,28 +72,30 @@ func fromService(s *ipvs.Service) (serviceKey, *haveService, bool) {
 	return k, &haveService{Sched: s.SchedName, Flags: s.Flags, Timeout: s.Timeout, Netmask: s.Netmask}, true
 }
 
-func fromDest(d *ipvs.Destination) (destKey, haveDest, bool) {
+func fromDest(d *ipvs.Destination) (haveDest, bool) {
 	addr, ok := netip.AddrFromSlice(d.Address)
 	if !ok {
-		return destKey{}, haveDest{}, false
+		return haveDest{}, false
 	}
-	return destKey{Addr: addr.Unmap(), Port: d.Port}, haveDest{
+	return haveDest{
+		Key:    destKey{Addr: addr.Unmap(), Port: d.Port},
 		Weight: d.Weight, Fwd: d.ConnectionFlags, Active: d.ActiveConnections, Inactive: d.InactiveConnections,
 	}, true
 }
 
-// readDests reads the destinations of service k.
-func readDests(k kernel, key serviceKey) (map[destKey]haveDest, error) {
+// readDests reads the destinations of service k, sorted.
+func readDests(k kernel, key serviceKey) ([]haveDest, error) {
 	ds, err := k.GetDestinations(toService(key, ""))
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[destKey]haveDest, len(ds))
+	out := make([]haveDest, 0, len(ds))
 	for _, d := range ds {
-		if dk, hd, ok := fromDest(d); ok {
-			out[dk] = hd
+		if hd, ok := fromDest(d); ok {
+			out = append(out, hd)
 		}
 	}
+	slices.SortFunc(out, func(a, b haveDest) int { return compareDestKey(a.Key, b.Key) })
 	return out, nil
 }
 

@@ -123,9 +123,17 @@ func (m *nftMasq) sync(vips map[netip.Addr]struct{}, verify bool) (int, error) {
 		m.cur = nil
 		return changes, err
 	}
-	m.cur = make(map[netip.Addr]struct{}, len(vips))
-	for a := range vips {
-		m.cur[a] = struct{}{}
+	for _, es := range del {
+		for _, e := range es {
+			a, _ := netip.AddrFromSlice(e.Key)
+			delete(m.cur, a)
+		}
+	}
+	for _, es := range add {
+		for _, e := range es {
+			a, _ := netip.AddrFromSlice(e.Key)
+			m.cur[a] = struct{}{}
+		}
 	}
 	return changes, nil
 }
