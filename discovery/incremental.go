@@ -288,9 +288,9 @@ func (b *incBuilder) merge(keys map[VIPKey]struct{}, alloc *Allocator, now time.
 	out := make([]VIP, 0, len(b.vips)+len(sorted))
 	i := 0 // next VIP of b.vips to take over
 	for _, k := range sorted {
-		for ; i < len(b.vips) && compareKey(b.vips[i].Key, k) < 0; i++ {
-			out = append(out, b.vips[i])
-		}
+		j, _ := slices.BinarySearchFunc(b.vips[i:], k, compareVIPToKey)
+		out = append(out, b.vips[i:i+j]...) // one copy per run of untouched VIPs
+		i += j
 		var old *VIP
 		if i < len(b.vips) && b.vips[i].Key == k {
 			old = &b.vips[i]
