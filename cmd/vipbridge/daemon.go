@@ -28,6 +28,8 @@ type listening struct {
 	HTTP net.Addr
 	// Reconciler is the running reconciler, for in-process benchmarks.
 	Reconciler *discovery.Reconciler
+	// Dataplane is the running dataplane, for in-process benchmarks.
+	Dataplane discovery.Dataplane
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -125,7 +127,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 			log.Info("vipbridge started", "version", version, "dns", addr.String(), "http", httpLn.Addr().String(),
 				"data_dir", cfg.DataDir, "lb", cfg.LB, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
 			if ready != nil {
-				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec}
+				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec, Dataplane: dataplane}
 			}
 		case <-ctx.Done():
 		}
