@@ -18,8 +18,9 @@ const (
 
 // IPVSConfig configures the IPVS dataplane.
 type IPVSConfig struct {
-	// Interface is the dummy interface that holds the VIP addresses; ""
-	// means "vipbridge0". It is created if missing.
+	// Interface is the dummy interface through which the VIP addresses
+	// are made local (by local routes); "" means "vipbridge0". It is
+	// created if missing.
 	Interface string
 	// Scheduler is the IPVS scheduler of every service; "" means "wlc",
 	// as dcos-net (UPSTREAM.md §1.7).
@@ -31,8 +32,8 @@ type IPVSConfig struct {
 	// any drift repaired; 0 means 30 s.
 	RepairInterval time.Duration
 	// Ranges are the VIP ranges (e.g. 11.0.0.0/8, fd01:c::/64): every
-	// IPVS service and interface address inside them belongs to vipbridge,
-	// so leftovers of an earlier run are deleted.
+	// IPVS service on an address inside them belongs to vipbridge, so
+	// leftovers of an earlier run are deleted.
 	Ranges []netip.Prefix
 	// Owned, if not nil, returns further addresses that belong to
 	// vipbridge: the IP VIPs discovery recorded, so that their services

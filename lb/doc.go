@@ -8,8 +8,9 @@
 // dataplane only has to converge the kernel to the table it is given.
 //
 // The IPVS dataplane owns, in the kernel: the IPVS services on its VIP
-// addresses, the dummy interface (default vipbridge0) with those addresses,
-// the nftables table "inet vipbridge" (masquerade), and the sysctls
+// addresses, the dummy interface (default vipbridge0) and the local routes
+// through it that make the VIP addresses local (protocol 250), the
+// nftables table "inet vipbridge" (masquerade), and the sysctls
 // net.ipv4.vs.conntrack and net.ipv4.vs.expire_nodest_conn, which it sets
-// to 1.
+// to 1. It programs the kernel by netlink and /proc/sys only.
 package lb

@@ -14,11 +14,11 @@ import (
 
 // sysctls are the IPVS settings the dataplane needs, as /proc/sys paths.
 //   - conntrack=1 keeps IPVS connections in conntrack, so that the nftables
-//     masquerade rule (nft.go) sees them: backends without a route back to
+//     masquerade rule (nft_linux.go) sees them: backends without a route back to
 //     the client then answer the host.
 //   - expire_nodest_conn=1 expires the IPVS connection entries of a deleted
 //     destination (at once since Linux 5.9, else on their next packet):
-//     moby/ipvs cannot delete single connection entries, and a removed UDP
+//     IPVS netlink cannot delete single connection entries, and a removed UDP
 //     backend must receive nothing more.
 var sysctls = []string{
 	"/proc/sys/net/ipv4/vs/conntrack",

@@ -14,14 +14,16 @@ import (
 	"github.com/vipbridge/vipbridge/discovery"
 )
 
+var _ discovery.Dataplane = (*IPVS)(nil)
+
 // system is the host setup besides IPVS that the dataplane keeps; netHost
 // implements it, fakeSystem in tests.
 type system interface {
-	// addrs lists the VIP interface's addresses, creating the interface
-	// if needed.
+	// addrs lists the VIP addresses made local by this dataplane (in
+	// this run or an earlier one), creating the interface if needed.
 	addrs() ([]netip.Addr, error)
-	// setAddrs adds and removes addresses and returns those it could
-	// not add or remove, with the reason.
+	// setAddrs makes addresses local or not any more and returns those
+	// it could not change, with the reason.
 	setAddrs(add, del []netip.Addr) map[netip.Addr]error
 	// masquerade makes the masquerade set hold exactly vips, reading the
 	// kernel first if verify; it returns how many changes that took.
@@ -47,8 +49,8 @@ const defaultDrainPoll = time.Second
 
 // IPVS is the dataplane that programs Linux IPVS: one virtual service per
 // (protocol, VIP address, port) with NAT forwarding to the VIP's backends,
-// each VIP address local on a dummy interface, and an nftables masquerade
-// rule for the forwarded traffic (DESIGN.md "Dataplane").
+// each VIP address made local through a dummy interface, and an nftables
+// masquerade rule for the forwarded traffic (DESIGN.md "Dataplane").
 //
 // Apply converges the kernel to a table. Between full reads of the kernel
 // it diffs against its own view of the kernel (the last read plus its own
@@ -59,8 +61,9 @@ const defaultDrainPoll = time.Second
 // any drift (a service deleted by hand, a lost address). A sync with
 // nothing to change writes nothing.
 //
-// It owns only services and addresses in its Ranges, in Owned(), or in the
-// tables it is given, and never touches others. Calls are serialised.
+// It owns only the services on addresses in its Ranges, in Owned(), or in
+// the tables it is given, and the local routes it marked as its own
+// (netHost), and never touches others. Calls are serialised.
 type IPVS struct {
 	cfg       IPVSConfig
 	log       *slog.Logger
@@ -78,7 +81,7 @@ type IPVS struct {
 	wantAddrs map[netip.Addr]struct{}
 	vipKeys   map[discovery.VIPKey][]serviceKey
 	have      have                    // kernel view, owned services only
-	addrs     map[netip.Addr]struct{} // owned addresses on the interface
+	addrs     map[netip.Addr]struct{} // VIP addresses made local
 	valid     bool                    // have and addrs match the kernel as far as known
 	addrsOK   bool                    // addrs and the masquerade set match neededAddrs()
 	drains    map[drainKey]time.Time  // draining TCP backends → deadline
@@ -348,9 +351,7 @@ func (x *IPVS) read() error {
 	}
 	addrs := make(map[netip.Addr]struct{}, len(as))
 	for _, a := range as {
-		if x.ownsAddr(a, owned) {
-			addrs[a] = struct{}{}
-		}
+		addrs[a] = struct{}{}
 	}
 	x.have, x.addrs, x.valid, x.readErr = h, addrs, true, ""
 	return nil
@@ -382,13 +383,6 @@ func (x *IPVS) inRanges(a netip.Addr) bool {
 func (x *IPVS) owns(k serviceKey, owned map[netip.Addr]struct{}) bool {
 	_, mine := owned[k.Addr]
 	return mine || x.inRanges(k.Addr) || x.want[k] != nil || x.have[k] != nil
-}
-
-func (x *IPVS) ownsAddr(a netip.Addr, owned map[netip.Addr]struct{}) bool {
-	_, mine := owned[a]
-	_, wanted := x.wantAddrs[a]
-	_, known := x.addrs[a]
-	return mine || wanted || known || x.inRanges(a)
 }
 
 // write makes the plan's writes in order, keeping the view up to date. It
