@@ -29,18 +29,17 @@ func newFakeKernel() *fakeKernel {
 func (f *fakeKernel) change(s *ipvs.Service, d *ipvs.Destination, isNew bool, fn func(serviceKey, destKey)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k, dk, missing := fkey(s), destKey{}, syscall.ESRCH
-	_, has := f.svcs[k]
+	k, hd, missing := fkeyOf(s), haveDest{}, syscall.ESRCH
+	ds, has := f.dests[k]
 	if d != nil && has {
-		hd, _ := fromDest(d)
-		dk = hd.Key
-		_, has = f.dests[k][dk]
+		hd, _ = fromDest(d)
+		_, has = ds[hd.Key]
 		missing = syscall.ENOENT
 	}
 	switch {
 	case f.fail != nil:
 		return f.fail
-	case d != nil && f.svcs[k] == nil:
+	case d != nil && ds == nil:
 		return syscall.ESRCH
 	case has && isNew:
 		return syscall.EEXIST
@@ -48,7 +47,7 @@ func (f *fakeKernel) change(s *ipvs.Service, d *ipvs.Destination, isNew bool, fn
 		return missing
 	}
 	f.writes++
-	fn(k, dk)
+	fn(k, hd.Key)
 	return nil
 }
 
@@ -81,14 +80,12 @@ func (f *fakeKernel) GetServices() ([]*ipvs.Service, error) {
 func (f *fakeKernel) GetDestinations(s *ipvs.Service) (out []*ipvs.Destination, _ error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ds, ok := f.dests[fkey(s)]
+	ds, ok := f.dests[fkeyOf(s)]
 	for _, d := range ds {
 		out = append(out, &d)
 	}
 	return out, map[bool]error{false: syscall.ESRCH}[ok]
 }
-
-func fkey(s *ipvs.Service) serviceKey { k, _, _ := fromService(s); return k }
 
 func withConns(d, old ipvs.Destination) ipvs.Destination {
 	d.ActiveConnections, d.InactiveConnections = old.ActiveConnections, old.InactiveConnections

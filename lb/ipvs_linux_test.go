@@ -266,9 +266,9 @@ func TestIPVSDrainsTCPBackends(t *testing.T) {
 	setActive := func(n int) {
 		f.k.mu.Lock()
 		k := destKey{netip.MustParseAddr("192.0.2.2"), 8080}
-		d := f.k.dests[fkey(svc)][k]
+		d := f.k.dests[fkeyOf(svc)][k]
 		d.ActiveConnections = n
-		f.k.dests[fkey(svc)][k] = d
+		f.k.dests[fkeyOf(svc)][k] = d
 		f.k.mu.Unlock()
 	}
 	apply(t, f.x, two)
