@@ -468,6 +468,12 @@ func TestKernelRemovedUDPBackendGetsNothing(t *testing.T) {
 	if answered == 0 {
 		t.Errorf("no datagram of the flow reached the remaining backend")
 	}
+	if got := metricValue(t, f.x.met.opErrors.WithLabelValues("flush_conntrack")); got != 0 {
+		t.Errorf("conntrack flush failed %v times", got)
+	}
+	if got := metricValue(t, f.x.met.ops.WithLabelValues("flush_conntrack")); got != 1 {
+		t.Errorf("conntrack flushed %v times, want 1", got)
+	}
 }
 
 func TestKernelForeignServiceSurvives(t *testing.T) {
