@@ -20,10 +20,11 @@ import (
 // TestBenchPropagation is `make bench-propagation` (scripts/bench-propagation.sh),
 // skipped unless VIPBRIDGE_BENCH_PROPAGATION=1: the simulator (real SSE over
 // loopback) feeds the in-process daemon (--lb none) with VIPS named VIPs in
-// place (VIPBRIDGE_BENCH_VIPS, comma separated; default 100,10000), and a
-// probe app /probe is scaled 0 ↔ 1 instance: each flip is one
-// status_update_event that adds the name (TASK_RUNNING) or removes it
-// (TASK_KILLED). Two phases per size:
+// place (VIPBRIDGE_BENCH_VIPS, comma separated; default 100,10000), and
+// the task of a probe app /probe is started and killed in turn
+// (marathontest FlipTask): status_update_events only (TASK_STAGING +
+// TASK_RUNNING adds the name, TASK_KILLED removes it), no deployment events,
+// which would make the daemon resync. Two phases per size:
 //
 //   - steady: status updates restating running tasks stream in at 1,000/s
 //     in the background; one flip every 10 ms;
@@ -117,13 +118,9 @@ func benchPropagation(t *testing.T, nVIPs, samples int) []string {
 	}
 
 	flip := func(up bool) (apply, visible time.Duration) {
-		n := 0
-		if up {
-			n = 1
-		}
 		t0 := time.Now()
-		if err := sim.ScaleApp("/probe", n); err != nil {
-			t.Fatal(err)
+		if now, err := sim.FlipTask("/probe"); err != nil || now != up {
+			t.Fatalf("FlipTask(/probe) = %v, %v; want %v", now, err, up)
 		}
 		for {
 			tab := rec.Table()
