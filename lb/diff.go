@@ -133,14 +133,23 @@ func (hs *haveService) dest(k destKey) (haveDest, bool) {
 // have is the kernel's IPVS state, restricted to the services lb owns.
 type have map[serviceKey]*haveService
 
+// serviceKeys returns the services of VIP v: one per address, IPv4 first.
+func serviceKeys(v *discovery.VIP) []serviceKey {
+	var out []serviceKey
+	for _, addr := range [2]netip.Addr{v.Addr4, v.Addr6} {
+		if addr.IsValid() {
+			out = append(out, serviceKey{Proto: uint16(v.Key.Protocol), Addr: addr.Unmap(), Port: v.Key.Port})
+		}
+	}
+	return out
+}
+
 // desired turns a table into the IPVS services it needs: one per VIP
 // address (Addr4, Addr6) with the backends of that address's family, all
-// with scheduler sched. It also returns which services each VIP gave. A
-// backend of the other family is skipped: IPVS cannot masquerade across
-// families.
-func desired(t *discovery.Table, sched string) (want, map[discovery.VIPKey][]serviceKey) {
+// with scheduler sched. A backend of the other family is skipped: IPVS
+// cannot masquerade across families.
+func desired(t *discovery.Table, sched string) want {
 	w := make(want, len(t.VIPs))
-	keys := make(map[discovery.VIPKey][]serviceKey, len(t.VIPs))
 	for i := range t.VIPs {
 		v := &t.VIPs[i]
 		for _, addr := range [2]netip.Addr{v.Addr4, v.Addr6} {
@@ -149,7 +158,6 @@ func desired(t *discovery.Table, sched string) (want, map[discovery.VIPKey][]ser
 			}
 			addr = addr.Unmap()
 			k := serviceKey{Proto: uint16(v.Key.Protocol), Addr: addr, Port: v.Key.Port}
-			keys[v.Key] = append(keys[v.Key], k)
 			ws := w[k]
 			if ws == nil {
 				ws = &wantService{Sched: sched, Dests: make([]wantDest, 0, len(v.Backends))}
@@ -164,7 +172,7 @@ func desired(t *discovery.Table, sched string) (want, map[discovery.VIPKey][]ser
 			ws.Dests = sortDests(ws.Dests, n > 0)
 		}
 	}
-	return w, keys
+	return w
 }
 
 func compareWantDest(a, b wantDest) int {

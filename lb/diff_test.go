@@ -341,7 +341,7 @@ func TestDesired(t *testing.T) {
 			Backends: []discovery.Backend{b("[2001:db8::3]:53", 1)},
 		},
 	}, nil, nil)
-	w, keys := desired(tbl, "wlc")
+	w := desired(tbl, "wlc")
 	got := renderWant(w)
 	want := []string{
 		"tcp 11.0.0.1:80 wlc -> 192.0.2.2:31000 w=1",
@@ -352,8 +352,8 @@ func TestDesired(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("desired() =\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 	}
-	if n := len(keys[tbl.VIPs[0].Key]); n != 2 {
-		t.Errorf("desired() gave %d services for the dual-stack VIP, want 2", n)
+	if n := len(serviceKeys(&tbl.VIPs[0])); n != 2 {
+		t.Errorf("serviceKeys() gave %d services for the dual-stack VIP, want 2", n)
 	}
 }
 

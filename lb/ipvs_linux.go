@@ -79,7 +79,7 @@ type IPVS struct {
 	applied   bool       // Apply ran: want is authoritative
 	want      want
 	wantAddrs map[netip.Addr]struct{}
-	vipKeys   map[discovery.VIPKey][]serviceKey
+	table     *discovery.Table        // the last applied
 	have      have                    // kernel view, owned services only
 	addrs     map[netip.Addr]struct{} // VIP addresses made local
 	valid     bool                    // have and addrs match the kernel as far as known
@@ -157,7 +157,7 @@ func (x *IPVS) Close() {
 func (x *IPVS) Apply(ctx context.Context, t *discovery.Table) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.want, x.vipKeys = desired(t, x.cfg.Scheduler)
+	x.want, x.table = desired(t, x.cfg.Scheduler), t
 	wantAddrs := make(map[netip.Addr]struct{}, len(x.want))
 	for k := range x.want {
 		wantAddrs[k.Addr] = struct{}{}
@@ -516,13 +516,17 @@ func (x *IPVS) gauges() {
 func (x *IPVS) State() map[discovery.VIPKey][]ServiceState {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	out := make(map[discovery.VIPKey][]ServiceState, len(x.vipKeys))
-	for vk, keys := range x.vipKeys {
-		states := make([]ServiceState, 0, len(keys))
-		for _, k := range keys {
+	if x.table == nil {
+		return nil
+	}
+	out := make(map[discovery.VIPKey][]ServiceState, len(x.table.VIPs))
+	for i := range x.table.VIPs {
+		v := &x.table.VIPs[i]
+		var states []ServiceState
+		for _, k := range serviceKeys(v) {
 			states = append(states, x.serviceState(k))
 		}
-		out[vk] = states
+		out[v.Key] = states
 	}
 	return out
 }
