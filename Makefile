@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet bench bench-dns demo fuzz soak chaos clean
+.PHONY: all build test vet bench bench-dns bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
@@ -48,6 +48,16 @@ soak:
 ROUNDS ?= 200
 chaos:
 	CHAOS_SEED=$$(date +%s) CHAOS_ROUNDS=$(ROUNDS) $(GO) test -race -count=1 -run '^TestChaos$$' -timeout 60m -v ./cmd/vipbridge
+
+# bench-propagation: event → DNS-visible and → dataplane-applied, steady and
+# in bursts, with 100 and 10,000 VIPs in place.
+bench-propagation:
+	./scripts/bench-propagation.sh
+
+# bench-scale: 10,000 apps / 100,000 tasks: initial sync, peak RSS, restart
+# from bbolt with the upstreams down, bbolt size after 1,000,000 cycles.
+bench-scale:
+	./scripts/bench-scale.sh
 
 demo:
 	$(GO) run ./cmd/vipbridge demo
