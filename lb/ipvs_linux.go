@@ -88,6 +88,9 @@ type IPVS struct {
 	errs      map[serviceKey]string   // failed writes of the last sync
 	addrErrs  map[netip.Addr]string
 	readErr   string // why the last read of the kernel failed
+
+	stateMu   sync.Mutex // guards lastState
+	lastState map[discovery.VIPKey][]ServiceState
 }
 
 // NewIPVS checks that the kernel has IPVS, sets the IPVS sysctls and
@@ -511,11 +514,29 @@ func (x *IPVS) gauges() {
 }
 
 // State returns the dataplane state of every VIP of the last applied
-// table, one ServiceState per VIP address (IPv4 first). It waits for a
-// running sync to end.
+// table, one ServiceState per VIP address (IPv4 first). While a sync runs
+// (a full read of a large table takes a while) it returns the state its
+// previous call returned instead of waiting. Callers must not modify the
+// result.
 func (x *IPVS) State() map[discovery.VIPKey][]ServiceState {
-	x.mu.Lock()
+	x.stateMu.Lock()
+	last := x.lastState
+	x.stateMu.Unlock()
+	if last != nil && !x.mu.TryLock() {
+		return last
+	}
+	if last == nil {
+		x.mu.Lock()
+	}
 	defer x.mu.Unlock()
+	st := x.state()
+	x.stateMu.Lock()
+	x.lastState = st
+	x.stateMu.Unlock()
+	return st
+}
+
+func (x *IPVS) state() map[discovery.VIPKey][]ServiceState {
 	if x.table == nil {
 		return nil
 	}

@@ -176,6 +176,17 @@ func TestIPVSApplyProgramsTable(t *testing.T) {
 	if got := metricValue(t, f.x.met.services); got != 3 {
 		t.Errorf("vipbridge_lb_services = %v, want 3", got)
 	}
+
+	// A sync in progress (the lock held) does not block State.
+	f.x.mu.Lock()
+	done := make(chan struct{})
+	go func() { f.x.State(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("State() blocked while a sync ran")
+	}
+	f.x.mu.Unlock()
 }
 
 func TestIPVSNoopSyncWritesNothing(t *testing.T) {
