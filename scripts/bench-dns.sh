@@ -4,14 +4,14 @@
 #
 #   scripts/bench-dns.sh            (make bench-dns)
 #
-# Environment: ROUNDS (default 2) interleaved rounds of SECONDS (default 15)
+# Environment: ROUNDS (default 2) interleaved rounds of DURATION seconds (default 15)
 # per server; CLIENTS (default 4) dnsperf client sockets; APPS (default
 # 10000) named VIPs. Everything listens on 127.0.0.1; the script starts and
 # stops only its own processes, by PID, and removes its work directory.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-2}
-SECONDS_PER_RUN=${SECONDS:-15}
+SECONDS_PER_RUN=${DURATION:-15} # not $SECONDS: bash's own clock
 CLIENTS=${CLIENTS:-4}
 APPS=${APPS:-10000}
 cd "$(dirname "$0")/.."
@@ -106,6 +106,7 @@ server:
     zonelistfile: "$work/nsd/zone.list"
     logfile: "$work/nsd/nsd.log"
     verbosity: 0
+    rrl-ratelimit: 0   # response rate limiting off: one client at full speed is the point
 remote-control:
     control-enable: no
 zone:
