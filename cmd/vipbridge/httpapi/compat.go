@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/lb"
 )
 
 // v1VIP is one element of GET /v1/vips, dcos-net's shape
@@ -16,6 +17,10 @@ type v1VIP struct {
 	VIP      string             `json:"vip"`
 	Protocol discovery.Protocol `json:"protocol"`
 	Backend  []v1Backend        `json:"backend"`
+	// State and Reason are vipbridge's additions: where the VIP stands in
+	// the kernel (absent with --lb none).
+	State  lb.Status `json:"state,omitempty"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // v1Backend is a backend of a v1VIP. Weight is vipbridge's addition;
@@ -60,6 +65,7 @@ type v1Version struct {
 // (with dataplane "none" this is the plan), named VIPs by FQDN.
 func (a *api) v1VIPs(w http.ResponseWriter, _ *http.Request) {
 	t := a.table()
+	states := a.states()
 	out := make([]v1VIP, 0, len(t.VIPs))
 	for i := range t.VIPs {
 		v := &t.VIPs[i]
@@ -67,7 +73,11 @@ func (a *api) v1VIPs(w http.ResponseWriter, _ *http.Request) {
 		for _, b := range v.Backends {
 			bs = append(bs, v1Backend{IP: b.Addr.Addr().String(), Port: b.Addr.Port(), Weight: b.Weight})
 		}
-		out = append(out, v1VIP{VIP: a.vipString(v), Protocol: v.Key.Protocol, Backend: bs})
+		doc := v1VIP{VIP: a.vipString(v), Protocol: v.Key.Protocol, Backend: bs}
+		if d := dataplaneOf(states, v.Key, false); d != nil {
+			doc.State, doc.Reason = d.Status, d.Reason
+		}
+		out = append(out, doc)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -37,6 +37,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Zone is the DNS zone of VIP names; "" means "l4lb.thisdcos.directory".
 	Zone string
+	// Dataplane, if not nil, adds each VIP's kernel state to /records and
+	// /v1/vips.
+	Dataplane Dataplane
 }
 
 const (
@@ -54,25 +57,27 @@ const (
 
 // api holds the handlers' shared state.
 type api struct {
-	tables   Tables
-	ttl      uint32
-	version  string
-	zone     string
-	aliases  []string // other zones accepted on input, never listed
-	log      *slog.Logger
-	gatherer prometheus.Gatherer
+	tables    Tables
+	ttl       uint32
+	version   string
+	zone      string
+	aliases   []string // other zones accepted on input, never listed
+	log       *slog.Logger
+	gatherer  prometheus.Gatherer
+	dataplane Dataplane
 }
 
 // New returns the API's handler: a gorilla/mux router wrapped in request
 // logging (Debug) and a request body limit.
 func New(cfg Config) http.Handler {
 	a := &api{
-		tables:   cfg.Tables,
-		ttl:      uint32(defaultTTL / time.Second),
-		version:  cfg.Version,
-		zone:     cfg.Zone,
-		log:      cfg.Logger,
-		gatherer: cfg.Gatherer,
+		tables:    cfg.Tables,
+		ttl:       uint32(defaultTTL / time.Second),
+		version:   cfg.Version,
+		zone:      cfg.Zone,
+		log:       cfg.Logger,
+		gatherer:  cfg.Gatherer,
+		dataplane: cfg.Dataplane,
 	}
 	if cfg.TTL > 0 {
 		// RFC 2181 §8: TTLs are at most 2^31-1 seconds.

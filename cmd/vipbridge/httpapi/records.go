@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/lb"
 )
 
 // recordsDoc is the body of GET /records.
@@ -58,6 +59,8 @@ type vipDoc struct {
 	Apps      []string     `json:"apps"`
 	Labels    []string     `json:"labels"`
 	Backends  []backendDoc `json:"backends"`
+	// Dataplane is the VIP's state in the kernel; absent with --lb none.
+	Dataplane *dataplaneDoc `json:"dataplane,omitempty"`
 }
 
 // backendDoc is one backend of a vipDoc.
@@ -92,8 +95,9 @@ func (a *api) records(w http.ResponseWriter, _ *http.Request) {
 		VIPs:       make([]vipDoc, 0, len(t.VIPs)),
 		Errors:     nonNil(t.Errors),
 	}
+	states := a.states()
 	for i := range t.VIPs {
-		doc.VIPs = append(doc.VIPs, a.vipDoc(t, &t.VIPs[i]))
+		doc.VIPs = append(doc.VIPs, a.vipDoc(t, &t.VIPs[i], states))
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
@@ -107,9 +111,10 @@ func (a *api) recordsByName(w http.ResponseWriter, r *http.Request) {
 	key, ok := a.nameKey(mux.Vars(r)["name"])
 	var vips []vipDoc
 	if ok {
+		states := a.states()
 		for i := range t.VIPs {
 			if t.VIPs[i].Key.Name == key {
-				vips = append(vips, a.vipDoc(t, &t.VIPs[i]))
+				vips = append(vips, a.vipDoc(t, &t.VIPs[i], states))
 			}
 		}
 	}
@@ -189,9 +194,11 @@ func (a *api) renderRecords(rrs []rr) []recordDoc {
 	return out
 }
 
-// vipDoc renders v; t tells whether DNS announces it.
-func (a *api) vipDoc(t *discovery.Table, v *discovery.VIP) vipDoc {
+// vipDoc renders v; t tells whether DNS announces it, states (nil without
+// a dataplane) where it stands in the kernel.
+func (a *api) vipDoc(t *discovery.Table, v *discovery.VIP, states map[discovery.VIPKey][]lb.ServiceState) vipDoc {
 	d := vipDoc{
+		Dataplane: dataplaneOf(states, v.Key, true),
 		VIP:       a.vipString(v),
 		Protocol:  v.Key.Protocol,
 		Addresses: []string{},
