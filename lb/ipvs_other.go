@@ -17,6 +17,9 @@ func NewIPVS(IPVSConfig) (*IPVS, error) {
 	return nil, errors.New("ipvs dataplane: IPVS exists only on Linux; use --lb none")
 }
 
+// CheckIPVS fails: IPVS exists only on Linux.
+func CheckIPVS() error { return errors.New("IPVS exists only on Linux") }
+
 // Apply implements discovery.Dataplane; it is never reached.
 func (*IPVS) Apply(context.Context, *discovery.Table) error {
 	return errors.New("ipvs dataplane: not supported on this system")

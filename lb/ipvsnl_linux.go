@@ -89,6 +89,10 @@ func ipvsFamily() (uint16, error) {
 	return f.ID, nil
 }
 
+// CheckIPVS returns nil when the kernel has IPVS, else an error that names
+// the missing module; `--lb auto` uses it to choose the dataplane.
+func CheckIPVS() error { return checkIPVS() }
+
 // checkIPVS reports whether the kernel has IPVS.
 func checkIPVS() error {
 	_, err := ipvsFamily()

@@ -185,7 +185,7 @@ func startDaemonWith(t *testing.T, dataDir string, marathonURLs, mesosURLs []str
 	t.Helper()
 	cfg, err := parseConfig("run", []string{
 		"--marathon", strings.Join(marathonURLs, ","), "--mesos", strings.Join(mesosURLs, ","),
-		"--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "info",
+		"--lb", "none", "--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "info",
 	}, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)

@@ -19,7 +19,10 @@ type config struct {
 	DataDir        string
 	DNSAddr        string
 	HTTPAddr       string
-	LB             string
+	LB             string // "none", "ipvs" or "auto" (resolved by resolveLB)
+	LBInterface    string
+	LBScheduler    string
+	LBDrain        time.Duration
 	MarathonUser   string // user:password for basic auth
 	TokenFile      string
 	CAFile         string
@@ -52,16 +55,19 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs := flag.NewFlagSet("vipbridge "+cmd, flag.ContinueOnError)
 	fs.SetOutput(out)
 	var marathon, mesos, vipRange, vip6Range, level string
-	dnsDefault, httpDefault, lbDefault := ":53", "127.0.0.1:62080", "none"
+	dnsDefault, httpDefault, lbDefault := ":53", "127.0.0.1:62080", "auto"
 	if cmd == "demo" {
-		dnsDefault = "127.0.0.1:8053"
+		dnsDefault, lbDefault = "127.0.0.1:8053", "none"
 	}
 	fs.StringVar(&marathon, "marathon", "", "Marathon base URLs, comma separated (tried in turn; the leader is followed)")
 	fs.StringVar(&mesos, "mesos", "", "Mesos master base URLs, comma separated (optional: tasks of other frameworks)")
 	fs.StringVar(&c.DataDir, "data-dir", "/var/lib/vipbridge", "directory of the bbolt state file (demo: a temporary directory)")
 	fs.StringVar(&c.DNSAddr, "dns-addr", dnsDefault, "DNS listen address, UDP and TCP")
 	fs.StringVar(&c.HTTPAddr, "http-addr", httpDefault, "HTTP API listen address")
-	fs.StringVar(&c.LB, "lb", lbDefault, "dataplane: none")
+	fs.StringVar(&c.LB, "lb", lbDefault, "dataplane: ipvs, none, or auto (ipvs when the kernel has IPVS, else none)")
+	fs.StringVar(&c.LBInterface, "lb-interface", "vipbridge0", "dummy interface through which VIP addresses are made local (ipvs)")
+	fs.StringVar(&c.LBScheduler, "lb-scheduler", "wlc", "IPVS scheduler of every VIP (ipvs)")
+	fs.DurationVar(&c.LBDrain, "lb-drain", 30*time.Second, "how long a TCP backend that left keeps its connections at weight 0 (ipvs)")
 	fs.StringVar(&c.MarathonUser, "marathon-credentials", "", "user:password for Marathon HTTP basic auth")
 	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM CA bundle to verify Marathon and Mesos TLS certificates")
@@ -111,6 +117,11 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return c, fmt.Errorf("--log-level: %w", err)
+	}
+	switch c.LB {
+	case "auto", "none", "ipvs":
+	default:
+		return c, fmt.Errorf("--lb: want ipvs, none or auto, got %q", c.LB)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format: want text or json, got %q", c.LogFormat)

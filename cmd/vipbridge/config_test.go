@@ -28,7 +28,7 @@ func TestParseConfig(t *testing.T) {
 				if len(c.Marathon) != 2 || c.Marathon[0] != "http://m1:8080" || c.Marathon[1] != "http://m2:8080" {
 					t.Errorf("Marathon = %q", c.Marathon)
 				}
-				if c.DNSAddr != ":53" || c.HTTPAddr != "127.0.0.1:62080" || c.LB != "none" || c.TTL != 5*time.Second {
+				if c.DNSAddr != ":53" || c.HTTPAddr != "127.0.0.1:62080" || c.LB != "auto" || c.TTL != 5*time.Second {
 					t.Errorf("defaults = dns %q http %q lb %q ttl %v", c.DNSAddr, c.HTTPAddr, c.LB, c.TTL)
 				}
 				if c.VIPRange != netip.MustParsePrefix("11.0.0.0/8") || c.VIP6Range != netip.MustParsePrefix("fd01:c::/64") {
@@ -65,8 +65,8 @@ func TestParseConfig(t *testing.T) {
 			name: "demo needs no marathon",
 			cmd:  "demo",
 			check: func(t *testing.T, c config) {
-				if c.DNSAddr != "127.0.0.1:8053" || c.DataDirSet {
-					t.Errorf("demo dns %q dataDirSet %v", c.DNSAddr, c.DataDirSet)
+				if c.DNSAddr != "127.0.0.1:8053" || c.DataDirSet || c.LB != "none" {
+					t.Errorf("demo dns %q dataDirSet %v lb %q", c.DNSAddr, c.DataDirSet, c.LB)
 				}
 			},
 		},
@@ -74,6 +74,17 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad env duration", cmd: "run", args: []string{"--marathon", "http://m"}, env: map[string]string{"VIPBRIDGE_TTL": "soon"}, wantErr: true},
 		{name: "v6 range for v4", cmd: "run", args: []string{"--marathon", "http://m", "--vip-range", "fd00::/64"}, wantErr: true},
 		{name: "bad log format", cmd: "run", args: []string{"--marathon", "http://m", "--log-format", "xml"}, wantErr: true},
+		{name: "unknown dataplane", cmd: "run", args: []string{"--marathon", "http://m", "--lb", "bpf"}, wantErr: true},
+		{
+			name: "ipvs settings",
+			cmd:  "run",
+			args: []string{"--marathon", "http://m", "--lb", "ipvs", "--lb-interface", "vb1", "--lb-scheduler", "rr", "--lb-drain", "5s"},
+			check: func(t *testing.T, c config) {
+				if c.LB != "ipvs" || c.LBInterface != "vb1" || c.LBScheduler != "rr" || c.LBDrain != 5*time.Second {
+					t.Errorf("lb %q interface %q scheduler %q drain %v", c.LB, c.LBInterface, c.LBScheduler, c.LBDrain)
+				}
+			},
+		},
 		{name: "stray argument", cmd: "run", args: []string{"--marathon", "http://m", "extra"}, wantErr: true},
 	}
 	for _, tt := range tests {

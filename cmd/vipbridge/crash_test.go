@@ -309,7 +309,7 @@ func TestCrashSafety(t *testing.T) {
 	dataDir := t.TempDir()
 	dbPath := filepath.Join(dataDir, "vipbridge.db")
 	args := func(marathonURL string) []string {
-		return []string{"run", "--marathon", marathonURL, "--data-dir", dataDir,
+		return []string{"run", "--marathon", marathonURL, "--lb", "none", "--data-dir", dataDir,
 			"--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
 	}
 

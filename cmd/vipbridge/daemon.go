@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/dnsserver"
-	"github.com/vipbridge/vipbridge/lb"
 	"github.com/vipbridge/vipbridge/marathon"
 )
 
@@ -56,12 +56,15 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}
 	defer store.Close()
 
-	dataplane, err := lb.New(cfg.LB)
+	var rec *discovery.Reconciler
+	dataplane, err := newDataplane(cfg, reg, log, func() []netip.Addr { return rec.IPVIPs() })
 	if err != nil {
 		return err
 	}
+	if c, ok := dataplane.(interface{ Close() }); ok {
+		defer c.Close()
+	}
 
-	var rec *discovery.Reconciler
 	client, err := marathon.New(marathon.Config{
 		MarathonURLs:  cfg.Marathon,
 		MesosURLs:     cfg.Mesos,
@@ -111,9 +114,11 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
-	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
-		Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log.With("component", "http"),
-	}), log.With("component", "http"))
+	apiCfg := httpapi.Config{Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log.With("component", "http")}
+	if states, ok := dataplane.(httpapi.Dataplane); ok {
+		apiCfg.Dataplane = states
+	}
+	api := httpapi.NewServer(httpLn, httpapi.New(apiCfg), log.With("component", "http"))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return store.Run(ctx) })
@@ -121,11 +126,14 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	g.Go(func() error { return client.Run(ctx) })
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
+	if runner, ok := dataplane.(interface{ Run(context.Context) error }); ok {
+		g.Go(func() error { return runner.Run(ctx) })
+	}
 	g.Go(func() error {
 		select {
 		case addr := <-dnsReady:
 			log.Info("vipbridge started", "version", version, "dns", addr.String(), "http", httpLn.Addr().String(),
-				"data_dir", cfg.DataDir, "lb", cfg.LB, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
+				"data_dir", cfg.DataDir, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
 			if ready != nil {
 				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec, Dataplane: dataplane}
 			}

@@ -40,7 +40,7 @@ func startDaemon(t testing.TB, dataDir string, marathonURLs, mesosURLs []string)
 	t.Helper()
 	cfg, err := parseConfig("run", []string{
 		"--marathon", strings.Join(marathonURLs, ","), "--mesos", strings.Join(mesosURLs, ","),
-		"--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug",
+		"--lb", "none", "--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug",
 	}, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
@@ -350,7 +350,7 @@ func TestSecondInstanceFailsFast(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dataDir := t.TempDir()
-	args := []string{"run", "--marathon", "http://127.0.0.1:1", "--data-dir", dataDir,
+	args := []string{"run", "--marathon", "http://127.0.0.1:1", "--lb", "none", "--data-dir", dataDir,
 		"--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
 	first := exec.Command(bin, args...)
 	firstLog := &syncBuffer{}

@@ -94,7 +94,7 @@ func TestSecretsNotInOutput(t *testing.T) {
 			}
 			sim := marathontest.NewServer(sc, tt.opt)
 			t.Cleanup(sim.Close)
-			args := append([]string{"run", "--mesos", sim.MesosURL(), "--data-dir", t.TempDir(),
+			args := append([]string{"run", "--mesos", sim.MesosURL(), "--lb", "none", "--data-dir", t.TempDir(),
 				"--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug"}, tt.args(sim)...)
 			p := startProc(t, bin, args...)
 			dnsAddr, httpAddr := p.addrs(t)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vipbridge/vipbridge/lb"
+)
+
+// TestAutoWithoutIPVS: --lb auto falls back to none, and says so, on a
+// kernel without IPVS (this machine's; the VM test covers the other side).
+func TestAutoWithoutIPVS(t *testing.T) {
+	if lb.CheckIPVS() == nil {
+		t.Skip("this kernel has IPVS: auto would program it; covered by the kvm-run daemon test")
+	}
+	cfg, err := parseConfig("run", []string{"--marathon", "http://127.0.0.1:1"}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	dp, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatalf("newDataplane(auto) = %v", err)
+	}
+	if _, ok := dp.(*lb.None); !ok {
+		t.Errorf("newDataplane(auto) = %T, want *lb.None", dp)
+	}
+	if !strings.Contains(logs.String(), "no IPVS in this kernel") {
+		t.Errorf("log = %q, want the fallback said", logs.String())
+	}
+	cfg.LB = "ipvs"
+	if _, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "ip_vs") {
+		t.Errorf("newDataplane(ipvs) error = %v, want one naming the ip_vs module", err)
+	}
+}
