@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet bench bench-dns bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build test test-kernel bench-kernel vet bench bench-dns bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
@@ -15,6 +15,23 @@ build:
 # line when it is missing, and fail under CI=true.
 test: vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	scripts/test-kernel.sh
+
+# test-kernel runs the IPVS tests (package lb, and the daemon with --lb ipvs)
+# as root on a real IPVS kernel in a throwaway VM (../shared/tools/kvm-run).
+test-kernel:
+	scripts/test-kernel.sh
+
+# bench-kernel: IPVS benchmarks (10,000 VIPs x 5 backends) in the VM; the
+# from-empty run in a VM of its own (IPVS's destination trash penalises a
+# second run in the same kernel).
+KVM_RUN ?= ../shared/tools/kvm-run
+bench-kernel:
+	CGO_ENABLED=0 $(GO) test -c -o bin/lb.test ./lb
+	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench KernelApplyFromEmpty -test.benchtime 1x
+	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench KernelApplyOneChange -test.benchtime 30x
+	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench 'Kernel(ApplyNoop|RepairNoop)' -test.benchtime 3x
+	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench '^Benchmark(Apply|Repair|LocalRoutes)' -test.benchtime 5x
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
