@@ -5,5 +5,10 @@
 # the go test timeout; prints one summary table. Figures, not assertions.
 set -eu
 cd "$(dirname "$0")/.."
-VIPBRIDGE_BENCH_PROPAGATION=1 ${GO:-go} test -count=1 -timeout 10m -run '^TestBenchPropagation$' ./cmd/vipbridge \
-  | grep -v -e '^ok ' -e '^PASS$'
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+if ! VIPBRIDGE_BENCH_PROPAGATION=1 ${GO:-go} test -count=1 -timeout 10m -v -run '^TestBenchPropagation$' ./cmd/vipbridge >"$out" 2>&1; then
+	cat "$out"
+	exit 1
+fi
+grep -v -e '^ok ' -e '^PASS$' -e '^=== ' -e '^--- ' "$out" | sed 's/^ *benchprop_test.go:[0-9]*: //'
