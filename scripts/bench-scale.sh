@@ -7,5 +7,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 export VIPBRIDGE_BENCH_SCALE=1
-${GO:-go} test -count=1 -timeout 10m -run '^TestBenchScale$' ./cmd/vipbridge | grep -v -e '^ok ' -e '^PASS$'
-${GO:-go} test -count=1 -timeout 20m -run '^TestBenchStoreGrowth$' ./discovery | grep -v -e '^ok ' -e '^PASS$'
+${GO:-go} test -count=1 -timeout 10m -v -run "^TestBenchScale$" ./cmd/vipbridge | grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " || true
+${GO:-go} test -count=1 -timeout 20m -v -run "^TestBenchStoreGrowth$" ./discovery | grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " || true
