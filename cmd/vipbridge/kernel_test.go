@@ -225,7 +225,7 @@ func kernelWaitFor(t *testing.T, d *daemon, what string, cond func() bool) {
 
 // kernelVIP is an element of /v1/vips with the dataplane state.
 type kernelVIP struct {
-	VIP     string `json:"vip"`
+	VIP     string     `json:"vip"`
 	State   string     `json:"state"`
 	Backend []struct{} `json:"backend"`
 }
