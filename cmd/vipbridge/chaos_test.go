@@ -1,9 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -179,33 +179,6 @@ type chaosEnv struct {
 	names map[string]bool // every named VIP name the scenario declares
 }
 
-// startDaemonWith is startDaemon (e2e_test.go) with the daemon's test-only
-// limits set.
-func startDaemonWith(t *testing.T, dataDir string, marathonURLs, mesosURLs []string, tweak func(*config)) *daemon {
-	t.Helper()
-	cfg, err := parseConfig("run", []string{
-		"--marathon", strings.Join(marathonURLs, ","), "--mesos", strings.Join(mesosURLs, ","),
-		"--lb", "none", "--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "info",
-	}, func(string) (string, bool) { return "", false }, io.Discard)
-	if err != nil {
-		t.Fatalf("parseConfig: %v", err)
-	}
-	tweak(&cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
-	ready := make(chan listening, 1)
-	go func() { d.done <- runDaemon(ctx, cfg, d.logs, ready) }()
-	select {
-	case d.addrs = <-ready:
-	case err := <-d.done:
-		t.Fatalf("daemon exited before listening: %v\n%s", err, d.logs)
-	case <-time.After(eventually):
-		t.Fatalf("daemon did not start listening\n%s", d.logs)
-	}
-	t.Cleanup(d.stop)
-	return d
-}
-
 func startChaos(t *testing.T, seed uint64) *chaosEnv {
 	sc := chaosCluster()
 	sim := marathontest.NewServer(sc, marathontest.WithHeartbeat(chaosHeartbeat), marathontest.WithMaxOutstanding(chaosQueue),
@@ -213,6 +186,7 @@ func startChaos(t *testing.T, seed uint64) *chaosEnv {
 	t.Cleanup(sim.Close)
 	d := startDaemonWith(t, t.TempDir(), []string{sim.URL()}, []string{sim.MesosURL(), sim.StandbyMesosURL()}, func(c *config) {
 		c.StreamIdleTimeout, c.MaxEventSize, c.HealthGrace = chaosIdle, chaosMaxEvent, chaosHealthGrace
+		c.LogLevel = slog.LevelInfo
 	})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -38,12 +38,22 @@ type daemon struct {
 
 func startDaemon(t testing.TB, dataDir string, marathonURLs, mesosURLs []string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, dataDir, marathonURLs, mesosURLs, nil)
+}
+
+// startDaemonWith is startDaemon with tweak (if not nil) applied to the
+// parsed configuration: test-only limits, another dataplane, a log level.
+func startDaemonWith(t testing.TB, dataDir string, marathonURLs, mesosURLs []string, tweak func(*config)) *daemon {
+	t.Helper()
 	cfg, err := parseConfig("run", []string{
 		"--marathon", strings.Join(marathonURLs, ","), "--mesos", strings.Join(mesosURLs, ","),
 		"--lb", "none", "--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug",
 	}, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
