@@ -46,7 +46,11 @@ var zones = [...]zone{
 // Answer builds the reply to req from the current table. It never modifies
 // req, always returns a fresh message with req's Id, and does not truncate:
 // ServeDNS fits the reply to the transport.
-func (s *Server) Answer(req *dns.Msg) *dns.Msg {
+func (s *Server) Answer(req *dns.Msg) *dns.Msg { return s.answer(s.tables.Table(), req) }
+
+// answer is Answer from table t, so that the fast path packs the replies
+// of exactly the table it serves them for.
+func (s *Server) answer(t *discovery.Table, req *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.Id = req.Id
 	m.Response = true
@@ -61,7 +65,7 @@ func (s *Server) Answer(req *dns.Msg) *dns.Msg {
 	}
 	opt, rcode := checkRequest(req)
 	if rcode == dns.RcodeSuccess {
-		s.answerQuestion(m, req.Question[0])
+		s.answerQuestion(t, m, req.Question[0])
 	} else {
 		m.Rcode = rcode
 	}
@@ -116,8 +120,8 @@ func replyOPT(req *dns.OPT) *dns.OPT {
 	return o
 }
 
-// answerQuestion fills m for one IN-class question.
-func (s *Server) answerQuestion(m *dns.Msg, q dns.Question) {
+// answerQuestion fills m for one IN-class question from t.
+func (s *Server) answerQuestion(t *discovery.Table, m *dns.Msg, q dns.Question) {
 	lname := asciiLower(q.Name)
 	z, ok := zoneOf(lname)
 	if !ok {
@@ -132,7 +136,6 @@ func (s *Server) answerQuestion(m *dns.Msg, q dns.Question) {
 	if len(lname) > len(z.name) {
 		rest = lname[:len(lname)-len(z.label)]
 	}
-	t := s.tables.Table()
 	answer, extra, err := s.resolve(t, q, z, apex, rest)
 	switch {
 	case err == nil:

@@ -77,13 +77,14 @@ func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
 }
 
 // packFast builds the packed replies of the current table unless they are
-// there.
+// there, from those of the previous table.
 func (s *Server) packFast() {
 	t := s.tables.Table()
-	if f := s.fast.Load(); t == nil || f != nil && f.table == t {
+	f := s.fast.Load()
+	if t == nil || f != nil && f.table == t {
 		return
 	}
-	s.fast.Store(s.buildFast(t))
+	s.fast.Store(s.buildFast(f, t))
 }
 
 // runPacker packs the replies of each new table when the fast path asks

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/miekg/dns"
 
@@ -11,9 +12,11 @@ import (
 // The fast path answers the common UDP query without miekg/dns: one
 // question of class IN and type A, AAAA or SRV for a name in a served zone,
 // no EDNS0 or EDNS0 version 0 without options, flags a plain query may
-// carry (RD, AD, CD). Its replies are packed in advance per table by the
-// full path itself (Answer, then packReply), keyed by the lower-case wire
-// name; serving one copies it, patches id and flags in, copies the query's
+// carry (RD, AD, CD). Its replies are packed in advance by the full path
+// itself (Answer, then packReply), keyed by the lower-case wire name; each
+// new table repacks only the names whose records changed (buildFast).
+// Serving one copies it, patches id and flags in (and a NODATA reply's SOA
+// serial, the only part that depends on the generation), copies the query's
 // question bytes over the packed one (so the client's spelling comes back,
 // in the question and in every owner name that points at it) and appends
 // the OPT record. Missing names in a zone get one NXDOMAIN template per
@@ -23,14 +26,42 @@ import (
 
 // fastTable holds the packed replies of one table.
 type fastTable struct {
-	table *discovery.Table
-	names map[string]*fastName // lower-case wire name → replies
-	nx    [len(zones)]nxReply
+	table  *discovery.Table
+	serial uint32               // the SOA serial: the table's generation
+	names  map[string]*fastName // lower-case wire name → replies
+	keys   map[string]fastKey   // name key → its replies, for the next build
+	nx     [len(zones)]nxReply
 }
 
-// fastName are the packed replies for one name; nil leaves the query to
-// the full path.
-type fastName struct{ a, aaaa, srv []byte }
+// fastName are the packed replies for one name; a reply without bytes
+// leaves the query to the full path.
+type fastName struct{ a, aaaa, srv fastReply }
+
+// fastReply is one packed reply. A reply with an SOA (NODATA) gets the
+// serving table's serial written at serialAt (0: no SOA), so that the
+// packed bytes do not depend on the generation and outlive the table.
+type fastReply struct {
+	b        []byte
+	serialAt int
+}
+
+// noReplies is the entry of names that exist without fast replies: the
+// apexes and the empty non-terminals.
+var noReplies = &fastName{}
+
+// fastKey are the entries one name key ("<name>.<framework>") adds to
+// names, in order: its name and SRV names in every zone. They depend on
+// the key's NameEntry only (see Server.resolve), so the next table's build
+// reuses them while the entry stays the same.
+type fastKey struct {
+	entry *discovery.NameEntry
+	names []fastEntry
+}
+
+type fastEntry struct {
+	wire string
+	name *fastName
+}
 
 // nxReply is a zone's NXDOMAIN: the header, then (after the query's
 // question) the SOA whose first two octets, the owner, point at the apex
@@ -52,75 +83,120 @@ var zoneWire = func() (w [len(zones)][]byte) {
 	return w
 }()
 
-// buildFast packs the replies of t. Only names the table serves, their
-// SRV names, the empty non-terminals and the apexes get entries; the last
-// two with no replies, so that they never count as missing.
-func (s *Server) buildFast(t *discovery.Table) *fastTable {
-	f := &fastTable{table: t, names: make(map[string]*fastName, 3*t.Names()*len(zones))}
-	seen := make(map[string]bool, t.Names())
+// buildFast packs the replies of t, reusing those of prev (nil: none) for
+// every name key whose NameEntry is the same in both tables, so that a
+// new table costs the names that changed. Only names the table serves,
+// their SRV names, the empty non-terminals and the apexes get entries; the
+// last two with no replies, so that they never count as missing.
+func (s *Server) buildFast(prev *fastTable, t *discovery.Table) *fastTable {
+	size := 3 * t.Names() * len(zones)
+	if prev != nil {
+		size = max(size, len(prev.names))
+	}
+	f := &fastTable{
+		table:  t,
+		serial: uint32(t.Generation),
+		names:  make(map[string]*fastName, size),
+		keys:   make(map[string]fastKey, t.Names()),
+	}
 	for i := range t.VIPs {
 		key := t.VIPs[i].Key.Name
-		if key == "" || seen[key] {
+		if key == "" {
 			continue
 		}
-		seen[key] = true
+		if _, done := f.keys[key]; done {
+			continue
+		}
 		e, err := t.Lookup(key)
 		if err != nil {
 			continue
 		}
-		for _, z := range zones {
-			name := key + z.label
-			f.add(name, &fastName{a: s.pack(name, dns.TypeA), aaaa: s.pack(name, dns.TypeAAAA)})
-			for _, proto := range []discovery.Protocol{discovery.TCP, discovery.UDP} {
-				if hasProtocol(e, proto) {
-					srv := discovery.SRVName(key, proto) + z.label
-					f.add(srv, &fastName{srv: s.pack(srv, dns.TypeSRV)})
-				}
-			}
+		var k fastKey
+		if prev != nil {
+			k = prev.keys[key]
+		}
+		if k.entry == nil || !sameEntry(k.entry, e) {
+			k = s.packKey(t, key, e)
+		}
+		k.entry = e // the current table's, so that old tables can go
+		f.keys[key] = k
+		for _, n := range k.names {
+			f.add(n.wire, n.name)
 		}
 	}
 	for rest := range s.index(t).names {
 		for _, z := range zones {
-			f.add(rest+z.label, &fastName{})
+			f.addName(rest+z.label, noReplies)
 		}
 	}
 	for i, z := range zones {
-		f.add(z.name, &fastName{})
+		f.addName(z.name, noReplies)
 		f.nx[i] = s.nxReply(t, z)
 	}
 	return f
 }
 
-// add sets the entry of name unless it has one (a served name wins over a
-// non-terminal spelt the same); names the packer cannot write are left out
-// and so never taken for missing ones either: the fast path only answers
-// NXDOMAIN for names of plain labels.
-func (f *fastTable) add(name string, e *fastName) {
-	w, err := wireName(name)
-	if err != nil {
-		return
+// sameEntry reports whether a and b serve the same records.
+func sameEntry(a, b *discovery.NameEntry) bool {
+	return a == b || a.Addr4 == b.Addr4 && a.Addr6 == b.Addr6 && slices.Equal(a.Ports, b.Ports)
+}
+
+// packKey packs the replies of name key, whose entry in t is e: A and
+// AAAA at its name and SRV at its SRV names, in every zone.
+func (s *Server) packKey(t *discovery.Table, key string, e *discovery.NameEntry) fastKey {
+	k := fastKey{entry: e}
+	add := func(name string, n *fastName) {
+		if w, err := wireName(name); err == nil {
+			k.names = append(k.names, fastEntry{wire: string(w), name: n})
+		}
 	}
-	if _, ok := f.names[string(w)]; !ok {
-		f.names[string(w)] = e
+	for _, z := range zones {
+		name := key + z.label
+		add(name, &fastName{a: s.pack(t, name, dns.TypeA), aaaa: s.pack(t, name, dns.TypeAAAA)})
+		for _, proto := range []discovery.Protocol{discovery.TCP, discovery.UDP} {
+			if hasProtocol(e, proto) {
+				srv := discovery.SRVName(key, proto) + z.label
+				add(srv, &fastName{srv: s.pack(t, srv, dns.TypeSRV)})
+			}
+		}
+	}
+	return k
+}
+
+// add sets the entry of the wire name unless it has one (a served name
+// wins over a non-terminal spelt the same).
+func (f *fastTable) add(wire string, e *fastName) {
+	if _, ok := f.names[wire]; !ok {
+		f.names[wire] = e
 	}
 }
 
-// pack is the full path's reply to a plain query for the lower-case name,
-// packed for the fast path, or nil if the fast path must not serve it.
-func (s *Server) pack(name string, qtype uint16) []byte {
+// addName adds name in presentation form; names the packer cannot write
+// are left out and so never taken for missing ones either: the fast path
+// only answers NXDOMAIN for names of plain labels.
+func (f *fastTable) addName(name string, e *fastName) {
+	if w, err := wireName(name); err == nil {
+		f.add(string(w), e)
+	}
+}
+
+// pack is the full path's reply from t to a plain query for the
+// lower-case name, packed for the fast path; no bytes if the fast path
+// must not serve it.
+func (s *Server) pack(t *discovery.Table, name string, qtype uint16) fastReply {
 	req := new(dns.Msg)
 	req.SetQuestion(name, qtype)
 	req.RecursionDesired = false
 	req.Id = 0
-	m := s.Answer(req)
+	m := s.answer(t, req)
 	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
-		return nil
+		return fastReply{}
 	}
-	b, err := packReply(m, name)
+	b, serialAt, err := packReply(m, name)
 	if err != nil {
-		return nil
+		return fastReply{}
 	}
-	return b
+	return fastReply{b: b, serialAt: serialAt}
 }
 
 // nxReply builds zone z's NXDOMAIN template from the full path's SOA.
@@ -170,21 +246,24 @@ func (f *fastTable) answerFast(q, out, key []byte) (reply []byte, rcode int, qty
 	} else if off != len(q) {
 		return nil, 0, 0
 	}
-	var body []byte
 	if e, found := f.names[string(key)]; found {
+		var r *fastReply
 		switch qtype {
 		case dns.TypeA:
-			body = e.a
+			r = &e.a
 		case dns.TypeAAAA:
-			body = e.aaaa
+			r = &e.aaaa
 		case dns.TypeSRV:
-			body = e.srv
+			r = &e.srv
 		}
-		if body == nil {
+		if r == nil || r.b == nil {
 			return nil, 0, 0
 		}
-		out = append(out[:0], body...)
+		out = append(out[:0], r.b...)
 		copy(out[12:off-4], q[12:off-4])
+		if r.serialAt != 0 {
+			binary.BigEndian.PutUint32(out[r.serialAt:], f.serial)
+		}
 	} else {
 		z := f.missing(key, zoneAt, qtype)
 		if z < 0 {

@@ -159,8 +159,14 @@ func servedNames(tb testing.TB, tbl *discovery.Table) (served map[string]uint16,
 func TestFastPathMatchesFullPath(t *testing.T) {
 	tbl := testTable(t)
 	s := newTestServer(t, tbl)
-	f := s.buildFast(tbl)
 	served, other := servedNames(t, tbl)
+	checkFastMatchesFull(t, s, s.buildFast(nil, tbl), served, other)
+}
+
+// checkFastMatchesFull asks the served and other names of the server's
+// current table through f, as TestFastPathMatchesFullPath describes.
+func checkFastMatchesFull(t *testing.T, s *Server, f *fastTable, served map[string]uint16, other []string) {
+	t.Helper()
 	var names []string
 	for n := range served {
 		names = append(names, n)
@@ -197,6 +203,64 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 		}
 	}
 	t.Logf("fast path answered %d of %d queries", answered, asked)
+}
+
+// TestFastPathIncremental changes some names of the table and checks that
+// the packed replies of the new table, built from the old one, reuse the
+// unchanged names' replies and answer every name, changed or not, as the
+// full path does from the new table: NODATA serials included.
+func TestFastPathIncremental(t *testing.T) {
+	alloc := discovery.NewAllocator(discovery.AllocConfig{}, nil)
+	apps := testApps()
+	old := discovery.Build(apps, alloc, time.Unix(1700000000, 0))
+	old.Generation = testGeneration
+	tabs := newTables(old)
+	s, err := New(Config{Tables: tabs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.buildFast(nil, old)
+
+	tcp := discovery.TCP
+	var next []discovery.App
+	for _, a := range apps {
+		switch a.ID {
+		case "/qux": // gains an IPv4 backend: A no longer NODATA
+			a.Tasks = append(a.Tasks, task("qux.2", "10.0.0.5", 31007))
+		case "/dotted": // gains a port: a new SRV record
+			a.Ports = append(a.Ports, vipPort(1, "a.b:8001", tcp))
+			a.Tasks = []discovery.Task{task("dotted.1", "10.0.0.3", 31005, 31008)}
+		case "hello-world/svc.1": // goes away
+			continue
+		}
+		next = append(next, a)
+	}
+	next = append(next, manyPorts("fresh", 1, 7000))
+	cur := discovery.Build(next, alloc, time.Unix(1700000001, 0))
+	cur.Generation = testGeneration + 5
+	tabs.p.Store(cur)
+	after := s.buildFast(before, cur)
+
+	changed := map[string]bool{"qux.marathon": true, "a.b.marathon": true, "fresh.marathon": true}
+	for key, k := range after.keys {
+		old, ok := before.keys[key]
+		reused := ok && len(old.names) == len(k.names)
+		for i := range k.names {
+			reused = reused && old.names[i].name == k.names[i].name
+		}
+		if reused == changed[key] {
+			t.Errorf("%s: replies reused %v, want %v", key, reused, !changed[key])
+		}
+	}
+	if _, ok := after.keys["svc.hello-world"]; ok {
+		t.Errorf("svc.hello-world still packed after it went")
+	}
+	served, other := servedNames(t, cur)
+	oldServed, oldOther := servedNames(t, old)
+	for n := range oldServed {
+		other = append(other, n)
+	}
+	checkFastMatchesFull(t, s, after, served, append(other, oldOther...))
 }
 
 // TestFastPathFollowsTable checks that the server packs each new table
@@ -315,9 +379,35 @@ func BenchmarkBuildFast(b *testing.B) {
 			s := newTestServer(b, tbl)
 			b.ReportAllocs()
 			for b.Loop() {
-				s.buildFast(tbl)
+				s.buildFast(nil, tbl)
 			}
 		})
+	}
+}
+
+// BenchmarkBuildFastIncremental packs the replies of a table of 10,000
+// names from those of the previous table, which differs in one name; the
+// empty non-terminals, which each table builds once, are counted too.
+func BenchmarkBuildFastIncremental(b *testing.B) {
+	const n = 10000
+	var apps []discovery.App
+	for i := range n {
+		name := fmt.Sprintf("app%05d", i)
+		a := manyPorts(name, 1, 80)
+		a.Tasks[0].AgentIP = a.Tasks[0].AgentIP.Next()
+		apps = append(apps, a)
+	}
+	alloc := discovery.NewAllocator(discovery.AllocConfig{}, nil)
+	old := discovery.Build(apps, alloc, time.Unix(1700000000, 0))
+	apps[n/2] = manyPorts("app05000", 2, 80)
+	cur := discovery.Build(apps, alloc, time.Unix(1700000001, 0))
+	cur.Generation = old.Generation + 1
+	s := newTestServer(b, cur)
+	prev := s.buildFast(nil, old)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ents.Store(nil)
+		s.buildFast(prev, cur)
 	}
 }
 
@@ -340,7 +430,7 @@ func FuzzFastPath(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, 17))
 	s := newTestServer(f, tbl)
-	ft := s.buildFast(tbl)
+	ft := s.buildFast(nil, tbl)
 	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
 	f.Fuzz(func(t *testing.T, q []byte) {
 		if reply, _, _ := ft.answerFast(q, out, key); reply != nil {

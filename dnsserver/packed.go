@@ -26,6 +26,8 @@ type packer struct {
 	qoff  map[string]int // suffixes of qname → offset in the question
 	names map[string]int // suffixes written outside the question → offset
 	flat  bool           // compress nothing, record nothing
+	// serialAt is the offset of the SOA serial in buf (0: no SOA yet).
+	serialAt int
 }
 
 // errUnpackable is returned for records the fast path does not encode; the
@@ -33,10 +35,12 @@ type packer struct {
 var errUnpackable = errors.New("record type not packed by the fast path")
 
 // packReply encodes m, an answer to the lower-case question qname, with
-// the fast path's compression. m must have exactly that one question.
-func packReply(m *dns.Msg, qname string) ([]byte, error) {
+// the fast path's compression. m must have exactly that one question and
+// at most one SOA; serialAt is the offset of its serial in the reply (0:
+// no SOA), where the fast path writes the serving table's generation.
+func packReply(m *dns.Msg, qname string) (b []byte, serialAt int, err error) {
 	if len(m.Question) != 1 || m.Question[0].Name != qname {
-		return nil, errors.New("reply is not to the packed question")
+		return nil, 0, errors.New("reply is not to the packed question")
 	}
 	p := &packer{buf: make([]byte, 12, 128), qname: qname, qoff: map[string]int{}, names: map[string]int{}}
 	binary.BigEndian.PutUint16(p.buf[0:], m.Id)
@@ -46,7 +50,7 @@ func packReply(m *dns.Msg, qname string) ([]byte, error) {
 	binary.BigEndian.PutUint16(p.buf[8:], uint16(len(m.Ns)))
 	binary.BigEndian.PutUint16(p.buf[10:], uint16(len(m.Extra)))
 	if err := p.question(m.Question[0]); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, sec := range []struct {
 		rrs      []dns.RR
@@ -54,11 +58,11 @@ func packReply(m *dns.Msg, qname string) ([]byte, error) {
 	}{{m.Answer, true}, {m.Ns, true}, {m.Extra, false}} {
 		for _, rr := range sec.rrs {
 			if err := p.rr(rr, sec.ownerInQ); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 	}
-	return p.buf, nil
+	return p.buf, p.serialAt, nil
 }
 
 // headerBits are the flag bits of m's header as miekg/dns packs them.
@@ -134,6 +138,10 @@ func (p *packer) rdata(rr dns.RR) error {
 		if err = p.name(r.Ns, p.names, p.names); err == nil {
 			err = p.name(r.Mbox, p.names, p.names)
 		}
+		if p.serialAt != 0 {
+			return errUnpackable // one serial to patch per reply
+		}
+		p.serialAt = len(p.buf)
 		for _, v := range []uint32{r.Serial, r.Refresh, r.Retry, r.Expire, r.Minttl} {
 			p.buf = binary.BigEndian.AppendUint32(p.buf, v)
 		}
