@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -368,54 +367,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	return nil
 }
 
-// syncLoop fetches snapshots of one source: at once, then every Interval or
-// on request; failures retry with capped, jittered backoff (requests made
-// meanwhile wait for it, so a failing upstream is not hammered).
-func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
-	bo := retryBackoff{min: retryMin, max: retryMax}
-	wait := time.Duration(0)
-	failing := false
-	for {
-		kick := s.kick
-		if failing {
-			kick = nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-kick:
-			t.Stop()
-		}
-		select { // this snapshot answers requests made until now
-		case <-s.kick:
-		default:
-		}
-		start := time.Now()
-		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
-		st, err := s.cfg.Source.Snapshot(sctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		r.met.resyncSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
-		select {
-		case r.results <- syncResult{source: s.cfg.Name, state: st, err: err, at: r.now()}:
-		case <-ctx.Done():
-			return
-		}
-		failing = err != nil
-		if failing {
-			wait = bo.next()
-		} else {
-			bo.reset()
-			wait = s.cfg.Interval
-		}
-	}
-}
-
 // loop owns the model: it applies updates and snapshots and builds when
 // dirty. While a failed dataplane apply waits for its retry, builds wait
 // too (the model keeps changing; the retry builds from the latest).
@@ -499,35 +450,6 @@ func (r *Reconciler) applyUpdate(u Update) {
 		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
 			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
 		r.Resync(marathonSource)
-	}
-}
-
-func (r *Reconciler) applyResult(res syncResult) {
-	r.mu.Lock()
-	s := r.status[res.source]
-	wasStale := !s.synced || s.failing
-	if res.err != nil {
-		s.failing = true
-		s.lastErr = res.err.Error()
-	} else {
-		s.synced, s.failing, s.lastErr, s.lastSync = true, false, "", res.at
-	}
-	r.mu.Unlock()
-
-	if res.err != nil {
-		r.met.resyncs.WithLabelValues(res.source, "error").Inc()
-		r.met.stale.WithLabelValues(res.source).Set(1)
-		r.log.Warn("resync failed, serving last known state", "source", res.source, "err", res.err)
-		return
-	}
-	r.met.resyncs.WithLabelValues(res.source, "ok").Inc()
-	r.met.stale.WithLabelValues(res.source).Set(0)
-	if wasStale {
-		r.log.Info("source synced", "source", res.source, "apps", len(res.state.Apps))
-	}
-	r.model(res.source).replace(res.state.Apps, res.at, r.grace)
-	if r.store != nil {
-		r.store.Write(Batch{LastSync: res.at})
 	}
 }
 
@@ -737,104 +659,3 @@ func (r *Reconciler) logLabelErrors(prev, next *Table) {
 		}
 	}
 }
-
-// sameTable reports whether a and b have the same VIPs and errors.
-func sameTable(a, b *Table) bool {
-	return (sameSlice(a.VIPs, b.VIPs) || slices.EqualFunc(a.VIPs, b.VIPs, sameVIP)) && slices.Equal(a.Errors, b.Errors)
-}
-
-// sameSlice reports whether a and b are the same slice (same elements in
-// the same memory).
-func sameSlice(a, b []VIP) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
-func sameVIP(a, b VIP) bool {
-	return a.Key == b.Key && a.Addr4 == b.Addr4 && a.Addr6 == b.Addr6 &&
-		slices.Equal(a.Labels, b.Labels) && slices.Equal(a.Backends, b.Backends) && slices.Equal(a.Apps, b.Apps)
-}
-
-// announced reports whether t's names index serves v's name with v's port.
-func announced(t *Table, v *VIP) bool {
-	e, err := t.Lookup(v.Key.Name)
-	return err == nil && slices.Contains(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
-}
-
-// announcer is the rule for names: a VIP's name is announced once the VIP
-// is Ready, and stays announced while it has backends (draining included).
-func announcer(prev *Table) func(*VIP) bool {
-	return func(v *VIP) bool {
-		if len(v.Backends) == 0 {
-			return false
-		}
-		return v.Ready() || (prev != nil && announced(prev, v))
-	}
-}
-
-// withdrawn returns prev without the names next no longer announces or
-// announces with other addresses, and whether there were any. A non-nil
-// changed lists the only names whose VIPs may differ between prev and next;
-// only they are looked at.
-func withdrawn(prev, next *Table, changed map[string]struct{}) (*Table, bool) {
-	keep := func(v *VIP) bool {
-		if !announced(prev, v) || !announced(next, v) {
-			return false
-		}
-		pe, _ := prev.Lookup(v.Key.Name)
-		ne, _ := next.Lookup(v.Key.Name)
-		return pe.Addr4 == ne.Addr4 && pe.Addr6 == ne.Addr6
-	}
-	if changed != nil {
-		gone := false
-		for name := range changed {
-			if pe, err := prev.Lookup(name); err == nil && !keepsName(prev, name, pe, keep) {
-				gone = true
-				break
-			}
-		}
-		if !gone {
-			return nil, false
-		}
-		return prev.reindexed(prev, changed, keep), true
-	}
-	gone := false
-	for i := range prev.VIPs {
-		if announced(prev, &prev.VIPs[i]) && !keep(&prev.VIPs[i]) {
-			gone = true
-			break
-		}
-	}
-	if !gone {
-		return nil, false
-	}
-	return prev.WithAnnounced(keep), true
-}
-
-// keepsName reports whether keep holds for every VIP prev announces under
-// name (entry pe).
-func keepsName(prev *Table, name string, pe *NameEntry, keep func(*VIP) bool) bool {
-	for _, pp := range pe.Ports {
-		i, ok := slices.BinarySearchFunc(prev.VIPs, VIPKey{Protocol: pp.Protocol, Name: name, Port: pp.Port}, compareVIPToKey)
-		if !ok || !keep(&prev.VIPs[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// retryBackoff is capped exponential backoff with jitter: each wait is the
-// current step plus up to half of it, never above max.
-type retryBackoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *retryBackoff) next() time.Duration {
-	if b.cur < b.min {
-		b.cur = b.min
-	}
-	d := b.cur + rand.N(b.cur/2+1)
-	b.cur = min(2*b.cur, b.max)
-	return min(d, b.max)
-}
-
-func (b *retryBackoff) reset() { b.cur = 0 }

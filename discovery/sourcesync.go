@@ -1,0 +1,101 @@
+package discovery
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// syncLoop fetches snapshots of one source: at once, then every Interval or
+// on request; failures retry with capped, jittered backoff (requests made
+// meanwhile wait for it, so a failing upstream is not hammered).
+func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
+	bo := retryBackoff{min: retryMin, max: retryMax}
+	wait := time.Duration(0)
+	failing := false
+	for {
+		kick := s.kick
+		if failing {
+			kick = nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-kick:
+			t.Stop()
+		}
+		select { // this snapshot answers requests made until now
+		case <-s.kick:
+		default:
+		}
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+		st, err := s.cfg.Source.Snapshot(sctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		r.met.resyncSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
+		select {
+		case r.results <- syncResult{source: s.cfg.Name, state: st, err: err, at: r.now()}:
+		case <-ctx.Done():
+			return
+		}
+		failing = err != nil
+		if failing {
+			wait = bo.next()
+		} else {
+			bo.reset()
+			wait = s.cfg.Interval
+		}
+	}
+}
+
+func (r *Reconciler) applyResult(res syncResult) {
+	r.mu.Lock()
+	s := r.status[res.source]
+	wasStale := !s.synced || s.failing
+	if res.err != nil {
+		s.failing = true
+		s.lastErr = res.err.Error()
+	} else {
+		s.synced, s.failing, s.lastErr, s.lastSync = true, false, "", res.at
+	}
+	r.mu.Unlock()
+
+	if res.err != nil {
+		r.met.resyncs.WithLabelValues(res.source, "error").Inc()
+		r.met.stale.WithLabelValues(res.source).Set(1)
+		r.log.Warn("resync failed, serving last known state", "source", res.source, "err", res.err)
+		return
+	}
+	r.met.resyncs.WithLabelValues(res.source, "ok").Inc()
+	r.met.stale.WithLabelValues(res.source).Set(0)
+	if wasStale {
+		r.log.Info("source synced", "source", res.source, "apps", len(res.state.Apps))
+	}
+	r.model(res.source).replace(res.state.Apps, res.at, r.grace)
+	if r.store != nil {
+		r.store.Write(Batch{LastSync: res.at})
+	}
+}
+
+// retryBackoff is capped exponential backoff with jitter: each wait is the
+// current step plus up to half of it, never above max.
+type retryBackoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *retryBackoff) next() time.Duration {
+	if b.cur < b.min {
+		b.cur = b.min
+	}
+	d := b.cur + rand.N(b.cur/2+1)
+	b.cur = min(2*b.cur, b.max)
+	return min(d, b.max)
+}
+
+func (b *retryBackoff) reset() { b.cur = 0 }
