@@ -547,6 +547,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	next.Generation = r.table.Load().Generation + 1
 	next.Stale = stale
+	next.Received = r.earliestReceived()
 	if r.dp != nil {
 		if err := r.dp.Apply(ctx, next); err != nil {
 			r.applyNeeded = true
@@ -562,6 +563,18 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	r.publish(next)
 	r.observeLatency()
 	return nil
+}
+
+// earliestReceived is the arrival time of the oldest event the next table
+// reflects, zero if it reflects none (a snapshot only).
+func (r *Reconciler) earliestReceived() time.Time {
+	var first time.Time
+	for _, t := range r.received {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	return first
 }
 
 // persist queues the changed apps and assignments for the store.

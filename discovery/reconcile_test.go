@@ -716,3 +716,19 @@ func TestReconcilerIPVIPs(t *testing.T) {
 		t.Errorf("IPVIPs() = %v, want %v", got, want)
 	}
 }
+
+// TestReconcilerTableReceived: a table carries when the oldest event it
+// reflects arrived, for the dataplane's event → kernel latency.
+func TestReconcilerTableReceived(t *testing.T) {
+	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	tab := rt.waitSummary(t, "web.marathon:80* 31000/1")
+	if !tab.Received.IsZero() {
+		t.Errorf("Received of a snapshot-only table = %v, want zero", tab.Received)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31001, TaskRunning, HealthNone), Received: at})
+	tab = rt.waitSummary(t, "web.marathon:80* 31000/1 31001/1")
+	if !tab.Received.Equal(at) {
+		t.Errorf("Received = %v, want the event's %v", tab.Received, at)
+	}
+}

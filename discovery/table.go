@@ -89,6 +89,10 @@ type Table struct {
 	// Stale is true while some upstream is unreachable and the Table holds
 	// its last known state.
 	Stale bool
+	// Received is when the oldest event this Table is the first to reflect
+	// arrived (Update.Received), zero when it reflects none; dataplanes
+	// measure event → kernel latency from it.
+	Received time.Time
 
 	names map[string]*NameEntry // "<name>.<framework>" → records
 }

@@ -15,6 +15,7 @@ type ipvsMetrics struct {
 	services      prometheus.Gauge
 	backends      *prometheus.GaugeVec // state
 	tableToKernel prometheus.Histogram
+	eventToKernel prometheus.Histogram
 }
 
 func newIPVSMetrics() *ipvsMetrics {
@@ -49,11 +50,16 @@ func newIPVSMetrics() *ipvsMetrics {
 			Help:    "Time from building a table to having the kernel programmed with it, for applies that wrote something.",
 			Buckets: prometheus.ExponentialBucketsRange(0.0001, 30, 14),
 		}),
+		eventToKernel: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vipbridge_lb_event_to_kernel_seconds",
+			Help:    "Time from receiving the oldest Marathon event a table reflects to having the kernel programmed with it, for applies that wrote something.",
+			Buckets: prometheus.ExponentialBucketsRange(0.0001, 30, 14),
+		}),
 	}
 }
 
 func (m *ipvsMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.syncSeconds, m.ops, m.opErrors, m.driftRepairs, m.services, m.backends, m.tableToKernel}
+	return []prometheus.Collector{m.syncSeconds, m.ops, m.opErrors, m.driftRepairs, m.services, m.backends, m.tableToKernel, m.eventToKernel}
 }
 
 // registerMetrics registers cs with reg (nil: nothing to do).
