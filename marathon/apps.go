@@ -112,22 +112,88 @@ const (
 // DecodeApps decodes the body of GET /v2/apps?embed=apps.tasks ({"apps":
 // [...]}). resolve maps task host names to agent addresses; it may be nil,
 // in which case only IP-literal hosts get an AgentIP.
+//
+// The apps are decoded and converted one at a time, so neither the whole
+// body nor every app's JSON form is held in memory at once (at 100,000
+// tasks the body is tens of MB). The result is what decoding the body into
+// struct{ Apps []appJSON } would give: other keys are skipped, the key
+// matches case-insensitively, the last "apps" wins, and a null body or
+// "apps" gives no apps.
 func DecodeApps(r io.Reader, resolve func(host string) netip.Addr) ([]discovery.App, error) {
-	var body struct {
-		Apps []appJSON `json:"apps"`
-	}
-	if err := json.NewDecoder(r).Decode(&body); err != nil {
+	apps, err := decodeApps(json.NewDecoder(r), resolve)
+	if err != nil {
 		return nil, fmt.Errorf("decode marathon apps: %w", err)
 	}
-	apps := make([]discovery.App, 0, len(body.Apps))
-	for i := range body.Apps {
-		app, err := body.Apps[i].toApp(resolve)
+	return apps, nil
+}
+
+func decodeApps(dec *json.Decoder, resolve func(string) netip.Addr) ([]discovery.App, error) {
+	apps := []discovery.App{}
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return apps, err
+	}
+	if tok != json.Delim('{') {
+		return nil, fmt.Errorf("body is %v, want an object", tok)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("decode marathon apps: app %d: %w", i, err)
+			return nil, err
+		}
+		if key, _ := tok.(string); !strings.EqualFold(key, "apps") {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if apps, err = decodeAppList(dec, apps[:0], resolve); err != nil {
+			return nil, err
+		}
+	}
+	if tok, err := dec.Token(); err != nil {
+		return nil, unexpectedEOF(err)
+	} else if tok != json.Delim('}') {
+		return nil, fmt.Errorf("body: %v after the apps, want }", tok)
+	}
+	return apps, nil
+}
+
+// decodeAppList decodes the value of "apps" (an array or null), appending
+// to apps.
+func decodeAppList(dec *json.Decoder, apps []discovery.App, resolve func(string) netip.Addr) ([]discovery.App, error) {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return apps, unexpectedEOF(err)
+	}
+	if tok != json.Delim('[') {
+		return nil, fmt.Errorf("apps is %v, want an array", tok)
+	}
+	for i := 0; dec.More(); i++ {
+		var a appJSON
+		if err := dec.Decode(&a); err != nil {
+			return nil, err
+		}
+		app, err := a.toApp(resolve)
+		if err != nil {
+			return nil, fmt.Errorf("app %d: %w", i, err)
 		}
 		apps = append(apps, app)
 	}
+	if _, err := dec.Token(); err != nil {
+		return nil, unexpectedEOF(err)
+	}
 	return apps, nil
+}
+
+// unexpectedEOF reports a body that ends inside a value as
+// io.ErrUnexpectedEOF, as json.Decoder.Decode does.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // DecodeApp decodes one app: a bare app object (an api_post_event
