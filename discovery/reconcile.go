@@ -174,6 +174,7 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	r.log = r.log.With("component", "discovery")
 	if r.now == nil {
 		r.now = time.Now
 	}

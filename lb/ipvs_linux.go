@@ -128,7 +128,7 @@ func newIPVS(cfg IPVSConfig, k kernel, sys system) (*IPVS, error) {
 	}
 	x := &IPVS{
 		cfg:       cfg,
-		log:       cfg.Logger,
+		log:       cfg.Logger.With("component", "lb"),
 		met:       newIPVSMetrics(),
 		k:         k,
 		sys:       sys,

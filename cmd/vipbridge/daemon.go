@@ -92,7 +92,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
 		HealthGrace: cfg.HealthGrace,
 		Registerer:  reg,
-		Logger:      log.With("component", "discovery"),
+		Logger:      log,
 	})
 	if err != nil {
 		return err
@@ -114,11 +114,11 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
-	apiCfg := httpapi.Config{Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log.With("component", "http")}
+	apiCfg := httpapi.Config{Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log}
 	if states, ok := dataplane.(httpapi.Dataplane); ok {
 		apiCfg.Dataplane = states
 	}
-	api := httpapi.NewServer(httpLn, httpapi.New(apiCfg), log.With("component", "http"))
+	api := httpapi.NewServer(httpLn, httpapi.New(apiCfg), log)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return store.Run(ctx) })

@@ -34,7 +34,7 @@ func newDataplane(cfg config, reg prometheus.Registerer, log *slog.Logger, owned
 		Ranges:     []netip.Prefix{cfg.VIPRange, cfg.VIP6Range},
 		Owned:      owned,
 		Registerer: reg,
-		Logger:     log.With("component", "lb"),
+		Logger:     log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane ipvs: %w", err)

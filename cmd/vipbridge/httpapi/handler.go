@@ -93,6 +93,7 @@ func New(cfg Config) http.Handler {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.log = a.log.With("component", "http")
 	return a.logRequests(a.router())
 }
 

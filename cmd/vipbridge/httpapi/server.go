@@ -39,6 +39,7 @@ func NewServer(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("component", "http")
 	return &Server{
 		ln:  ln,
 		log: log,
