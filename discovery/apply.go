@@ -25,15 +25,17 @@ type sourceModel struct {
 	// health remembers each task's last non-None health and since when
 	// snapshots lack it, for the health grace period.
 	health map[string]healthMemo
-	// gone holds tasks a terminal update removed, so that an older event
-	// for one, replayed or late, cannot bring it back (task IDs are never
-	// reused); kept for tombstoneTTL.
+	// gone holds tasks a terminal update or a snapshot removed, so that an
+	// older event for one, replayed or late, cannot bring it back (task IDs
+	// are never reused; only a TASK_RUNNING newer than the last known state
+	// may, for a task that comes back from unreachable); kept for
+	// tombstoneTTL.
 	gone map[string]tombstone
 }
 
-// tombstone is a task ended by a terminal update.
+// tombstone is a task ended by a terminal update or gone from a snapshot.
 type tombstone struct {
-	updated time.Time // the terminal update's Task.Updated
+	updated time.Time // the terminal update's Task.Updated, or the task's last known one
 	at      time.Time // when it was applied
 }
 
@@ -93,9 +95,14 @@ func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
 		}
 		next[a.ID] = a
 	}
-	for id := range m.apps {
+	for id, old := range m.apps {
 		if _, ok := next[id]; !ok {
 			m.mark(id)
+		}
+		for _, t := range old.Tasks {
+			if _, ok := live[t.ID]; !ok {
+				m.bury(t.ID, t.Updated, now) // ended between events: gone for good
+			}
 		}
 	}
 	for id := range m.health {
@@ -213,8 +220,11 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 		}
 	}
 	if !found && nt.State != TaskTerminal {
-		if g, ok := m.gone[nt.ID]; ok && !nt.Updated.After(g.updated) {
+		if g, ok := m.gone[nt.ID]; ok && (nt.State != TaskRunning || !nt.Updated.After(g.updated)) {
 			return false // a late event of a task already ended
+		}
+		if nt.State == TaskKilling {
+			return false // a task we never saw running, already dying: no backend to add
 		}
 		tasks = append(tasks, nt)
 	}

@@ -64,3 +64,47 @@ func TestTombstonesExpireWithResyncs(t *testing.T) {
 		t.Errorf("tombstones after the TTL = %d, want 0", len(m.gone))
 	}
 }
+
+// TestApplyAfterSnapshotRemoval: a task that a snapshot no longer has ended
+// between events; a late or replayed event must not bring it back (found by
+// the chaos test under load: a replayed TASK_KILLING re-added a weight-0
+// backend until the next resync).
+func TestApplyAfterSnapshotRemoval(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration, st TaskState) Update {
+		task := webTask("/web", 31000, st, HealthNone)
+		task.Updated = t0.Add(d)
+		return Update{Kind: UpdateTask, AppID: "/web", Task: task}
+	}
+	tests := []struct {
+		name   string
+		replay Update
+		want   int // tasks of /web afterwards
+	}{
+		{name: "old running replayed", replay: at(0, TaskRunning), want: 0},
+		{name: "killing we never saw", replay: at(5*time.Second, TaskKilling), want: 0},
+		{name: "staging replayed", replay: at(-time.Second, TaskStarting), want: 0},
+		{name: "newer running: back from unreachable", replay: at(10*time.Second, TaskRunning), want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newSourceModel([]App{webApp("/web", false)}, t0)
+			m.apply(at(time.Second, TaskRunning), t0)
+			if n := len(m.apps["/web"].Tasks); n != 1 {
+				t.Fatalf("tasks after running = %d, want 1", n)
+			}
+			m.replace([]App{webApp("/web", false)}, t0.Add(time.Minute), time.Minute) // the snapshot: task gone
+			m.apply(tt.replay, t0.Add(time.Minute))
+			if n := len(m.apps["/web"].Tasks); n != tt.want {
+				t.Errorf("tasks after replaying %v = %d, want %d", tt.replay.Task.State, n, tt.want)
+			}
+		})
+	}
+	t.Run("killing of a task never seen is not a backend", func(t *testing.T) {
+		m := newSourceModel([]App{webApp("/web", false)}, t0)
+		m.apply(at(0, TaskKilling), t0)
+		if n := len(m.apps["/web"].Tasks); n != 0 {
+			t.Errorf("tasks = %d, want 0", n)
+		}
+	})
+}
