@@ -45,6 +45,9 @@ const tombstoneTTL = 10 * time.Minute
 
 type healthMemo struct {
 	health Health
+	// at is the time of the last health event applied (Marathon's clock),
+	// zero when the health came from a snapshot.
+	at time.Time
 	// missing is when a snapshot first lacked the result (zero while
 	// it is reported): the grace runs from there, not from the last
 	// report, which may be a whole resync interval older.
@@ -57,7 +60,7 @@ func newSourceModel(apps []App, now time.Time) *sourceModel {
 	for _, a := range apps {
 		m.apps[a.ID] = a
 		m.changed[a.ID] = struct{}{}
-		m.remember(a.Tasks, now)
+		m.remember(a.Tasks, time.Time{}) // stored or snapshot health: no event time
 	}
 	return m
 }
@@ -68,11 +71,12 @@ func (m *sourceModel) mark(id string) {
 	m.changed[id] = struct{}{}
 }
 
-// remember records the health of tasks that have a result.
-func (m *sourceModel) remember(tasks []Task, _ time.Time) {
+// remember records the health of tasks that have a result, with the time
+// of the health event that set it (zero for a snapshot).
+func (m *sourceModel) remember(tasks []Task, at time.Time) {
 	for _, t := range tasks {
 		if t.Health != HealthNone {
-			m.health[t.ID] = healthMemo{health: t.Health}
+			m.health[t.ID] = healthMemo{health: t.Health, at: at}
 		}
 	}
 }
@@ -124,7 +128,9 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 	copied := false
 	for i, t := range a.Tasks {
 		if t.Health != HealthNone {
-			m.health[t.ID] = healthMemo{health: t.Health}
+			// The last health event's time stays: an event older than it
+			// is older than this snapshot's result too.
+			m.health[t.ID] = healthMemo{health: t.Health, at: m.health[t.ID].at}
 			continue
 		}
 		memo, ok := m.health[t.ID]
@@ -276,21 +282,27 @@ func (m *sourceModel) applyHealth(u Update, now time.Time) bool {
 	if u.TaskID == "" {
 		return true
 	}
-	if a, ok := m.apps[u.AppID]; ok && m.setHealth(a, u.TaskID, u.Health, now) {
+	if a, ok := m.apps[u.AppID]; ok && m.setHealth(a, u.TaskID, u.Health, u.Task.Updated) {
 		return false
 	}
 	for _, a := range m.apps {
-		if a.ID != u.AppID && m.setHealth(a, u.TaskID, u.Health, now) {
+		if a.ID != u.AppID && m.setHealth(a, u.TaskID, u.Health, u.Task.Updated) {
 			return false
 		}
 	}
 	return true
 }
 
-func (m *sourceModel) setHealth(a App, id string, h Health, now time.Time) bool {
+// A health event older than the last one applied to the task (at, from the
+// event's timestamp; zero if unknown) is a late or replayed one: it is
+// ignored, and reported as applied.
+func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 	i := slices.IndexFunc(a.Tasks, func(t Task) bool { return taskMatches(t, id) })
 	if i < 0 {
 		return false
+	}
+	if last, ok := m.health[a.Tasks[i].ID]; ok && !at.IsZero() && at.Before(last.at) {
+		return true
 	}
 	a.Tasks = slices.Clone(a.Tasks)
 	for j := i; j < len(a.Tasks); j++ {
@@ -301,7 +313,7 @@ func (m *sourceModel) setHealth(a App, id string, h Health, now time.Time) bool 
 			}
 		}
 	}
-	m.remember(a.Tasks[i:], now)
+	m.remember(a.Tasks[i:], at)
 	m.apps[a.ID] = a
 	m.mark(a.ID)
 	return true

@@ -108,3 +108,36 @@ func TestApplyAfterSnapshotRemoval(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyHealthOutOfOrder: a replayed older health event must not undo a
+// newer one, before or after a resync (found by the chaos test under load:
+// a replayed "unhealthy" drained a healthy backend until the next resync).
+func TestApplyHealthOutOfOrder(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	health := func(d time.Duration, h Health) Update {
+		return Update{Kind: UpdateHealth, AppID: "/web", TaskID: webTask("/web", 31000, TaskRunning, h).ID, Health: h,
+			Task: Task{Updated: t0.Add(d)}}
+	}
+	healthOf := func(m *sourceModel) Health { return m.apps["/web"].Tasks[0].Health }
+	app := webApp("/web", true, 31000)
+
+	m := newSourceModel([]App{app}, t0)
+	m.apply(health(time.Second, HealthUnhealthy), t0)
+	m.apply(health(2*time.Second, HealthHealthy), t0)
+	m.apply(health(time.Second, HealthUnhealthy), t0) // replayed
+	if got := healthOf(m); got != HealthHealthy {
+		t.Errorf("health after a replayed older event = %v, want healthy", got)
+	}
+
+	synced := webApp("/web", true, 31000)
+	synced.Tasks[0].Health = HealthHealthy
+	m.replace([]App{synced}, t0.Add(time.Minute), time.Minute)
+	m.apply(health(time.Second, HealthUnhealthy), t0.Add(time.Minute)) // replayed after a resync
+	if got := healthOf(m); got != HealthHealthy {
+		t.Errorf("health after a resync and a replayed older event = %v, want healthy", got)
+	}
+	m.apply(health(3*time.Second, HealthUnhealthy), t0.Add(time.Minute))
+	if got := healthOf(m); got != HealthUnhealthy {
+		t.Errorf("health after a newer event = %v, want unhealthy", got)
+	}
+}

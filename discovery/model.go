@@ -126,7 +126,9 @@ const (
 	// UpdateTask upserts Update.Task into app Update.AppID; a terminal
 	// task is removed.
 	UpdateTask UpdateKind = iota + 1
-	// UpdateHealth sets the health of task Update.TaskID.
+	// UpdateHealth sets the health of task Update.TaskID; Update.Task.Updated,
+	// if set, is the event's time (an older health event than the last one
+	// applied is ignored).
 	UpdateHealth
 	// UpdateApp replaces the definition (ports, health checks) of
 	// Update.App, keeping its tasks.

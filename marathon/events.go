@@ -195,6 +195,7 @@ func decodeInstanceHealth(data []byte, _ func(string) netip.Addr) ([]discovery.U
 		InstanceID string `json:"instanceId"`
 		RunSpecID  string `json:"runSpecId"`
 		Healthy    *bool  `json:"healthy"`
+		Timestamp  string `json:"timestamp"`
 	}
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, err
@@ -202,7 +203,8 @@ func decodeInstanceHealth(data []byte, _ func(string) netip.Addr) ([]discovery.U
 	if e.InstanceID == "" {
 		return nil, errors.New("missing instanceId")
 	}
-	return []discovery.Update{{Kind: discovery.UpdateHealth, AppID: e.RunSpecID, TaskID: e.InstanceID, Health: boolHealth(e.Healthy)}}, nil
+	return []discovery.Update{{Kind: discovery.UpdateHealth, AppID: e.RunSpecID, TaskID: e.InstanceID, Health: boolHealth(e.Healthy),
+		Task: discovery.Task{Updated: parseTime(e.Timestamp)}}}, nil
 }
 
 // decodeHealthStatus handles health_status_changed_event (Marathon-side
@@ -213,6 +215,7 @@ func decodeHealthStatus(data []byte, _ func(string) netip.Addr) ([]discovery.Upd
 		InstanceID string `json:"instanceId"`
 		TaskID     string `json:"taskId"`
 		Alive      *bool  `json:"alive"`
+		Timestamp  string `json:"timestamp"`
 	}
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, err
@@ -224,7 +227,8 @@ func decodeHealthStatus(data []byte, _ func(string) netip.Addr) ([]discovery.Upd
 	if id == "" {
 		return nil, errors.New("missing instanceId and taskId")
 	}
-	return []discovery.Update{{Kind: discovery.UpdateHealth, AppID: e.AppID, TaskID: id, Health: boolHealth(e.Alive)}}, nil
+	return []discovery.Update{{Kind: discovery.UpdateHealth, AppID: e.AppID, TaskID: id, Health: boolHealth(e.Alive),
+		Task: discovery.Task{Updated: parseTime(e.Timestamp)}}}, nil
 }
 
 func boolHealth(b *bool) discovery.Health {
