@@ -31,6 +31,10 @@ type sourceModel struct {
 	// may, for a task that comes back from unreachable); kept for
 	// tombstoneTTL.
 	gone map[string]tombstone
+	// late counts updates ignored as older than what the model knows:
+	// evidence of out-of-order delivery, after which the reconciler
+	// resyncs (an older event may also have slipped through undetected).
+	late int
 }
 
 // tombstone is a task ended by a terminal update or gone from a snapshot.
@@ -217,6 +221,7 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 		}
 		found = true
 		if !t.Updated.IsZero() && (nt.Updated.Before(t.Updated) || nt.Updated.Equal(t.Updated) && nt.State < t.State) {
+			m.late++
 			return false // older than what we know
 		}
 		if nt.State != TaskTerminal {
@@ -227,6 +232,7 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 	}
 	if !found && nt.State != TaskTerminal {
 		if g, ok := m.gone[nt.ID]; ok && (nt.State != TaskRunning || !nt.Updated.After(g.updated)) {
+			m.late++
 			return false // a late event of a task already ended
 		}
 		if nt.State == TaskKilling {
@@ -302,6 +308,7 @@ func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 		return false
 	}
 	if last, ok := m.health[a.Tasks[i].ID]; ok && !at.IsZero() && at.Before(last.at) {
+		m.late++
 		return true
 	}
 	a.Tasks = slices.Clone(a.Tasks)

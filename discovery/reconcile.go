@@ -122,6 +122,7 @@ type Reconciler struct {
 	inc         *incBuilder
 	fullBuild   bool        // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
 	lastExpire  time.Time   // Expire runs at most every touchEvery
+	lateResync  time.Time   // the last resync a late event asked for
 	applyNeeded bool        // the dataplane may not match the published Table
 	received    []time.Time // Update.Received of updates not yet published
 	storeSynced bool        // the store held a last sync at start
@@ -447,12 +448,25 @@ func (r *Reconciler) applyUpdate(u Update) {
 	if !u.Received.IsZero() && len(r.received) < maxLatencySamples {
 		r.received = append(r.received, u.Received)
 	}
-	if r.model(marathonSource).apply(u, r.now()) {
+	m := r.model(marathonSource)
+	late := m.late
+	if m.apply(u, r.now()) {
 		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
 			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
 		r.Resync(marathonSource)
 	}
+	if m.late > late && r.now().Sub(r.lateResync) >= lateResyncEvery {
+		// Events arrive out of order (Marathon does not order them): the
+		// model may also hold one whose age could not be told. Converge to
+		// the truth, at most once per lateResyncEvery.
+		r.lateResync = r.now()
+		r.log.Debug("late event ignored, resyncing", "kind", updateKindName(u.Kind), "app_id", updateAppID(u))
+		r.Resync(marathonSource)
+	}
 }
+
+// lateResyncEvery bounds the resyncs that late events trigger.
+const lateResyncEvery = 5 * time.Second
 
 // takeChanges returns the apps changed since the last call (nil for an app
 // gone) and forgets them.

@@ -732,3 +732,22 @@ func TestReconcilerTableReceived(t *testing.T) {
 		t.Errorf("Received = %v, want the event's %v", tab.Received, at)
 	}
 }
+
+// TestReconcilerLateEventResyncs: an update older than what the model knows
+// shows events arriving out of order; the reconciler converges by a resync.
+func TestReconcilerLateEventResyncs(t *testing.T) {
+	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt.waitSynced(t)
+	before := rt.src.callCount()
+	newer, older := webTask("/web", 31000, TaskRunning, HealthNone), webTask("/web", 31000, TaskStarting, HealthNone)
+	newer.Updated, older.Updated = storeT0.Add(time.Minute), storeT0
+	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: newer})
+	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: older})
+	deadline := time.Now().Add(20 * time.Second)
+	for rt.src.callCount() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshots = %d after a late event, want more than %d", rt.src.callCount(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
