@@ -58,7 +58,7 @@ type healthMemo struct {
 	missing time.Time
 }
 
-func newSourceModel(apps []App, now time.Time) *sourceModel {
+func newSourceModel(apps []App) *sourceModel {
 	m := &sourceModel{apps: make(map[string]App, len(apps)), dirty: map[string]struct{}{},
 		changed: make(map[string]struct{}, len(apps)), health: map[string]healthMemo{}}
 	for _, a := range apps {

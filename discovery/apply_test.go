@@ -31,7 +31,7 @@ func TestApplyTaskOutOfOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newSourceModel([]App{webApp("/web", false)}, t0)
+			m := newSourceModel([]App{webApp("/web", false)})
 			for _, u := range tt.updates {
 				m.apply(u, t0)
 			}
@@ -48,7 +48,7 @@ func TestApplyTaskOutOfOrder(t *testing.T) {
 
 func TestTombstonesExpireWithResyncs(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	m := newSourceModel([]App{webApp("/web", false, 31000)}, t0)
+	m := newSourceModel([]App{webApp("/web", false, 31000)})
 	dead := webTask("/web", 31000, TaskTerminal, HealthNone)
 	dead.Updated = t0
 	m.apply(Update{Kind: UpdateTask, AppID: "/web", Task: dead}, t0)
@@ -88,7 +88,7 @@ func TestApplyAfterSnapshotRemoval(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newSourceModel([]App{webApp("/web", false)}, t0)
+			m := newSourceModel([]App{webApp("/web", false)})
 			m.apply(at(time.Second, TaskRunning), t0)
 			if n := len(m.apps["/web"].Tasks); n != 1 {
 				t.Fatalf("tasks after running = %d, want 1", n)
@@ -101,7 +101,7 @@ func TestApplyAfterSnapshotRemoval(t *testing.T) {
 		})
 	}
 	t.Run("killing of a task never seen is not a backend", func(t *testing.T) {
-		m := newSourceModel([]App{webApp("/web", false)}, t0)
+		m := newSourceModel([]App{webApp("/web", false)})
 		m.apply(at(0, TaskKilling), t0)
 		if n := len(m.apps["/web"].Tasks); n != 0 {
 			t.Errorf("tasks = %d, want 0", n)
@@ -121,7 +121,7 @@ func TestApplyHealthOutOfOrder(t *testing.T) {
 	healthOf := func(m *sourceModel) Health { return m.apps["/web"].Tasks[0].Health }
 	app := webApp("/web", true, 31000)
 
-	m := newSourceModel([]App{app}, t0)
+	m := newSourceModel([]App{app})
 	m.apply(health(time.Second, HealthUnhealthy), t0)
 	m.apply(health(2*time.Second, HealthHealthy), t0)
 	m.apply(health(time.Second, HealthUnhealthy), t0) // replayed

@@ -230,7 +230,7 @@ func (r *Reconciler) load(ac AllocConfig) error {
 			r.store.Write(Batch{Source: name, Replace: true})
 			continue
 		}
-		r.models[name] = newSourceModel(apps, now)
+		r.models[name] = newSourceModel(apps)
 	}
 	r.storeSynced = !st.LastSync.IsZero()
 	r.alloc = NewAllocator(ac, st.Assignments)
@@ -437,7 +437,7 @@ func (r *Reconciler) poke() {
 func (r *Reconciler) model(source string) *sourceModel {
 	m := r.models[source]
 	if m == nil {
-		m = newSourceModel(nil, r.now())
+		m = newSourceModel(nil)
 		r.models[source] = m
 	}
 	return m
