@@ -9,13 +9,7 @@ import "slices"
 
 // sameTable reports whether a and b have the same VIPs and errors.
 func sameTable(a, b *Table) bool {
-	return (sameSlice(a.VIPs, b.VIPs) || slices.EqualFunc(a.VIPs, b.VIPs, sameVIP)) && slices.Equal(a.Errors, b.Errors)
-}
-
-// sameSlice reports whether a and b are the same slice (same elements in
-// the same memory).
-func sameSlice(a, b []VIP) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+	return a.VIPs.equal(b.VIPs) && slices.Equal(a.Errors, b.Errors)
 }
 
 func sameVIP(a, b VIP) bool {
@@ -67,8 +61,8 @@ func withdrawn(prev, next *Table, changed map[string]struct{}) (*Table, bool) {
 		return prev.reindexed(prev, changed, keep), true
 	}
 	gone := false
-	for i := range prev.VIPs {
-		if announced(prev, &prev.VIPs[i]) && !keep(&prev.VIPs[i]) {
+	for v := range prev.VIPs.All() {
+		if announced(prev, v) && !keep(v) {
 			gone = true
 			break
 		}
@@ -83,8 +77,8 @@ func withdrawn(prev, next *Table, changed map[string]struct{}) (*Table, bool) {
 // name (entry pe).
 func keepsName(prev *Table, name string, pe *NameEntry, keep func(*VIP) bool) bool {
 	for _, pp := range pe.Ports {
-		i, ok := slices.BinarySearchFunc(prev.VIPs, VIPKey{Protocol: pp.Protocol, Name: name, Port: pp.Port}, compareVIPToKey)
-		if !ok || !keep(&prev.VIPs[i]) {
+		v, ok := prev.VIPs.Get(VIPKey{Protocol: pp.Protocol, Name: name, Port: pp.Port})
+		if !ok || !keep(v) {
 			return false
 		}
 	}

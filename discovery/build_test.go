@@ -305,7 +305,7 @@ func TestNewTableSorts(t *testing.T) {
 	}
 	tab := NewTable(vips, nil, nil)
 	var keys []string
-	for _, v := range tab.VIPs {
+	for v := range tab.VIPs.All() {
 		keys = append(keys, fmt.Sprintf("%v %s:%d", v.Key.Protocol, v.Key.Name, v.Key.Port))
 	}
 	if want := []string{"tcp a.marathon:2", "tcp b.marathon:1", "udp a.marathon:1"}; !slices.Equal(keys, want) {

@@ -43,7 +43,7 @@ type incBuilder struct {
 	allocErrs map[VIPKey][]LabelError
 	reserved  map[[16]byte]struct{}
 
-	vips      []VIP
+	vips      VIPList
 	errs      []LabelError
 	lastTouch time.Time
 }
@@ -77,7 +77,7 @@ type incResult struct {
 	table *Table
 	// base is the VIPs of the previous result: changed lists the names
 	// whose VIPs differ from it (added, removed or changed).
-	base    []VIP
+	base    VIPList
 	changed map[string]struct{}
 	// same is true when VIPs and errors equal the previous result's.
 	same bool
@@ -135,7 +135,7 @@ func (b *incBuilder) build(changes map[appRef]*App, alloc *Allocator, now time.T
 	if failed && !full {
 		vips, _ = b.merge(dirtyKeys, alloc, now, true, res.changed)
 	}
-	res.same = sameSlice(vips, b.vips)
+	res.same = vips.same(b.vips)
 	if failed || full {
 		errsDirty = true
 	}
@@ -261,17 +261,18 @@ func (b *incBuilder) collisions(name string) bool {
 
 // merge returns the VIPs with those of keys (every key if full)
 // recomputed, noting the names of VIPs that changed in changed, and whether
-// some assignment failed. When no VIP changed it returns b.vips itself.
-func (b *incBuilder) merge(keys map[VIPKey]struct{}, alloc *Allocator, now time.Time, full bool, changed map[string]struct{}) ([]VIP, bool) {
+// some assignment failed. Chunks of b.vips without recomputed VIPs are
+// shared (VIPList.edit); when no VIP changed it returns b.vips itself.
+func (b *incBuilder) merge(keys map[VIPKey]struct{}, alloc *Allocator, now time.Time, full bool, changed map[string]struct{}) (VIPList, bool) {
 	var sorted []VIPKey
 	if full {
-		sorted = make([]VIPKey, 0, len(b.byKey)+len(b.vips))
+		sorted = make([]VIPKey, 0, len(b.byKey)+b.vips.Len())
 		for k := range b.byKey {
 			sorted = append(sorted, k)
 		}
-		for i := range b.vips {
-			if _, ok := b.byKey[b.vips[i].Key]; !ok {
-				sorted = append(sorted, b.vips[i].Key)
+		for v := range b.vips.All() {
+			if _, ok := b.byKey[v.Key]; !ok {
+				sorted = append(sorted, v.Key)
 			}
 		}
 		clear(b.allocErrs)
@@ -284,41 +285,20 @@ func (b *incBuilder) merge(keys map[VIPKey]struct{}, alloc *Allocator, now time.
 	}
 	slices.SortFunc(sorted, compareKey)
 	failed := map[allocKey]bool{}
-	anyFailed, anyChanged := false, false
-	out := make([]VIP, 0, len(b.vips)+len(sorted))
-	i := 0 // next VIP of b.vips to take over
-	for _, k := range sorted {
-		j, _ := slices.BinarySearchFunc(b.vips[i:], k, compareVIPToKey)
-		out = append(out, b.vips[i:i+j]...) // one copy per run of untouched VIPs
-		i += j
-		var old *VIP
-		if i < len(b.vips) && b.vips[i].Key == k {
-			old = &b.vips[i]
-			i++
-		}
+	anyFailed := false
+	out, _ := b.vips.edit(sorted, func(k VIPKey, old *VIP) (VIP, bool) {
 		v, ok, errs := b.vip(k, alloc, now, failed)
 		if len(errs) > 0 {
 			b.allocErrs[k] = errs
 			anyFailed = true
 		}
-		switch {
-		case ok && old != nil && sameVIP(*old, v):
-			out = append(out, *old)
-		case ok:
-			out = append(out, v)
+		if (ok || old != nil) && !(ok && old != nil && sameVIP(*old, v)) {
 			changed[k.Name] = struct{}{}
-			anyChanged = true
-		case old != nil:
-			changed[k.Name] = struct{}{}
-			anyChanged = true
 		}
-	}
-	out = append(out, b.vips[i:]...)
+		return v, ok
+	})
 	delete(changed, "") // IP VIPs have no names
-	if !anyChanged {
-		return b.vips, anyFailed // nothing moved: keep the same slice
-	}
-	return slices.Clip(out), anyFailed
+	return out, anyFailed
 }
 
 // vip computes the VIP of k from its declaring apps, as Build's finish does.
@@ -386,10 +366,9 @@ func (b *incBuilder) vip(k VIPKey, alloc *Allocator, now time.Time, failed map[a
 }
 
 // touch refreshes the LastSeen of every name of vips, as a Build would.
-func (b *incBuilder) touch(vips []VIP, alloc *Allocator, now time.Time) {
+func (b *incBuilder) touch(vips VIPList, alloc *Allocator, now time.Time) {
 	b.lastTouch = now
-	for i := range vips {
-		v := &vips[i]
+	for v := range vips.All() {
 		if v.Key.IP.IsValid() {
 			continue
 		}

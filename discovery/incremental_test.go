@@ -71,7 +71,7 @@ func TestIncrementalMatchesBuild(t *testing.T) {
 				if got, want := res.table.String(), full.String(); got != want {
 					t.Fatalf("step %d: incremental table differs from Build:\n%s", step, lineDiff(got, want))
 				}
-				if prevInc != nil && !sameSlice(prevInc.VIPs, res.base) {
+				if prevInc != nil && !prevInc.VIPs.same(res.base) {
 					t.Fatalf("step %d: base is not the previous result", step)
 				}
 				if prevInc != nil && res.same != sameTable(prevInc, full) {
@@ -79,8 +79,8 @@ func TestIncrementalMatchesBuild(t *testing.T) {
 				}
 				// Names as Build indexes them (every VIP with backends).
 				prevNil = res.table.reindexed(prevNil, changedOrAll(res, prevInc), nil)
-				if !reflect.DeepEqual(prevNil.names, full.names) {
-					t.Fatalf("step %d: names index differs from Build's:\n%s", step, namesDiff(prevNil.names, full.names))
+				if !reflect.DeepEqual(namesOf(prevNil), namesOf(full)) {
+					t.Fatalf("step %d: names index differs from Build's:\n%s", step, namesDiff(namesOf(prevNil), namesOf(full)))
 				}
 				// Names as the reconciler announces them, and withdraws them.
 				var nextInc, nextFull *Table
@@ -91,16 +91,16 @@ func TestIncrementalMatchesBuild(t *testing.T) {
 					nextFull = full.WithAnnounced(announcer(prevFull))
 					wInc, okInc := withdrawn(prevInc, nextInc, res.changed)
 					wFull, okFull := withdrawn(prevFull, nextFull, nil)
-					if okInc != okFull || okInc && !reflect.DeepEqual(wInc.names, wFull.names) {
+					if okInc != okFull || okInc && !reflect.DeepEqual(namesOf(wInc), namesOf(wFull)) {
 						t.Fatalf("step %d: withdrawn = %v, Build's %v", step, okInc, okFull)
 					}
 				}
-				if !reflect.DeepEqual(nextInc.names, nextFull.names) {
-					t.Fatalf("step %d: announced names differ:\n%s", step, namesDiff(nextInc.names, nextFull.names))
+				if !reflect.DeepEqual(namesOf(nextInc), namesOf(nextFull)) {
+					t.Fatalf("step %d: announced names differ:\n%s", step, namesDiff(namesOf(nextInc), namesOf(nextFull)))
 				}
 				prevInc, prevFull = nextInc, nextFull
 			}
-			if len(prevFull.VIPs) == 0 {
+			if prevFull.VIPs.Len() == 0 {
 				t.Error("the sequence ended with no VIPs: the generator is too weak")
 			}
 		})
@@ -112,7 +112,7 @@ func changedOrAll(res incResult, prev *Table) map[string]struct{} {
 		return res.changed
 	}
 	all := map[string]struct{}{}
-	for _, v := range res.table.VIPs {
+	for v := range res.table.VIPs.All() {
 		all[v.Key.Name] = struct{}{}
 	}
 	return all
@@ -133,6 +133,9 @@ func lineDiff(got, want string) string {
 	}
 	return b.String()
 }
+
+// namesOf is t's names index as a plain map.
+func namesOf(t *Table) map[string]*NameEntry { return maps.Collect(t.NameEntries()) }
 
 func namesDiff(got, want map[string]*NameEntry) string {
 	var b strings.Builder
@@ -298,7 +301,7 @@ func benchmarkUpdateToPublish(b *testing.B, nApps int, full bool) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	for !r.Status().Synced || r.Table().Stale || len(r.Table().VIPs) == 0 {
+	for !r.Status().Synced || r.Table().Stale || r.Table().VIPs.Len() == 0 {
 		select {
 		case <-sub:
 		case <-time.After(time.Minute):

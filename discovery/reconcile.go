@@ -244,7 +244,7 @@ func (r *Reconciler) load(ac AllocConfig) error {
 	r.recordTable(t)
 	r.noteIPVIPs(t)
 	r.applyNeeded = true
-	r.log.Info("loaded stored state", "apps", len(apps), "vips", len(t.VIPs), "names", t.Names(),
+	r.log.Info("loaded stored state", "apps", len(apps), "vips", t.VIPs.Len(), "names", t.Names(),
 		"assignments", len(st.Assignments), "last_sync", st.LastSync)
 	return nil
 }
@@ -533,7 +533,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	} else {
 		res := r.inc.build(r.takeChanges(), r.alloc, now, len(expired) > 0)
 		next = res.table
-		if sameSlice(prev.VIPs, res.base) {
+		if prev.VIPs.same(res.base) {
 			changed = res.changed
 			same = res.same && slices.Equal(prev.Errors, next.Errors)
 		} else {
@@ -617,7 +617,7 @@ func (r *Reconciler) publish(t *Table) {
 	r.table.Store(t)
 	r.recordTable(t)
 	r.noteIPVIPs(t)
-	r.log.Debug("published table", "generation", t.Generation, "vips", len(t.VIPs), "names", t.Names(), "stale", t.Stale)
+	r.log.Debug("published table", "generation", t.Generation, "vips", t.VIPs.Len(), "names", t.Names(), "stale", t.Stale)
 	r.mu.Lock()
 	for ch := range r.subs {
 		select {
@@ -647,20 +647,17 @@ func (r *Reconciler) IPVIPs() []netip.Addr {
 func (r *Reconciler) noteIPVIPs(t *Table) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := range t.VIPs {
-		if ip := t.VIPs[i].Key.IP; ip.IsValid() {
-			r.ipVIPs[ip] = struct{}{}
+	for v := range t.VIPs.Named("") {
+		if v.Key.IP.IsValid() {
+			r.ipVIPs[v.Key.IP] = struct{}{}
 		}
 	}
 }
 
 func (r *Reconciler) recordTable(t *Table) {
-	backends := 0
-	for i := range t.VIPs {
-		backends += len(t.VIPs[i].Backends)
-	}
+	backends := t.VIPs.Backends()
 	r.met.records.WithLabelValues("names").Set(float64(t.Names()))
-	r.met.records.WithLabelValues("vips").Set(float64(len(t.VIPs)))
+	r.met.records.WithLabelValues("vips").Set(float64(t.VIPs.Len()))
 	r.met.records.WithLabelValues("backends").Set(float64(backends))
 	r.met.labelErrors.Set(float64(len(t.Errors)))
 	r.met.generation.Set(float64(t.Generation))

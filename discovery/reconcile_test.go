@@ -114,8 +114,7 @@ func webTask(app string, port uint16, st TaskState, h Health) Task {
 // after names DNS announces.
 func summary(t *Table) []string {
 	var out []string
-	for i := range t.VIPs {
-		v := &t.VIPs[i]
+	for v := range t.VIPs.All() {
 		line := fmt.Sprintf("%s:%d", v.Key.Name, v.Key.Port)
 		if announced(t, v) {
 			line += "*"
@@ -241,7 +240,7 @@ func TestReconcilerInitialSync(t *testing.T) {
 	if st := rt.r.Status(); st.Loaded || !st.Stale || st.Synced {
 		t.Errorf("status before the first sync with an empty store = %+v, want not loaded, stale", st)
 	}
-	if tab := rt.r.Table(); tab == nil || len(tab.VIPs) != 0 || !tab.Stale {
+	if tab := rt.r.Table(); tab == nil || tab.VIPs.Len() != 0 || !tab.Stale {
 		t.Errorf("table before the first sync with an empty store = %+v, want empty and stale", tab)
 	}
 	rt.run(t)
@@ -265,7 +264,7 @@ func TestReconcilerRestartWithUpstreamDown(t *testing.T) {
 	first.waitSynced(t)
 	first.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31001, TaskRunning, HealthNone)})
 	first.waitSummary(t, "web.marathon:80* 31000/1 31001/1")
-	addr := first.r.Table().VIPs[0].Addr4
+	addr := first.r.Table().VIPs.At(0).Addr4
 	first.stop()
 
 	down := errors.New("dial tcp 127.0.0.1:8080: connect: connection refused")
@@ -274,8 +273,8 @@ func TestReconcilerRestartWithUpstreamDown(t *testing.T) {
 	if got := summary(tab); !slices.Equal(got, []string{"web.marathon:80* 31000/1 31001/1"}) {
 		t.Errorf("table at start = %v, want the stored state", got)
 	}
-	if !tab.Stale || tab.VIPs[0].Addr4 != addr {
-		t.Errorf("table at start: stale %v, addr %v, want stale, %v", tab.Stale, tab.VIPs[0].Addr4, addr)
+	if !tab.Stale || tab.VIPs.At(0).Addr4 != addr {
+		t.Errorf("table at start: stale %v, addr %v, want stale, %v", tab.Stale, tab.VIPs.At(0).Addr4, addr)
 	}
 	if st := rt.r.Status(); !st.Loaded || !st.Stale || st.Synced {
 		t.Errorf("status at start = %+v, want loaded, stale, not synced", st)

@@ -78,7 +78,7 @@ func BenchmarkLoad10kApps(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if n := len(r.Table().VIPs); n == 0 {
+			if n := r.Table().VIPs.Len(); n == 0 {
 				b.Fatal("no VIPs after restart")
 			}
 			s.Close()

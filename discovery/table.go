@@ -2,8 +2,11 @@ package discovery
 
 import (
 	"errors"
+	"iter"
 	"net/netip"
 	"time"
+
+	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
 
 // Sentinel errors of lookups; dnsserver maps them to rcodes.
@@ -79,7 +82,7 @@ func quote(s string) string { return "\"" + s + "\"" }
 // API shows and the dataplane programs. Never mutate a published Table.
 type Table struct {
 	// VIPs sorted by Key (protocol, name, IP, port).
-	VIPs []VIP
+	VIPs VIPList
 	// Errors are label errors and name collisions, sorted by app then key.
 	Errors []LabelError
 	// Generation increases with every published Table.
@@ -94,7 +97,7 @@ type Table struct {
 	// measure event → kernel latency from it.
 	Received time.Time
 
-	names map[string]*NameEntry // "<name>.<framework>" → records
+	names cowmap.Map[*NameEntry] // "<name>.<framework>" → records
 }
 
 // NameEntry is what DNS serves for one "<name>.<framework>".
@@ -117,11 +120,44 @@ func (t *Table) Lookup(name string) (*NameEntry, error) {
 	if t == nil {
 		return nil, ErrNotFound
 	}
-	if e, ok := t.names[name]; ok {
+	if e, ok := t.names.Get(name); ok {
 		return e, nil
 	}
 	return nil, ErrNotFound
 }
 
 // Names returns how many names DNS serves.
-func (t *Table) Names() int { return len(t.names) }
+func (t *Table) Names() int {
+	if t == nil {
+		return 0
+	}
+	return t.names.Len()
+}
+
+// NameEntries yields every name DNS serves with its records, in no
+// particular order.
+func (t *Table) NameEntries() iter.Seq2[string, *NameEntry] {
+	if t == nil {
+		return func(func(string, *NameEntry) bool) {}
+	}
+	return t.names.All()
+}
+
+// ChangedNames calls fn for every name whose records differ between the
+// Tables prev and next (nil entry: not served). Consecutive Tables share
+// most of their names index, and the parts they share are skipped, so the
+// cost is that of the change rather than of the number of names; two
+// unrelated Tables are compared name by name. An entry that was recomputed
+// may be reported though its records are equal.
+func ChangedNames(prev, next *Table, fn func(name string, old, new *NameEntry)) {
+	var a, b cowmap.Map[*NameEntry]
+	if prev != nil {
+		a = prev.names
+	}
+	if next != nil {
+		b = next.names
+	}
+	cowmap.Diff(a, b, func(x, y *NameEntry) bool { return x == y }, func(name string, x *NameEntry, _ bool, y *NameEntry, _ bool) {
+		fn(name, x, y)
+	})
+}

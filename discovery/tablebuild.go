@@ -1,11 +1,12 @@
 package discovery
 
 import (
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
 
 // NewTable returns a Table of vips and errs whose DNS names are those of the
@@ -18,7 +19,8 @@ func NewTable(vips []VIP, errs []LabelError, announce func(*VIP) bool) *Table {
 	if !slices.IsSortedFunc(vips, compareVIP) {
 		slices.SortFunc(vips, compareVIP)
 	}
-	return &Table{VIPs: vips, Errors: errs, names: index(vips, announce)}
+	l := NewVIPList(vips)
+	return &Table{VIPs: l, Errors: errs, names: index(l, announce)}
 }
 
 // WithAnnounced returns a shallow copy of t whose DNS names are those of the
@@ -33,54 +35,41 @@ func (t *Table) WithAnnounced(announce func(*VIP) bool) *Table {
 // reindexed returns a shallow copy of t whose names index is base's with
 // the entries of names recomputed from t.VIPs under announce (nil: every
 // VIP with backends). The caller vouches that every other name's entry in
-// base is what index(t.VIPs, announce) would give it; the cost is a copy of
-// the index plus the work for names, not a pass over every VIP.
+// base is what index(t.VIPs, announce) would give it; the cost is the work
+// for names and the shards of the index they are in, not a pass over every
+// VIP.
 func (t *Table) reindexed(base *Table, names map[string]struct{}, announce func(*VIP) bool) *Table {
 	c := *t
-	c.names = maps.Clone(base.names)
-	if c.names == nil {
-		c.names = make(map[string]*NameEntry, len(names))
-	}
+	e := base.names.EditSized(len(names))
 	for name := range names {
-		if e := t.entry(name, announce); e != nil {
-			c.names[name] = e
+		if ne := t.entry(name, announce); ne != nil {
+			e.Set(name, ne)
 		} else {
-			delete(c.names, name)
+			e.Delete(name)
 		}
 	}
+	c.names = e.Map()
 	return &c
 }
 
 // entry computes name's NameEntry from t.VIPs as index does, or nil when
-// no VIP of the name is announced. VIPs are sorted by protocol first, so
-// the name's VIPs form one run per protocol.
+// no VIP of the name is announced.
 func (t *Table) entry(name string, announce func(*VIP) bool) *NameEntry {
 	var e *NameEntry
-	for i := 0; i < len(t.VIPs); {
-		p := t.VIPs[i].Key.Protocol
-		j, _ := slices.BinarySearchFunc(t.VIPs[i:], VIPKey{Protocol: p, Name: name}, compareVIPToKey)
-		for j += i; j < len(t.VIPs) && t.VIPs[j].Key.Protocol == p && t.VIPs[j].Key.Name == name; j++ {
-			v := &t.VIPs[j]
-			if announce == nil && len(v.Backends) == 0 || announce != nil && !announce(v) {
-				continue
-			}
-			if e == nil {
-				e = &NameEntry{}
-			}
-			if !e.Addr4.IsValid() {
-				e.Addr4 = v.Addr4
-			}
-			if !e.Addr6.IsValid() {
-				e.Addr6 = v.Addr6
-			}
-			e.Ports = append(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
+	for v := range t.VIPs.Named(name) {
+		if announce == nil && len(v.Backends) == 0 || announce != nil && !announce(v) {
+			continue
 		}
-		if p == ^Protocol(0) {
-			break
+		if e == nil {
+			e = &NameEntry{}
 		}
-		// Skip to the next protocol.
-		k, _ := slices.BinarySearchFunc(t.VIPs[i:], VIPKey{Protocol: p + 1}, compareVIPToKey)
-		i += k
+		if !e.Addr4.IsValid() {
+			e.Addr4 = v.Addr4
+		}
+		if !e.Addr6.IsValid() {
+			e.Addr6 = v.Addr6
+		}
+		e.Ports = append(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
 	}
 	return e
 }
@@ -92,37 +81,32 @@ func (t *Table) VIP(k VIPKey) (*VIP, bool) {
 	if t == nil {
 		return nil, false
 	}
-	i, ok := slices.BinarySearchFunc(t.VIPs, k, func(v VIP, k VIPKey) int { return compareKey(v.Key, k) })
-	if !ok {
-		return nil, false
-	}
-	return &t.VIPs[i], true
+	return t.VIPs.Get(k)
 }
 
 // index builds the DNS names of the announced named VIPs in vips (sorted),
 // so each name's ports come out sorted by protocol, then port.
-func index(vips []VIP, announce func(*VIP) bool) map[string]*NameEntry {
+func index(vips VIPList, announce func(*VIP) bool) cowmap.Map[*NameEntry] {
 	n := 0
-	for i := range vips {
-		if vips[i].Key.Name != "" {
+	for v := range vips.All() {
+		if v.Key.Name != "" {
 			n++
 		}
 	}
-	names := make(map[string]*NameEntry, n)
+	names := cowmap.Map[*NameEntry]{}.EditSized(n)
 	entries := make([]NameEntry, 0, n)
-	for i := range vips {
-		v := &vips[i]
+	for v := range vips.All() {
 		if v.Key.Name == "" {
 			continue
 		}
 		if announce == nil && len(v.Backends) == 0 || announce != nil && !announce(v) {
 			continue
 		}
-		e := names[v.Key.Name]
+		e, _ := names.Get(v.Key.Name)
 		if e == nil {
 			entries = append(entries, NameEntry{})
 			e = &entries[len(entries)-1]
-			names[v.Key.Name] = e
+			names.Set(v.Key.Name, e)
 		}
 		if !e.Addr4.IsValid() {
 			e.Addr4 = v.Addr4
@@ -132,7 +116,7 @@ func index(vips []VIP, announce func(*VIP) bool) map[string]*NameEntry {
 		}
 		e.Ports = append(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
 	}
-	return names
+	return names.Map()
 }
 
 // String renders t as sorted text, one VIP per line, then one line per
@@ -149,8 +133,8 @@ func (t *Table) String() string {
 		return ""
 	}
 	var b strings.Builder
-	for i := range t.VIPs {
-		writeVIP(&b, &t.VIPs[i])
+	for v := range t.VIPs.All() {
+		writeVIP(&b, v)
 	}
 	for _, e := range t.Errors {
 		b.WriteString("error ")

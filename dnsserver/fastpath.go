@@ -99,8 +99,8 @@ func (s *Server) buildFast(prev *fastTable, t *discovery.Table) *fastTable {
 		names:  make(map[string]*fastName, size),
 		keys:   make(map[string]fastKey, t.Names()),
 	}
-	for i := range t.VIPs {
-		key := t.VIPs[i].Key.Name
+	for v := range t.VIPs.All() {
+		key := v.Key.Name
 		if key == "" {
 			continue
 		}

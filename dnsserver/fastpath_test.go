@@ -131,7 +131,7 @@ func spellings(name string) []string {
 func servedNames(tb testing.TB, tbl *discovery.Table) (served map[string]uint16, other []string) {
 	served = map[string]uint16{}
 	seen := map[string]bool{}
-	for _, v := range tbl.VIPs {
+	for _, v := range tbl.VIPs.Slice() {
 		key := v.Key.Name
 		if key == "" || seen[key] {
 			continue

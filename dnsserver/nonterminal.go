@@ -48,8 +48,8 @@ func buildNonTerminals(t *discovery.Table) *nonTerminals {
 		return n
 	}
 	seen := make(map[string]bool)
-	for i := range t.VIPs {
-		key := t.VIPs[i].Key.Name
+	for v := range t.VIPs.All() {
+		key := v.Key.Name
 		if key == "" || seen[key] {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"time"
 
@@ -37,8 +38,8 @@ func WriteZone(w io.Writer, t *discovery.Table, ttl time.Duration, zone string) 
 		origin, origin, serial, soaRefresh, soaRetry, soaExpire, secs)
 	fmt.Fprintf(bw, "@\tIN\tNS\tns.%s\n", origin)
 	seen := make(map[string]bool)
-	for i := range tableVIPs(t) {
-		key := t.VIPs[i].Key.Name
+	for v := range tableVIPs(t) {
+		key := v.Key.Name
 		if key == "" || seen[key] {
 			continue
 		}
@@ -63,10 +64,10 @@ func WriteZone(w io.Writer, t *discovery.Table, ttl time.Duration, zone string) 
 	return nil
 }
 
-// tableVIPs is t.VIPs, or none for a nil table.
-func tableVIPs(t *discovery.Table) []discovery.VIP {
+// tableVIPs yields t's VIPs, none for a nil table.
+func tableVIPs(t *discovery.Table) iter.Seq[*discovery.VIP] {
 	if t == nil {
-		return nil
+		return func(func(*discovery.VIP) bool) {}
 	}
-	return t.VIPs
+	return t.VIPs.All()
 }

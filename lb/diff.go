@@ -149,9 +149,8 @@ func serviceKeys(v *discovery.VIP) []serviceKey {
 // with scheduler sched. A backend of the other family is skipped: IPVS
 // cannot masquerade across families.
 func desired(t *discovery.Table, sched string) want {
-	w := make(want, len(t.VIPs))
-	for i := range t.VIPs {
-		v := &t.VIPs[i]
+	w := make(want, t.VIPs.Len())
+	for v := range t.VIPs.All() {
 		for _, addr := range [2]netip.Addr{v.Addr4, v.Addr6} {
 			if !addr.IsValid() {
 				continue

@@ -352,7 +352,7 @@ func TestDesired(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("desired() =\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 	}
-	if n := len(serviceKeys(&tbl.VIPs[0])); n != 2 {
+	if n := len(serviceKeys(tbl.VIPs.At(0))); n != 2 {
 		t.Errorf("serviceKeys() gave %d services for the dual-stack VIP, want 2", n)
 	}
 }

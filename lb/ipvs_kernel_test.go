@@ -319,7 +319,7 @@ func TestKernelSpreadsTCPAndUDP(t *testing.T) {
 		vip("udp dns.marathon:53", []string{"11.0.0.1"}, backendsOf(f.servers4...)...),
 	)
 	apply(t, f.x, tb)
-	for _, s := range f.x.State()[tb.VIPs[0].Key] {
+	for _, s := range f.x.State()[tb.VIPs.At(0).Key] {
 		if s.Status != StatusProgrammed {
 			t.Errorf("State() = %+v, want programmed", s)
 		}

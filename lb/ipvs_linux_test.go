@@ -166,7 +166,7 @@ func TestIPVSApplyProgramsTable(t *testing.T) {
 	checkLines(t, "masquerade set", sortedAddrs(f.sys.masq), wantAddrs)
 
 	st := f.x.State()
-	web := st[webTable.VIPs[0].Key]
+	web := st[webTable.VIPs.At(0).Key]
 	if len(web) != 2 || web[0].Status != StatusProgrammed || web[1].Status != StatusProgrammed {
 		t.Fatalf("State()[web] = %+v, want two programmed services", web)
 	}
@@ -258,7 +258,7 @@ func TestIPVSApplyRereadsStaleView(t *testing.T) {
 	if err := f.k.DelService(udp); err != nil {
 		t.Fatal(err)
 	}
-	next := table(webTable.VIPs[0], vip("udp 198.51.100.7:53", []string{"198.51.100.7"}, "192.0.2.4:53", "192.0.2.5:53", "192.0.2.6:53"))
+	next := table(*webTable.VIPs.At(0), vip("udp 198.51.100.7:53", []string{"198.51.100.7"}, "192.0.2.4:53", "192.0.2.5:53", "192.0.2.6:53"))
 	apply(t, f.x, next) // the first attempt adds a backend to a missing service
 	checkLines(t, "kernel", renderIPVS(t, f.k)[3:], []string{
 		"UDP 198.51.100.7:53 wlc -> 192.0.2.4:53 w=1",
@@ -289,12 +289,12 @@ func TestIPVSDrainsTCPBackends(t *testing.T) {
 		"TCP 11.0.0.1:80 wlc -> 192.0.2.2:8080 w=0",
 		"TCP 11.0.0.1:80 wlc -> 192.0.2.3:8080 w=1",
 	})
-	if b := f.x.State()[one.VIPs[0].Key][0].Backends[0]; !b.Draining || b.ActiveConns != 0 {
+	if b := f.x.State()[one.VIPs.At(0).Key][0].Backends[0]; !b.Draining || b.ActiveConns != 0 {
 		t.Errorf("State() backend = %+v, want draining (counts not read yet)", b)
 	}
 	now = now.Add(30 * time.Second)
 	f.x.drainPass(context.Background())
-	if b := f.x.State()[one.VIPs[0].Key][0].Backends[0]; !b.Draining || b.ActiveConns != 2 {
+	if b := f.x.State()[one.VIPs.At(0).Key][0].Backends[0]; !b.Draining || b.ActiveConns != 2 {
 		t.Errorf("State() backend = %+v, want draining with 2 active connections", b)
 	}
 	setActive(0)
@@ -321,9 +321,9 @@ func TestIPVSDrainsTCPBackends(t *testing.T) {
 func TestIPVSRemovesUDPBackendsAtOnce(t *testing.T) {
 	f := newFakes(t, IPVSConfig{}, newFakeKernel(), newFakeSystem())
 	apply(t, f.x, webTable)
-	apply(t, f.x, table(webTable.VIPs[0], vip("udp 198.51.100.7:53", []string{"198.51.100.7"}, "192.0.2.5:53")))
+	apply(t, f.x, table(*webTable.VIPs.At(0), vip("udp 198.51.100.7:53", []string{"198.51.100.7"}, "192.0.2.5:53")))
 	checkLines(t, "kernel", renderIPVS(t, f.k)[3:], []string{"UDP 198.51.100.7:53 wlc -> 192.0.2.5:53 w=1"})
-	apply(t, f.x, table(webTable.VIPs[0]))
+	apply(t, f.x, table(*webTable.VIPs.At(0)))
 	want := []flow{
 		{Proto: protoUDP, VIP: netip.MustParseAddrPort("198.51.100.7:53"), Backend: netip.MustParseAddr("192.0.2.4")},
 		{Proto: protoUDP, VIP: netip.MustParseAddrPort("198.51.100.7:53"), Backend: netip.MustParseAddr("192.0.2.5")},
@@ -340,7 +340,7 @@ func TestIPVSRestartConverges(t *testing.T) {
 	k, sys := newFakeKernel(), newFakeSystem()
 	ipVIP := netip.MustParseAddr("198.51.100.7")
 	first := newFakes(t, IPVSConfig{}, k, sys)
-	apply(t, first.x, table(append(webTable.VIPs,
+	apply(t, first.x, table(append(webTable.VIPs.Slice(),
 		vip("tcp api.marathon:443", []string{"11.0.0.2"}, "192.0.2.7:443"),
 		vip("tcp web.marathon:8080", []string{"11.0.0.1"}, "192.0.2.8:80"))...))
 	// A weight-0 leftover of a drain the first run did not finish.
@@ -351,7 +351,7 @@ func TestIPVSRestartConverges(t *testing.T) {
 
 	// The second run knows the IP VIP from the store only.
 	second := newFakes(t, IPVSConfig{Owned: func() []netip.Addr { return []netip.Addr{ipVIP} }}, k, sys)
-	apply(t, second.x, table(webTable.VIPs[0]))
+	apply(t, second.x, table(*webTable.VIPs.At(0)))
 	checkLines(t, "kernel", renderIPVS(t, k), []string{
 		"TCP 11.0.0.1:80 wlc -> 192.0.2.2:31000 w=1",
 		"TCP 11.0.0.1:80 wlc -> 192.0.2.3:31001 w=0",
@@ -368,7 +368,7 @@ func TestIPVSWriteErrorsShowInState(t *testing.T) {
 	if !errors.Is(err, syscall.ENOMEM) {
 		t.Fatalf("Apply() = %v, want ENOMEM", err)
 	}
-	st := f.x.State()[webTable.VIPs[1].Key]
+	st := f.x.State()[webTable.VIPs.At(1).Key]
 	if len(st) != 1 || st[0].Status != StatusError || !strings.Contains(st[0].Reason, "cannot allocate memory") {
 		t.Errorf("State()[udp] = %+v, want an error with the reason", st)
 	}

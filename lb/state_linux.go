@@ -54,9 +54,8 @@ func (x *IPVS) state() map[discovery.VIPKey][]ServiceState {
 	if x.table == nil {
 		return nil
 	}
-	out := make(map[discovery.VIPKey][]ServiceState, len(x.table.VIPs))
-	for i := range x.table.VIPs {
-		v := &x.table.VIPs[i]
+	out := make(map[discovery.VIPKey][]ServiceState, x.table.VIPs.Len())
+	for v := range x.table.VIPs.All() {
 		var states []ServiceState
 		for _, k := range serviceKeys(v) {
 			states = append(states, x.serviceState(k))

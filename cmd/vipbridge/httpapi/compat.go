@@ -66,9 +66,8 @@ type v1Version struct {
 func (a *api) v1VIPs(w http.ResponseWriter, _ *http.Request) {
 	t := a.table()
 	states := a.states()
-	out := make([]v1VIP, 0, len(t.VIPs))
-	for i := range t.VIPs {
-		v := &t.VIPs[i]
+	out := make([]v1VIP, 0, t.VIPs.Len())
+	for v := range t.VIPs.All() {
 		bs := make([]v1Backend, 0, len(v.Backends))
 		for _, b := range v.Backends {
 			bs = append(bs, v1Backend{IP: b.Addr.Addr().String(), Port: b.Addr.Port(), Weight: b.Weight})

@@ -16,10 +16,10 @@ func (f fakeDataplane) State() map[discovery.VIPKey][]lb.ServiceState { return f
 
 func TestDataplaneState(t *testing.T) {
 	table := testTable(t)
-	if len(table.VIPs) < 2 {
-		t.Fatalf("testTable has %d VIPs, want at least 2", len(table.VIPs))
+	if table.VIPs.Len() < 2 {
+		t.Fatalf("testTable has %d VIPs, want at least 2", table.VIPs.Len())
 	}
-	first, second := table.VIPs[0].Key, table.VIPs[1].Key
+	first, second := table.VIPs.At(0).Key, table.VIPs.At(1).Key
 	addr := netip.MustParseAddrPort("11.0.0.1:80")
 	dp := fakeDataplane{
 		first: {{Protocol: first.Protocol, Addr: addr, Status: lb.StatusProgrammed},

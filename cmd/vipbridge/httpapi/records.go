@@ -92,12 +92,12 @@ func (a *api) records(w http.ResponseWriter, _ *http.Request) {
 		Stale:      a.stale(t),
 		Built:      t.Built,
 		Records:    a.renderRecords(a.tableRecords(t)),
-		VIPs:       make([]vipDoc, 0, len(t.VIPs)),
+		VIPs:       make([]vipDoc, 0, t.VIPs.Len()),
 		Errors:     nonNil(t.Errors),
 	}
 	states := a.states()
-	for i := range t.VIPs {
-		doc.VIPs = append(doc.VIPs, a.vipDoc(t, &t.VIPs[i], states))
+	for v := range t.VIPs.All() {
+		doc.VIPs = append(doc.VIPs, a.vipDoc(t, v, states))
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
@@ -112,10 +112,8 @@ func (a *api) recordsByName(w http.ResponseWriter, r *http.Request) {
 	var vips []vipDoc
 	if ok {
 		states := a.states()
-		for i := range t.VIPs {
-			if t.VIPs[i].Key.Name == key {
-				vips = append(vips, a.vipDoc(t, &t.VIPs[i], states))
-			}
+		for v := range t.VIPs.Named(key) {
+			vips = append(vips, a.vipDoc(t, v, states))
 		}
 	}
 	e, err := t.Lookup(key)
@@ -146,8 +144,8 @@ func (a *api) stale(t *discovery.Table) bool {
 // name. Names come from the VIPs; t.Lookup decides which DNS serves.
 func (a *api) tableRecords(t *discovery.Table) []rr {
 	var names []string
-	for i := range t.VIPs {
-		if n := t.VIPs[i].Key.Name; n != "" {
+	for v := range t.VIPs.All() {
+		if n := v.Key.Name; n != "" {
 			names = append(names, n)
 		}
 	}
