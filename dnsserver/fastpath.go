@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
 
 // The fast path answers the common UDP query without miekg/dns: one
@@ -24,12 +25,15 @@ import (
 // UDP size, goes to the full path. fastpath_test.go checks that both paths
 // give the same reply for every query the fast path answers.
 
-// fastTable holds the packed replies of one table.
+// fastTable holds the packed replies of one table. Its maps are versions
+// of the previous table's (cowmap), so that a new table costs the names
+// that changed.
 type fastTable struct {
 	table  *discovery.Table
-	serial uint32               // the SOA serial: the table's generation
-	names  map[string]*fastName // lower-case wire name → replies
-	keys   map[string]fastKey   // name key → its replies, for the next build
+	serial uint32                // the SOA serial: the table's generation
+	names  cowmap.Map[*fastName] // lower-case wire name → replies
+	keys   cowmap.Map[fastKey]   // name key → its replies, for the next build
+	ents   *nonTerminals         // the table's empty non-terminals
 	nx     [len(zones)]nxReply
 }
 
@@ -60,6 +64,7 @@ type fastKey struct {
 
 type fastEntry struct {
 	wire string
+	rest string // the name relative to its zone, as nonTerminals has it
 	name *fastName
 }
 
@@ -83,57 +88,94 @@ var zoneWire = func() (w [len(zones)][]byte) {
 	return w
 }()
 
-// buildFast packs the replies of t, reusing those of prev (nil: none) for
-// every name key whose NameEntry is the same in both tables, so that a
-// new table costs the names that changed. Only names the table serves,
-// their SRV names, the empty non-terminals and the apexes get entries; the
-// last two with no replies, so that they never count as missing.
+// buildFast packs the replies of t from those of prev (nil: none): it
+// repacks the name keys whose NameEntry differs between prev's table and t
+// (discovery.ChangedNames: the cost is that of the change when the tables
+// are related) and keeps every other. Only names the table serves, their
+// SRV names, the empty non-terminals and the apexes get entries; the last
+// two with no replies, so that they never count as missing. A served name
+// wins over a non-terminal spelt the same.
 func (s *Server) buildFast(prev *fastTable, t *discovery.Table) *fastTable {
-	size := 3 * t.Names() * len(zones)
+	ents := s.index(t)
+	var prevTable *discovery.Table
+	var names *cowmap.Editor[*fastName]
+	var keys *cowmap.Editor[fastKey]
+	prevEnts := &nonTerminals{}
 	if prev != nil {
-		size = max(size, len(prev.names))
+		prevTable, prevEnts = prev.table, prev.ents
+		names, keys = prev.names.Edit(), prev.keys.Edit()
+	} else {
+		names = cowmap.Map[*fastName]{}.EditSized(3 * t.Names() * len(zones))
+		keys = cowmap.Map[fastKey]{}.EditSized(t.Names())
+		for _, z := range zones {
+			setWire(names, z.name, noReplies)
+		}
 	}
+	discovery.ChangedNames(prevTable, t, func(key string, _, e *discovery.NameEntry) {
+		old, had := keys.Get(key)
+		if had {
+			if e != nil && sameEntry(old.entry, e) {
+				old.entry = e // the current table's, so that old tables can go
+				keys.Set(key, old)
+				return
+			}
+			for _, n := range old.names {
+				if cur, _ := names.Get(n.wire); cur != n.name {
+					continue
+				}
+				if ents.nonTerminal(n.rest) {
+					names.Set(n.wire, noReplies)
+				} else {
+					names.Delete(n.wire)
+				}
+			}
+			keys.Delete(key)
+		}
+		if e == nil {
+			return
+		}
+		k := s.packKey(t, key, e)
+		keys.Set(key, k)
+		for _, n := range k.names {
+			names.Set(n.wire, n.name)
+		}
+	})
+	// Non-terminals that came or went.
+	cowmap.Diff(prevEnts.names, ents.names, func(x, y int) bool { return true }, func(rest string, _ int, _ bool, _ int, now bool) {
+		for _, z := range zones {
+			w, err := wireName(rest + z.label)
+			if err != nil {
+				continue // the packer cannot write it: never taken for missing either
+			}
+			cur, ok := names.Get(string(w))
+			switch {
+			case now && !ok:
+				names.Set(string(w), noReplies)
+			case !now && ok && cur == noReplies:
+				names.Delete(string(w))
+			}
+		}
+	})
 	f := &fastTable{
 		table:  t,
 		serial: uint32(t.Generation),
-		names:  make(map[string]*fastName, size),
-		keys:   make(map[string]fastKey, t.Names()),
-	}
-	for v := range t.VIPs.All() {
-		key := v.Key.Name
-		if key == "" {
-			continue
-		}
-		if _, done := f.keys[key]; done {
-			continue
-		}
-		e, err := t.Lookup(key)
-		if err != nil {
-			continue
-		}
-		var k fastKey
-		if prev != nil {
-			k = prev.keys[key]
-		}
-		if k.entry == nil || !sameEntry(k.entry, e) {
-			k = s.packKey(t, key, e)
-		}
-		k.entry = e // the current table's, so that old tables can go
-		f.keys[key] = k
-		for _, n := range k.names {
-			f.add(n.wire, n.name)
-		}
-	}
-	for rest := range s.index(t).names {
-		for _, z := range zones {
-			f.addName(rest+z.label, noReplies)
-		}
+		names:  names.Map(),
+		keys:   keys.Map(),
+		ents:   ents,
 	}
 	for i, z := range zones {
-		f.addName(z.name, noReplies)
 		f.nx[i] = s.nxReply(t, z)
 	}
 	return f
+}
+
+// setWire sets the entry of name, in presentation form; names the packer
+// cannot write are left out and so never taken for missing ones either:
+// the fast path only answers NXDOMAIN for names of plain labels.
+func setWire(names *cowmap.Editor[*fastName], name string, e *fastName) {
+	if w, err := wireName(name); err == nil {
+		names.Set(string(w), e)
+	}
 }
 
 // sameEntry reports whether a and b serve the same records.
@@ -145,39 +187,22 @@ func sameEntry(a, b *discovery.NameEntry) bool {
 // AAAA at its name and SRV at its SRV names, in every zone.
 func (s *Server) packKey(t *discovery.Table, key string, e *discovery.NameEntry) fastKey {
 	k := fastKey{entry: e}
-	add := func(name string, n *fastName) {
-		if w, err := wireName(name); err == nil {
-			k.names = append(k.names, fastEntry{wire: string(w), name: n})
+	add := func(rest string, z zone, n *fastName) {
+		if w, err := wireName(rest + z.label); err == nil {
+			k.names = append(k.names, fastEntry{wire: string(w), rest: rest, name: n})
 		}
 	}
 	for _, z := range zones {
 		name := key + z.label
-		add(name, &fastName{a: s.pack(t, name, dns.TypeA), aaaa: s.pack(t, name, dns.TypeAAAA)})
+		add(key, z, &fastName{a: s.pack(t, name, dns.TypeA), aaaa: s.pack(t, name, dns.TypeAAAA)})
 		for _, proto := range []discovery.Protocol{discovery.TCP, discovery.UDP} {
 			if hasProtocol(e, proto) {
-				srv := discovery.SRVName(key, proto) + z.label
-				add(srv, &fastName{srv: s.pack(t, srv, dns.TypeSRV)})
+				srv := discovery.SRVName(key, proto)
+				add(srv, z, &fastName{srv: s.pack(t, srv+z.label, dns.TypeSRV)})
 			}
 		}
 	}
 	return k
-}
-
-// add sets the entry of the wire name unless it has one (a served name
-// wins over a non-terminal spelt the same).
-func (f *fastTable) add(wire string, e *fastName) {
-	if _, ok := f.names[wire]; !ok {
-		f.names[wire] = e
-	}
-}
-
-// addName adds name in presentation form; names the packer cannot write
-// are left out and so never taken for missing ones either: the fast path
-// only answers NXDOMAIN for names of plain labels.
-func (f *fastTable) addName(name string, e *fastName) {
-	if w, err := wireName(name); err == nil {
-		f.add(string(w), e)
-	}
 }
 
 // pack is the full path's reply from t to a plain query for the
@@ -246,7 +271,7 @@ func (f *fastTable) answerFast(q, out, key []byte) (reply []byte, rcode int, qty
 	} else if off != len(q) {
 		return nil, 0, 0
 	}
-	if e, found := f.names[string(key)]; found {
+	if e, found := f.names.GetBytes(key); found {
 		var r *fastReply
 		switch qtype {
 		case dns.TypeA:
