@@ -38,9 +38,15 @@ vet:
 	$(GO) vet $(PKGS)
 
 # bench runs every measurement: the Go benchmarks, then DNS throughput next
-# to Knot and NSD, propagation and scale (bench-kernel, in the VM, is apart).
-# Figures go in the README; nothing is asserted.
-bench: bench-go bench-dns bench-propagation bench-scale
+# to Knot and NSD, propagation and scale (bench-kernel, in the VM, is apart),
+# and ends with one summary table of every figure next to its peer and its
+# goal (each target appends rows to BENCH_SUMMARY). Figures go in the
+# README; nothing is asserted.
+BENCH_SUMMARY ?= bin/bench-summary.tsv
+bench:
+	mkdir -p $(dir $(BENCH_SUMMARY)) && : >$(BENCH_SUMMARY)
+	VIPBRIDGE_BENCH_SUMMARY=$(abspath $(BENCH_SUMMARY)) $(MAKE) --no-print-directory bench-go bench-dns bench-propagation bench-scale
+	scripts/bench-summary.sh $(BENCH_SUMMARY)
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s $(PKGS)

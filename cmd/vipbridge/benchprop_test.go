@@ -55,8 +55,27 @@ func TestBenchPropagation(t *testing.T) {
 		samples, _ = strconv.Atoi(s)
 	}
 	var lines []string
+	p99 := map[string]map[int]time.Duration{} // phase → VIPs → event→DNS p99
 	for _, n := range sizes {
-		lines = append(lines, benchPropagation(t, n, samples)...)
+		l, p := benchPropagation(t, n, samples)
+		lines = append(lines, l...)
+		for phase, d := range p {
+			if p99[phase] == nil {
+				p99[phase] = map[int]time.Duration{}
+			}
+			p99[phase][n] = d
+		}
+	}
+	// The summary row: the largest size, next to the smallest.
+	small, large := slices.Min(sizes), slices.Max(sizes)
+	for _, phase := range []string{"steady", "burst"} {
+		what := "steady 1,000 updates/s"
+		if phase == "burst" {
+			what = "flip behind a burst of 1,000 updates"
+		}
+		d := p99[phase][large]
+		summarize(t, "propagation", fmt.Sprintf("event->DNS p99, %d VIPs, %s", large, what), us(d),
+			fmt.Sprintf("%s at %d VIPs", us(p99[phase][small]), small), "< 5ms", d < 5*time.Millisecond)
 	}
 	fmt.Println("== bench-propagation (--lb none; event = probe flip written to the SSE stream)")
 	fmt.Printf("%-8s %-7s %7s  %-32s %-32s\n", "vips", "phase", "flips", "event→dataplane p50/p99/max", "event→DNS p50/p99/max")
@@ -65,7 +84,7 @@ func TestBenchPropagation(t *testing.T) {
 	}
 }
 
-func benchPropagation(t *testing.T, nVIPs, samples int) []string {
+func benchPropagation(t *testing.T, nVIPs, samples int) ([]string, map[string]time.Duration) {
 	sc := marathontest.SizedScenario(nVIPs, 1)
 	sim, err := marathontest.Start(sc, marathontest.WithMaxOutstanding(1<<16))
 	if err != nil {
@@ -141,6 +160,7 @@ func benchPropagation(t *testing.T, nVIPs, samples int) []string {
 		}
 	}
 	var out []string
+	p99 := map[string]time.Duration{}
 	run := func(phase string, before func()) {
 		var ap, vis []time.Duration
 		for i := range samples {
@@ -152,6 +172,7 @@ func benchPropagation(t *testing.T, nVIPs, samples int) []string {
 			vis = append(vis, v)
 		}
 		out = append(out, fmt.Sprintf("%-8d %-7s %7d  %-32s %-32s", nVIPs, phase, len(vis), pct(ap), pct(vis)))
+		p99[phase] = vis[len(vis)*99/100] // sorted by pct
 	}
 
 	// steady: background status updates at 1,000/s.
@@ -178,7 +199,7 @@ func benchPropagation(t *testing.T, nVIPs, samples int) []string {
 	if r, _, err := c.Exchange(m, addrs.DNS.String()); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("DNS check of loadapp00000.marathon: %v %v", r, err)
 	}
-	return out
+	return out, p99
 }
 
 // pct formats p50/p99/max of d.
