@@ -19,8 +19,8 @@ func TestAgainstBuiltin(t *testing.T) {
 		batch int // edits per version
 	}{
 		{name: "small", keys: 8, steps: 200, batch: 3},
-		{name: "grows and shrinks", keys: 5000, steps: 60, batch: 400},
-		{name: "few changes to many keys", keys: 20000, steps: 40, batch: 5},
+		{name: "grows and shrinks", keys: 3000, steps: 40, batch: 300},
+		{name: "few changes to many keys", keys: 8000, steps: 20, batch: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(tc.keys)))
