@@ -83,7 +83,7 @@ const marathonSource = "marathon"
 const (
 	defaultInterval    = 5 * time.Minute
 	defaultHealthGrace = 60 * time.Second
-	updateQueueSize    = 1 << 16
+	updateQueueSize    = 1 << 13
 	updateDrainMax     = 4096 // updates applied per round before building
 	maxLatencySamples  = 1 << 14
 	retryMin           = 500 * time.Millisecond

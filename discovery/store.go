@@ -21,6 +21,10 @@ package discovery
 // migrated here (there is none yet). Every commit is fsynced (NoSync false),
 // so the file is consistent after kill -9 at any moment: bbolt commits are
 // atomic, and a source's app set is only ever replaced inside one commit.
+// A big drain of queued changes (the first sync of a large cluster) is
+// committed in several transactions of bounded size (see commit); the
+// last_sync marker is then removed by the first and written by the last, so
+// a crash in between leaves no marker beside a partly written drain.
 
 import (
 	"context"
@@ -29,7 +33,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,10 +65,11 @@ var (
 // app and per assignment, so the queue is bounded by the size of the model)
 // and committed by Run; reads are only needed at start (Load).
 type Store struct {
-	db   *bbolt.DB
-	path string
-	log  atomic.Pointer[slog.Logger]
-	met  *storeMetrics
+	db      *bbolt.DB
+	path    string
+	txBytes int // storeTxBytes; tests make it small
+	log     atomic.Pointer[slog.Logger]
+	met     *storeMetrics
 
 	mu sync.Mutex // guards q
 	q  *storeQueue
@@ -129,6 +136,7 @@ func openStore(path string, opts *bbolt.Options) (*Store, error) {
 	s := &Store{
 		db:      db,
 		path:    path,
+		txBytes: storeTxBytes,
 		met:     newStoreMetrics(),
 		q:       newStoreQueue(),
 		wake:    make(chan struct{}, 1),
@@ -428,25 +436,136 @@ func (s *Store) drain(ctx context.Context) error {
 	return fmt.Errorf("write store %s: %w", s.path, err)
 }
 
-// commit writes q in one bbolt transaction. JSON is encoded before the
-// transaction so the write lock is held only for the puts.
+// storeTxBytes bounds the encoded values one transaction of a drain
+// writes (about; one app may exceed it). A big drain, the first sync of a
+// large cluster above all, is committed in several transactions so that
+// neither its JSON nor bbolt's dirty pages (which bbolt copies again at
+// every remap while the file grows inside a transaction) are held whole:
+// at 10,000 apps / 100,000 tasks the values are about 60 MB.
+const storeTxBytes = 4 << 20
+
+// commit writes q, in one bbolt transaction when it is small, else in
+// several of about storeTxBytes each. JSON is encoded per transaction, just
+// before it, so the write lock is held only for the puts. The order keeps
+// the file meaningful after a crash between two of them:
+//
+//   - the assignments and every source Replace go in the first
+//     transaction (a source's app set is only ever replaced inside one
+//     commit);
+//   - the other app puts and deletes follow in key order;
+//   - the last sync marker is written by the last transaction only, and
+//     when there are several the first one removes the stored marker: a
+//     file left by a crash in between holds no marker, so the restarted
+//     daemon serves it but does not count it as a complete sync. On failure
+//     the removed marker goes back into q, to be written by the retry.
+//
+// Each transaction is idempotent, so a retry of q after a failure in the
+// middle applies again what was already committed.
 func (s *Store) commit(q *storeQueue) error {
-	enc, err := q.encode()
+	assign, err := q.encodeAssign()
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		root := tx.Bucket(bucketRoot)
+	first := encodedTx{assign: assign}
+	for _, kv := range assign {
+		first.bytes += len(kv.key) + len(kv.value)
+	}
+	var rest []appRef // non-replace app changes, in source and key order
+	names := make([]string, 0, len(q.sources))
+	for name := range q.sources {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		src := q.sources[name]
+		ids := make([]string, 0, len(src.apps))
+		for id := range src.apps {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		if !src.replace {
+			for _, id := range ids {
+				rest = append(rest, appRef{source: name, id: id})
+			}
+			continue
+		}
+		es := encodedSource{name: name, replace: true}
+		for _, id := range ids {
+			kv, err := encodeApp(id, src.apps[id])
+			if err != nil {
+				return err
+			}
+			es.apps = append(es.apps, kv)
+			first.bytes += len(kv.key) + len(kv.value)
+		}
+		first.sources = append(first.sources, es)
+	}
+
+	tx := first
+	multi := false
+	for i := 0; ; {
+		for ; i < len(rest) && tx.bytes < s.txBytes; i++ {
+			ref := rest[i]
+			kv, err := encodeApp(ref.id, q.sources[ref.source].apps[ref.id])
+			if err != nil {
+				return err
+			}
+			if n := len(tx.sources); n == 0 || tx.sources[n-1].name != ref.source {
+				tx.sources = append(tx.sources, encodedSource{name: ref.source})
+			}
+			src := &tx.sources[len(tx.sources)-1]
+			src.apps = append(src.apps, kv)
+			tx.bytes += len(kv.key) + len(kv.value)
+		}
+		last := i == len(rest)
+		if !last && !multi {
+			multi = true
+			tx.dropLastSync = true
+		}
+		if last {
+			tx.lastSync = q.lastSync
+		}
+		old, err := s.commitTx(tx)
+		if old.After(q.lastSync) {
+			q.lastSync = old // removed from the file: the retry or the last transaction writes it back
+		}
+		if err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		tx = encodedTx{}
+	}
+}
+
+// commitTx writes tx in one bbolt transaction. When tx.dropLastSync, it
+// removes the stored last sync marker and returns it (also if the
+// transaction then fails: the caller keeps it to write it again).
+func (s *Store) commitTx(tx encodedTx) (dropped time.Time, err error) {
+	err = s.db.Update(func(btx *bbolt.Tx) error {
+		root := btx.Bucket(bucketRoot)
 		if root == nil {
 			return errors.New("missing root bucket")
 		}
-		for _, src := range enc.sources {
+		meta := root.Bucket(bucketMeta)
+		if tx.dropLastSync {
+			if v := meta.Get(keyLastSync); v != nil {
+				if t, err := time.Parse(time.RFC3339Nano, string(v)); err == nil {
+					dropped = t
+				}
+				if err := meta.Delete(keyLastSync); err != nil {
+					return err
+				}
+			}
+		}
+		for _, src := range tx.sources {
 			if err := commitSource(root.Bucket(bucketSources), src); err != nil {
 				return fmt.Errorf("source %s: %w", src.name, err)
 			}
 		}
 		vips := root.Bucket(bucketVIPs)
-		for _, kv := range enc.assign {
+		for _, kv := range tx.assign {
 			var err error
 			if kv.value == nil {
 				err = vips.Delete([]byte(kv.key))
@@ -457,14 +576,15 @@ func (s *Store) commit(q *storeQueue) error {
 				return fmt.Errorf("assignment %s: %w", kv.key, err)
 			}
 		}
-		if !q.lastSync.IsZero() {
-			v := []byte(q.lastSync.UTC().Format(time.RFC3339Nano))
-			if err := root.Bucket(bucketMeta).Put(keyLastSync, v); err != nil {
+		if !tx.lastSync.IsZero() {
+			v := []byte(tx.lastSync.UTC().Format(time.RFC3339Nano))
+			if err := meta.Put(keyLastSync, v); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	return dropped, err
 }
 
 func commitSource(sources *bbolt.Bucket, src encodedSource) error {
@@ -597,39 +717,43 @@ type encodedSource struct {
 	apps    []storeKV
 }
 
-type encodedQueue struct {
-	sources []encodedSource
-	assign  []storeKV
+// encodedTx is what one transaction of a drain writes.
+type encodedTx struct {
+	sources      []encodedSource
+	assign       []storeKV
+	lastSync     time.Time // written when not zero
+	dropLastSync bool      // remove the stored marker first
+	bytes        int       // keys and values
 }
 
-func (q *storeQueue) encode() (encodedQueue, error) {
-	var out encodedQueue
-	for name, src := range q.sources {
-		es := encodedSource{name: name, replace: src.replace, apps: make([]storeKV, 0, len(src.apps))}
-		for id, a := range src.apps {
-			kv := storeKV{key: id}
-			if a != nil {
-				v, err := json.Marshal(a)
-				if err != nil {
-					return out, fmt.Errorf("encode app %s: %w", id, err)
-				}
-				kv.value = v
-			}
-			es.apps = append(es.apps, kv)
+// encodeApp encodes a queued app change (nil: delete).
+func encodeApp(id string, a *App) (storeKV, error) {
+	kv := storeKV{key: id}
+	if a != nil {
+		v, err := json.Marshal(a)
+		if err != nil {
+			return kv, fmt.Errorf("encode app %s: %w", id, err)
 		}
-		out.sources = append(out.sources, es)
+		kv.value = v
 	}
+	return kv, nil
+}
+
+// encodeAssign encodes the queued assignment changes in key order.
+func (q *storeQueue) encodeAssign() ([]storeKV, error) {
+	out := make([]storeKV, 0, len(q.assign))
 	for k, a := range q.assign {
 		kv := storeKV{key: k}
 		if a != nil {
 			v, err := json.Marshal(a)
 			if err != nil {
-				return out, fmt.Errorf("encode assignment %s: %w", k, err)
+				return nil, fmt.Errorf("encode assignment %s: %w", k, err)
 			}
 			kv.value = v
 		}
-		out.assign = append(out.assign, kv)
+		out = append(out, kv)
 	}
+	slices.SortFunc(out, func(x, y storeKV) int { return strings.Compare(x.key, y.key) })
 	return out, nil
 }
 

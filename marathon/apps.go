@@ -233,10 +233,18 @@ func (a *appJSON) toApp(resolve func(string) netip.Addr) (discovery.App, error) 
 		Ports:        a.ports(),
 		HealthChecks: len(a.HealthChecks) > 0,
 	}
+	if len(a.Tasks) > 0 {
+		// Sized once: appending would leave up to twice the room (a Task
+		// is about 150 bytes; 100,000 of them are in every snapshot).
+		app.Tasks = make([]discovery.Task, 0, len(a.Tasks))
+	}
 	for i := range a.Tasks {
 		if t, ok := a.Tasks[i].toTask(resolve); ok {
 			app.Tasks = append(app.Tasks, t)
 		}
+	}
+	if len(app.Tasks) == 0 {
+		app.Tasks = nil // as before: no usable task, no slice
 	}
 	return app, nil
 }
@@ -453,6 +461,9 @@ func (t *taskJSON) toTask(resolve func(string) netip.Addr) (discovery.Task, bool
 	}
 	if task.Updated.IsZero() {
 		task.Updated = parseTime(t.StagedAt)
+	}
+	if len(t.Ports) > 0 {
+		task.HostPorts = make([]uint16, 0, len(t.Ports))
 	}
 	for _, p := range t.Ports {
 		task.HostPorts = append(task.HostPorts, portNumber(p))

@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,9 +25,18 @@ import (
 // simulator serves 10,000 apps / 100,000 tasks (one VIP each) on loopback;
 // vipbridge runs as a real process (built here, --lb none). It prints:
 //
+//   - the simulator's part alone: a plain GET of /v2/apps?embed=apps.tasks
+//     whose body is discarded (first byte, last byte), before the daemon
+//     runs: what the daemon's sync waits for at least;
 //   - initial full sync: process start → DNS answers the last app's name
-//     (the first table holding the whole snapshot);
-//   - peak RSS: VmHWM of the process after the sync;
+//     (the first table holding the whole snapshot), with the daemon's
+//     vipbridge_resync_duration_seconds (its Snapshot: fetch and streaming
+//     decode, overlapping the simulator's encoding) from /metrics right
+//     after; the rest is the daemon's model, build and publish;
+//   - peak RSS: VmHWM of the process once the initial sync is over: the
+//     second snapshot that the event stream's connect asks for (it connects
+//     while the first is in flight) is done and the store has stopped
+//     committing (see settle); also VmHWM at the first answer;
 //   - restart: the process stopped (SIGTERM), the simulator closed, a new
 //     process started on the same data dir → first correct DNS answer
 //     (same address as before) served from bbolt with Marathon down.
@@ -47,6 +59,7 @@ func TestBenchScale(t *testing.T) {
 	}
 	defer sim.Close()
 	simTook := time.Since(simStart)
+	getFirst, getAll, getBytes := plainGet(t, sim.URL()+"/v2/apps?embed=apps.tasks")
 	dnsAddr, httpAddr := freeAddr(t), freeAddr(t)
 	run := func() (*exec.Cmd, time.Time) {
 		cmd := exec.Command(bin, "run", "--marathon", sim.URL(), "--data-dir", filepath.Join(dir, "data"),
@@ -83,7 +96,10 @@ func TestBenchScale(t *testing.T) {
 	cmd, t0 := run()
 	addr, at := answer(2 * time.Minute)
 	syncTook := at.Sub(t0)
-	time.Sleep(time.Second) // let the store commit and the heap settle
+	resync := scrape(t, "http://"+httpAddr+"/metrics", "vipbridge_resync_duration_seconds_sum{source=\"marathon\"}",
+		"vipbridge_resync_duration_seconds_count{source=\"marathon\"}")
+	hwmAnswer := procStatus(t, cmd.Process.Pid, "VmHWM")
+	settled := settle(t, "http://"+httpAddr+"/metrics", time.Minute)
 	hwm, rss := procStatus(t, cmd.Process.Pid, "VmHWM"), procStatus(t, cmd.Process.Pid, "VmRSS")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -103,8 +119,12 @@ func TestBenchScale(t *testing.T) {
 	}
 	fi, _ := os.Stat(filepath.Join(dir, "data", "vipbridge.db"))
 	fmt.Printf("== bench-scale: %d apps / %d tasks (simulator start %s)\n", apps, apps*tasks, simTook.Round(time.Millisecond))
+	fmt.Printf("simulator alone, GET /v2/apps?embed=apps.tasks + discard: first byte %s, all %.1f MB %s\n",
+		getFirst.Round(time.Millisecond), float64(getBytes)/1e6, getAll.Round(time.Millisecond))
 	fmt.Printf("initial full sync over HTTP → last name answered: %s (goal < 3s)\n", syncTook.Round(time.Millisecond))
-	fmt.Printf("peak RSS (VmHWM) %s, RSS after sync %s (goal < 300 MB)\n", hwm, rss)
+	fmt.Printf("  of which the daemon's Snapshot (fetch + streaming decode, waits for the simulator): %s\n", resync)
+	fmt.Printf("peak RSS (VmHWM) %s, RSS after sync %s (goal < 300 MB); VmHWM when the last name answered %s; settled after %s\n",
+		hwm, rss, hwmAnswer, settled)
 	fmt.Printf("restart → first correct DNS answer from bbolt, upstreams down: %s (goal < 1s); store %.1f MB\n",
 		restartTook.Round(time.Millisecond), float64(fi.Size())/1e6)
 }
@@ -137,4 +157,78 @@ func procStatus(t *testing.T, pid int, field string) string {
 		}
 	}
 	return "?"
+}
+
+// plainGet fetches url and discards the body: time to the first byte of
+// the body, to the last, and the size.
+func plainGet(t *testing.T, url string) (first, all time.Duration, n int64) {
+	t.Helper()
+	start := time.Now()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var one [1]byte
+	if _, err := io.ReadFull(resp.Body, one[:]); err != nil {
+		t.Fatal(err)
+	}
+	first = time.Since(start)
+	n, err = io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return first, time.Since(start), n + 1
+}
+
+// settle waits until the daemon's initial sync is over: two snapshots of
+// "marathon" done (the first and the one the event stream's connect
+// requests) and no store commit for a second. It returns how long that took,
+// or says it gave up after max.
+func settle(t *testing.T, url string, max time.Duration) string {
+	t.Helper()
+	start := time.Now()
+	last, stable := -1.0, time.Now()
+	for time.Since(start) < max {
+		m := scrapeMetrics(url)
+		commits := m["vipbridge_store_commits_total"]
+		if commits != last {
+			last, stable = commits, time.Now()
+		}
+		if m["vipbridge_resync_duration_seconds_count{source=\"marathon\"}"] >= 2 && time.Since(stable) >= time.Second {
+			return time.Since(start).Round(100 * time.Millisecond).String()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Sprintf("(not settled within %s)", max)
+}
+
+// scrapeMetrics reads the unlabelled and labelled samples of a /metrics page;
+// empty on error.
+func scrapeMetrics(url string) map[string]float64 {
+	vals := map[string]float64{}
+	resp, err := http.Get(url)
+	if err != nil {
+		return vals
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(k, "#") {
+			vals[k], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return vals
+}
+
+// scrape reads sum and count of a histogram from a /metrics page and
+// returns "<sum/count> (mean of <count>)", or "?" if absent.
+func scrape(t *testing.T, url, sum, count string) string {
+	t.Helper()
+	m := scrapeMetrics(url)
+	if m[count] == 0 {
+		return "?"
+	}
+	d := time.Duration(m[sum] / m[count] * float64(time.Second))
+	return fmt.Sprintf("%s (mean of %.0f)", d.Round(time.Millisecond), m[count])
 }

@@ -336,12 +336,11 @@ func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
 		withTasks = withTasks || e == "apps.tasks" || e == "tasks"
 	}
 	s.mu.Lock()
-	apps := make([]any, 0, len(s.c.apps))
-	for _, a := range s.c.sortedApps() {
-		apps = append(apps, s.c.appJSON(a, withTasks))
-	}
+	apps := s.c.snapshotApps()
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, obj{"apps": apps})
+	// appJSON reads c.agents and c.legacy besides the copies: both are
+	// fixed at creation.
+	writeJSONList(w, "apps", len(apps), func(i int) any { return s.c.appJSON(apps[i], withTasks) })
 }
 
 // handleApp serves /v2/apps/{id} and /v2/apps/{id}/tasks.
@@ -368,14 +367,19 @@ func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleTasks(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	tasks := []any{}
-	for _, a := range s.c.sortedApps() {
-		for _, t := range a.tasks {
-			tasks = append(tasks, s.c.taskJSON(a, t))
+	apps := s.c.snapshotApps()
+	s.mu.Unlock()
+	type ref struct{ a, t int }
+	var refs []ref
+	for i, a := range apps {
+		for j := range a.tasks {
+			refs = append(refs, ref{i, j})
 		}
 	}
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, obj{"tasks": tasks})
+	writeJSONList(w, "tasks", len(refs), func(i int) any {
+		a := apps[refs[i].a]
+		return s.c.taskJSON(a, a.tasks[refs[i].t])
+	})
 }
 
 func (s *Server) handleInfo(n *node, w http.ResponseWriter) {
