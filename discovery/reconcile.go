@@ -56,6 +56,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// StreamWait is how long the first snapshot of each source waits for
+	// the event stream to connect (its UpdateResync with ResyncConnect asks
+	// for one). A snapshot taken before the stream connects could miss the
+	// events in between, so the stream's connect asks for another: waiting
+	// makes one snapshot do, which at 10,000 apps halves the start-up work
+	// and its peak memory. Zero does not wait.
+	StreamWait time.Duration
 }
 
 // Status says how fresh the published state is.
@@ -106,6 +113,8 @@ type Reconciler struct {
 	grace time.Duration
 	met   *reconcileMetrics
 
+	streamWait time.Duration
+
 	sources []*sourceRun
 	byName  map[string]*sourceRun
 
@@ -126,6 +135,7 @@ type Reconciler struct {
 	applyNeeded bool        // the dataplane may not match the published Table
 	received    []time.Time // Update.Received of updates not yet published
 	storeSynced bool        // the store held a last sync at start
+	syncedAt    time.Time   // a sync not yet recorded in the store (persist)
 
 	mu     sync.Mutex // guards the fields below
 	status map[string]*sourceStatus
@@ -157,20 +167,22 @@ type syncResult struct {
 // Run starts.
 func NewReconciler(cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
-		store:   cfg.Store,
-		dp:      cfg.Dataplane,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		grace:   cfg.HealthGrace,
-		met:     newReconcileMetrics(),
-		byName:  map[string]*sourceRun{},
-		updates: make(chan Update, updateQueueSize),
-		results: make(chan syncResult),
-		dirty:   make(chan struct{}, 1),
-		models:  map[string]*sourceModel{},
-		status:  map[string]*sourceStatus{},
-		subs:    map[chan struct{}]struct{}{},
-		ipVIPs:  map[netip.Addr]struct{}{},
+		store: cfg.Store,
+		dp:    cfg.Dataplane,
+		log:   cfg.Logger,
+		now:   cfg.Now,
+		grace: cfg.HealthGrace,
+
+		streamWait: cfg.StreamWait,
+		met:        newReconcileMetrics(),
+		byName:     map[string]*sourceRun{},
+		updates:    make(chan Update, updateQueueSize),
+		results:    make(chan syncResult),
+		dirty:      make(chan struct{}, 1),
+		models:     map[string]*sourceModel{},
+		status:     map[string]*sourceStatus{},
+		subs:       map[chan struct{}]struct{}{},
+		ipVIPs:     map[netip.Addr]struct{}{},
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -608,6 +620,12 @@ func (r *Reconciler) persist(expired []string) {
 	}
 	if len(dirty) > 0 || len(expired) > 0 {
 		r.store.Write(Batch{Assign: dirty, Unassign: expired})
+	}
+	if !r.syncedAt.IsZero() {
+		// After the sync's apps: the store commits batches in order, and
+		// a drain split over transactions writes last_sync in the last.
+		r.store.Write(Batch{LastSync: r.syncedAt})
+		r.syncedAt = time.Time{}
 	}
 }
 

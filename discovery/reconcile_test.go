@@ -750,3 +750,87 @@ func TestReconcilerLateEventResyncs(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestReconcilerRecordsSyncAfterItsApps: a sync is recorded in the store
+// (last_sync, which makes a restart count as loaded) only with or after
+// its apps, never before them: a crash in between must not leave a store
+// that claims a sync whose apps it lacks.
+func TestReconcilerRecordsSyncAfterItsApps(t *testing.T) {
+	rt := newRecTest(t, "", nil, webApp("/web", false, 31000))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rt.store.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	stored := func() Stored {
+		t.Helper()
+		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer fcancel()
+		if err := rt.store.Flush(fctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := rt.store.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	state, err := rt.src.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.r.applyResult(syncResult{source: "marathon", state: state, at: rt.clock.Now()})
+	if st := stored(); !st.LastSync.IsZero() {
+		t.Errorf("last_sync %v stored before the sync's apps (%d stored)", st.LastSync, len(st.Sources["marathon"]))
+	}
+	if err := rt.r.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := stored()
+	if !st.LastSync.Equal(storeT0) || len(st.Sources["marathon"]) != 1 {
+		t.Errorf("after the build: last_sync %v, %d apps; want %v, 1", st.LastSync, len(st.Sources["marathon"]), storeT0)
+	}
+}
+
+// TestReconcilerFirstSnapshotWaitsForStream: with StreamWait, the first
+// snapshot is the one the event stream's connect asks for, so that a
+// start-up takes one snapshot, not two.
+func TestReconcilerFirstSnapshotWaitsForStream(t *testing.T) {
+	store, err := OpenStore(filepath.Join(t.TempDir(), "vipbridge.db"), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{}
+	src.set(nil, webApp("/web", false, 31000))
+	r, err := NewReconciler(Config{
+		Store:      store,
+		Sources:    []SourceConfig{{Name: "marathon", Source: src, Interval: time.Hour}},
+		StreamWait: time.Hour, // only the connect can start the first snapshot
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	defer func() { cancel(); <-done; store.Close() }()
+	changed, unsub := r.Subscribe()
+	defer unsub()
+	r.Update(Update{Kind: UpdateResync, Reason: ResyncConnect})
+	deadline := time.After(30 * time.Second) // bounds a failing test only
+	for !r.Status().Synced {
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("the connect's resync did not sync")
+		}
+	}
+	if n := src.callCount(); n != 1 {
+		t.Errorf("%d snapshots, want 1", n)
+	}
+}

@@ -6,12 +6,13 @@ import (
 	"time"
 )
 
-// syncLoop fetches snapshots of one source: at once, then every Interval or
-// on request; failures retry with capped, jittered backoff (requests made
-// meanwhile wait for it, so a failing upstream is not hammered).
+// syncLoop fetches snapshots of one source: at start (once the event stream
+// asked for it, or after StreamWait), then every Interval or on request;
+// failures retry with capped, jittered backoff (requests made meanwhile
+// wait for it, so a failing upstream is not hammered).
 func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
 	bo := retryBackoff{min: retryMin, max: retryMax}
-	wait := time.Duration(0)
+	wait := r.streamWait
 	failing := false
 	for {
 		kick := s.kick
@@ -78,8 +79,10 @@ func (r *Reconciler) applyResult(res syncResult) {
 		r.log.Info("source synced", "source", res.source, "apps", len(res.state.Apps))
 	}
 	r.model(res.source).replace(res.state.Apps, res.at, r.grace)
-	if r.store != nil {
-		r.store.Write(Batch{LastSync: res.at})
+	// The sync is recorded once its apps are queued for the store (persist),
+	// so that a crash in between never leaves a last_sync without them.
+	if res.at.After(r.syncedAt) {
+		r.syncedAt = res.at
 	}
 }
 

@@ -42,6 +42,12 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 
 // runDaemon runs every part of vipbridge until ctx ends or one part fails.
 // ready, if not nil, receives the listening addresses once.
+// streamWait is how long the first snapshots wait for Marathon's event
+// stream to connect (discovery.Config.StreamWait): on a healthy cluster
+// it connects in milliseconds; with Marathon down, the stored state is
+// served meanwhile.
+const streamWait = 2 * time.Second
+
 func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- listening) error {
 	log := newLogger(cfg, logw)
 	reg := prometheus.NewRegistry()
@@ -93,6 +99,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		HealthGrace: cfg.HealthGrace,
 		Registerer:  reg,
 		Logger:      log,
+		StreamWait:  streamWait,
 	})
 	if err != nil {
 		return err
