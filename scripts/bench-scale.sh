@@ -8,4 +8,12 @@ set -eu
 cd "$(dirname "$0")/.."
 export VIPBRIDGE_BENCH_SCALE=1
 ${GO:-go} test -count=1 -timeout 10m -v -run "^TestBenchScale$" ./cmd/vipbridge | grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " || true
-${GO:-go} test -count=1 -timeout 20m -v -run "^TestBenchStoreGrowth$" ./discovery | grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " || true
+growth=$(mktemp)
+trap 'rm -f "$growth"' EXIT
+${GO:-go} test -count=1 -timeout 20m -v -run "^TestBenchStoreGrowth$" ./discovery >"$growth" || { cat "$growth"; exit 1; }
+grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " "$growth" || true
+# The summary row of `make bench` (scripts/bench-summary.sh).
+if [ -n "${VIPBRIDGE_BENCH_SUMMARY:-}" ]; then
+	awk '/ratio/ { for (i = 1; i <= NF; i++) if ($i == "ratio") r = $(i + 1) }
+	END { printf "scale\tbbolt file / live data after 1,000,000 task create+delete cycles\t%s\t-\t<= 3x\t%s\n", r "x", (r + 0 <= 3 && r != "" ? "met" : "not met") }' "$growth" >>"$VIPBRIDGE_BENCH_SUMMARY"
+fi

@@ -127,6 +127,23 @@ func TestBenchScale(t *testing.T) {
 		hwm, rss, hwmAnswer, settled)
 	fmt.Printf("restart → first correct DNS answer from bbolt, upstreams down: %s (goal < 1s); store %.1f MB\n",
 		restartTook.Round(time.Millisecond), float64(fi.Size())/1e6)
+
+	size := fmt.Sprintf("%dk apps / %dk tasks", apps/1000, apps*tasks/1000)
+	summarize(t, "scale", "initial sync over HTTP, start -> last name answered, "+size, syncTook.Round(time.Millisecond).String(),
+		fmt.Sprintf("simulator alone: %s to send it all", getAll.Round(time.Millisecond)), "< 3s", syncTook < 3*time.Second)
+	peak := float64(kB(hwm)) * 1024 / 1e6 // VmHWM counts KiB
+	summarize(t, "scale", "peak RSS (VmHWM), "+size, fmt.Sprintf("%.0f MB", peak), "-", "< 300 MB", peak > 0 && peak < 300)
+	summarize(t, "scale", "restart -> first answer from bbolt, upstreams down", restartTook.Round(time.Millisecond).String(), "-",
+		"< 1s", restartTook < time.Second)
+}
+
+// kB reads a /proc status figure ("123456 kB") in kB; -1 if it cannot.
+func kB(s string) int {
+	n, err := strconv.Atoi(strings.TrimSuffix(s, " kB"))
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func freeAddr(t *testing.T) string {
