@@ -83,8 +83,11 @@ type Server struct {
 	// asks runPacker for those of a new table.
 	fast    atomic.Pointer[fastTable]
 	rebuild chan struct{}
-	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens.
+	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens;
+	// udpBatch how many datagrams each reads or writes per system call
+	// at most (1: one at a time).
 	udpSockets int
+	udpBatch   int
 }
 
 // New checks cfg and returns a Server; it binds nothing until Run.
@@ -133,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 
 		idleTimeout: tcpIdle,
 		udpSockets:  udpSocketCount(),
+		udpBatch:    udpBatch,
 	}, nil
 }
 
