@@ -106,7 +106,7 @@ func (b *batch) readFrom(c *fastConn, p []byte) (int, net.Addr, error) {
 			for b.next < b.n {
 				i := b.next
 				b.next++
-				q := b.bufs[i][:b.rmsgs[i].n]
+				q := b.bufs[i][:min(int(b.rmsgs[i].n), udpReadSize)] // longer ones arrive cut
 				if f != nil && b.answer(c, f, i, q) {
 					continue
 				}
