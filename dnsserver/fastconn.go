@@ -15,21 +15,38 @@ import (
 // answers what the fast path can in place, with buffers allocated once
 // per socket, and returns only the other queries, which miekg/dns then
 // serves with the full path (ServeDNS). It is deliberately not a
-// *net.UDPConn, so that miekg/dns reads through ReadFrom.
+// *net.UDPConn, so that miekg/dns reads through ReadFrom. On Linux it
+// reads and writes in batches (batch_linux.go); elsewhere, or with
+// batches of one, it reads and answers one datagram at a time.
 type fastConn struct {
 	*net.UDPConn
-	s   *Server
-	out []byte // reply buffer
-	key []byte // lower-cased question name
+	s     *Server
+	batch *batch // nil: the plain loop
+	out   []byte // reply buffer of the plain loop
+	key   []byte // lower-cased question name
 }
 
 func newFastConn(c *net.UDPConn, s *Server) *fastConn {
-	return &fastConn{UDPConn: c, s: s, out: make([]byte, 0, 2*udpReadSize), key: make([]byte, 0, 256)}
+	return &fastConn{
+		UDPConn: c,
+		s:       s,
+		batch:   newBatch(c, s.udpBatch),
+		out:     make([]byte, 0, 2*udpReadSize),
+		key:     make([]byte, 0, 256),
+	}
 }
 
 // ReadFrom returns the next query the fast path did not answer. miekg/dns
 // sets the read deadline before each call, so a deadline bounds the loop.
 func (c *fastConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.batch != nil {
+		return c.batch.readFrom(c, p)
+	}
+	return c.readPlain(p)
+}
+
+// readPlain is ReadFrom one datagram at a time.
+func (c *fastConn) readPlain(p []byte) (int, net.Addr, error) {
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(p)
 		if err != nil {
@@ -55,10 +72,20 @@ func (c *fastConn) serveFast(q []byte, from netip.AddrPort) bool {
 }
 
 // answerFast is the fast path's reply to q from the packed replies of the
-// current table, or nil. A table without packed replies yet gets them
+// current table, or nil (see fastTable).
+func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
+	f := s.fastTable()
+	if f == nil {
+		return nil, 0, 0
+	}
+	return f.answerFast(q, out, key)
+}
+
+// fastTable returns the packed replies of the current table, or nil if
+// the full path must answer. A table without packed replies yet gets them
 // built in the background (the full path answers meanwhile); debug query
 // logging also turns the fast path off.
-func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
+func (s *Server) fastTable() *fastTable {
 	t := s.tables.Table()
 	f := s.fast.Load()
 	if t == nil || f == nil || f.table != t {
@@ -68,12 +95,12 @@ func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
 			default:
 			}
 		}
-		return nil, 0, 0
+		return nil
 	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		return nil, 0, 0
+		return nil
 	}
-	return f.answerFast(q, out, key)
+	return f
 }
 
 // packFast builds the packed replies of the current table unless they are
@@ -115,6 +142,11 @@ var (
 )
 
 func (f *fastCounters) count(rcode int, qtype uint16) {
+	f.counter(fastIndex(rcode, qtype)).Inc()
+}
+
+// fastIndex is the index in fastCounters.c of a fast answer.
+func fastIndex(rcode int, qtype uint16) (int, int) {
 	i := 0
 	if rcode == dns.RcodeNameError {
 		i = 1
@@ -126,11 +158,16 @@ func (f *fastCounters) count(rcode int, qtype uint16) {
 	case dns.TypeSRV:
 		j = 2
 	}
+	return i, j
+}
+
+// counter is the counter of fastCounters.c[i][j].
+func (f *fastCounters) counter(i, j int) prometheus.Counter {
 	c := f.c[i][j].Load()
 	if c == nil {
 		n := f.queries.WithLabelValues(rcodeLabel(fastRcodes[i]), qtypeLabels[fastQtypes[j]])
 		c = &n
 		f.c[i][j].Store(c)
 	}
-	(*c).Inc()
+	return *c
 }

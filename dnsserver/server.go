@@ -56,6 +56,11 @@ const (
 	drainTimeout = 5 * time.Second
 	// udpReadSize is the read buffer for UDP queries; queries are small.
 	udpReadSize = 4096
+	// udpReadBuffer is the receive buffer asked for each UDP socket: a
+	// burst of queries queues there while the read loop answers the
+	// previous batch, and the default (about 200 small datagrams) drops
+	// some of a few hundred clients' queries at once.
+	udpReadBuffer = 1 << 20
 	// bindAttempts is how often Run tries a fresh port 0 when the port the
 	// UDP socket got is taken for TCP.
 	bindAttempts = 16
@@ -83,8 +88,11 @@ type Server struct {
 	// asks runPacker for those of a new table.
 	fast    atomic.Pointer[fastTable]
 	rebuild chan struct{}
-	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens.
+	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens;
+	// udpBatch how many datagrams each reads or writes per system call
+	// at most (1: one at a time).
 	udpSockets int
+	udpBatch   int
 }
 
 // New checks cfg and returns a Server; it binds nothing until Run.
@@ -133,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 
 		idleTimeout: tcpIdle,
 		udpSockets:  udpSocketCount(),
+		udpBatch:    udpBatch,
 	}, nil
 }
 
@@ -251,7 +260,10 @@ func listenUDP(ctx context.Context, addr string, n int) ([]*net.UDPConn, error) 
 			closeAll(pcs)
 			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}
-		pcs = append(pcs, pc.(*net.UDPConn))
+		uc := pc.(*net.UDPConn)
+		// Best effort: the kernel caps it at net.core.rmem_max.
+		_ = uc.SetReadBuffer(udpReadBuffer)
+		pcs = append(pcs, uc)
 	}
 	return pcs, nil
 }
