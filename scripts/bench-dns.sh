@@ -187,3 +187,16 @@ END {
 echo
 echo "per round (server round q/s avg_s max_s cpu_ticks queries rss_kB noerror nxdomain):"
 cat "$results"
+
+# The summary rows of `make bench` (scripts/bench-summary.sh).
+if [[ -n ${VIPBRIDGE_BENCH_SUMMARY:-} ]]; then
+	awk -v hz="$hz" -v apps="$APPS" '
+	{ qps[$1]+=$3; n[$1]++; ticks[$1]+=$6; q[$1]+=$7; ne[$1]+=$9; nx[$1]+=$10 }
+	END {
+		for (s in n) { rate[s] = qps[s]/n[s]; cpu[s] = ticks[s] / hz * 1e6 / q[s]; split_[s] = sprintf("%.1f/%.1f %%", 100*ne[s]/q[s], 100*nx[s]/q[s]) }
+		r = rate["vipbridge"] / rate["knot"]
+		printf "dns\tq/s, %d names, same queries (dnsperf)\t%.0f\tKnot %.0f (vipbridge %.0f %%), NSD %.0f\t>= 70 %% of Knot\t%s\n", apps, rate["vipbridge"], rate["knot"], 100*r, rate["nsd"], (r >= 0.7 ? "met" : "not met")
+		printf "dns\tserver CPU per query\t%.1f us\tKnot %.1f us (vipbridge %.0f %%), NSD %.1f us\t<= 4.5 us\t%s\n", cpu["vipbridge"], cpu["knot"], 100*cpu["vipbridge"]/cpu["knot"], cpu["nsd"], (cpu["vipbridge"] <= 4.5 ? "met" : "not met")
+		printf "dns\tNOERROR/NXDOMAIN split (query mix: 90/10)\t%s\tKnot %s\tsame as the mix\t%s\n", split_["vipbridge"], split_["knot"], (split_["vipbridge"] == split_["knot"] ? "met" : "not met")
+	}' "$results" >>"$VIPBRIDGE_BENCH_SUMMARY"
+fi
