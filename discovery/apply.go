@@ -213,7 +213,7 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 		return true
 	}
 	tasks := make([]Task, 0, len(a.Tasks)+1)
-	found := false
+	found, restated := false, false
 	for _, t := range a.Tasks {
 		if !taskMatches(t, nt.ID) {
 			tasks = append(tasks, t)
@@ -225,7 +225,9 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 			return false // older than what we know
 		}
 		if nt.State != TaskTerminal {
-			tasks = append(tasks, mergeTask(t, nt))
+			merged := mergeTask(t, nt)
+			restated = sameButUpdated(t, merged)
+			tasks = append(tasks, merged)
 		} else {
 			m.bury(t.ID, nt.Updated, now)
 		}
@@ -245,8 +247,20 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 	}
 	a.Tasks = tasks
 	m.apps[a.ID] = a
-	m.mark(a.ID)
+	if !restated {
+		m.mark(a.ID)
+	}
 	return false
+}
+
+// sameButUpdated reports whether a and b differ in Updated at most. An
+// update that only restates a task (Marathon's periodic task
+// reconciliation restates every running task) moves the task's time on,
+// for ordering later events, but changes no backend: it is neither built
+// nor stored (a restart resyncs before it could matter).
+func sameButUpdated(a, b Task) bool {
+	return a.ID == b.ID && a.Host == b.Host && a.AgentIP == b.AgentIP && a.State == b.State && a.Health == b.Health &&
+		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.HostPorts, b.HostPorts)
 }
 
 // bury records that task id ended with an update stamped updated.

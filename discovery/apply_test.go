@@ -141,3 +141,51 @@ func TestApplyHealthOutOfOrder(t *testing.T) {
 		t.Errorf("health after a newer event = %v, want unhealthy", got)
 	}
 }
+
+// TestApplyRestatedTask: an update that restates a running task (as
+// Marathon's task reconciliation does for every task) moves the task's
+// time on but marks nothing to build or store; one that changes it does.
+func TestApplyRestatedTask(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration, st TaskState, h Health) Update {
+		task := webTask("/web", 31000, st, h)
+		task.Updated = t0.Add(d)
+		return Update{Kind: UpdateTask, AppID: "/web", Task: task}
+	}
+	tests := []struct {
+		name   string
+		second Update
+		marked bool
+	}{
+		{name: "restated", second: at(time.Second, TaskRunning, HealthNone), marked: false},
+		{name: "restated, same time", second: at(0, TaskRunning, HealthNone), marked: false},
+		{name: "state changed", second: at(time.Second, TaskKilling, HealthNone), marked: true},
+		{name: "health changed", second: at(time.Second, TaskRunning, HealthUnhealthy), marked: true},
+		{name: "killed", second: at(time.Second, TaskTerminal, HealthNone), marked: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newSourceModel([]App{webApp("/web", false)})
+			m.apply(at(0, TaskRunning, HealthNone), t0)
+			clear(m.changed)
+			clear(m.dirty)
+			m.apply(tt.second, t0)
+			_, changed := m.changed["/web"]
+			_, dirty := m.dirty["/web"]
+			if changed != tt.marked || dirty != tt.marked {
+				t.Errorf("changed %v, dirty %v; want %v", changed, dirty, tt.marked)
+			}
+			if tasks := m.apps["/web"].Tasks; len(tasks) > 0 && !tasks[0].Updated.Equal(tt.second.Task.Updated) {
+				t.Errorf("task updated %v, want %v", tasks[0].Updated, tt.second.Task.Updated)
+			}
+		})
+	}
+	// The restated time orders later events: an older one is late.
+	m := newSourceModel([]App{webApp("/web", false)})
+	m.apply(at(0, TaskRunning, HealthNone), t0)
+	m.apply(at(2*time.Second, TaskRunning, HealthNone), t0)
+	m.apply(at(time.Second, TaskKilling, HealthNone), t0)
+	if st := m.apps["/web"].Tasks[0].State; st != TaskRunning || m.late != 1 {
+		t.Errorf("after a late killing: state %v, late %d; want running, 1", st, m.late)
+	}
+}
