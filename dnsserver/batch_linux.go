@@ -107,7 +107,7 @@ func (b *batch) readFrom(c *fastConn, p []byte) (int, net.Addr, error) {
 				i := b.next
 				b.next++
 				q := b.bufs[i][:min(int(b.rmsgs[i].n), udpReadSize)] // longer ones arrive cut
-				if f != nil && b.answer(c, f, i, q) {
+				if f != nil && b.answer(c, f, i, q) || !c.admit(len(q)) {
 					continue
 				}
 				b.flush(c.s.metrics.fast)

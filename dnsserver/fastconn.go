@@ -52,12 +52,33 @@ func (c *fastConn) readPlain(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, nil, err
 		}
-		if c.serveFast(p[:n], from) {
+		if c.serveFast(p[:n], from) || !c.admit(n) {
 			continue
 		}
 		return n, net.UDPAddrFromAddrPort(from), nil
 	}
 }
+
+// admit reports whether a datagram of n octets the fast path did not
+// answer goes to miekg/dns, which serves each in a goroutine of its own:
+// not when cap(inflight) of them are still being served (the query is
+// dropped and counted, as ServeDNS drops one that finds no slot, but
+// before a goroutine exists), nor when it is shorter than a DNS header
+// (miekg/dns drops those itself, unseen by the counting in server.go).
+func (c *fastConn) admit(n int) bool {
+	if n < dnsHeaderLen {
+		return false
+	}
+	if c.s.udpAlive.Add(1) > int64(cap(c.s.inflight)) {
+		c.s.udpAlive.Add(-1)
+		c.s.metrics.dropped.WithLabelValues("query").Inc()
+		return false
+	}
+	return true
+}
+
+// dnsHeaderLen is the length of a DNS message header (RFC 1035 §4.1.1).
+const dnsHeaderLen = 12
 
 // serveFast answers q if the fast path can and reports whether it did.
 func (c *fastConn) serveFast(q []byte, from netip.AddrPort) bool {

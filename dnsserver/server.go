@@ -75,6 +75,10 @@ type Server struct {
 	log      *slog.Logger
 	ready    func(udp, tcp net.Addr)
 	inflight chan struct{} // query slots
+	// udpAlive counts the UDP queries handed to miekg/dns, each in a
+	// goroutine of its own, until that goroutine is done with it (see
+	// fastConn.admit): at most cap(inflight).
+	udpAlive atomic.Int64
 	conns    chan struct{} // TCP connection slots
 	metrics  *metrics
 	// idleTimeout closes TCP connections idle this long (tcpIdle; tests
@@ -169,13 +173,14 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, pc := range pcs {
 		defer pc.Close()
 		udps = append(udps, newListener("udp", &dns.Server{
-			PacketConn:    newFastConn(pc, s),
-			Net:           "udp",
-			Handler:       s,
-			UDPSize:       udpReadSize,
-			ReadTimeout:   readTimeout,
-			WriteTimeout:  writeTimeout,
-			MsgAcceptFunc: acceptQuery,
+			PacketConn:     newFastConn(pc, s),
+			Net:            "udp",
+			Handler:        udpHandler{s},
+			UDPSize:        udpReadSize,
+			ReadTimeout:    readTimeout,
+			WriteTimeout:   writeTimeout,
+			MsgAcceptFunc:  s.acceptUDP,
+			MsgInvalidFunc: s.invalidUDP,
 		}))
 	}
 	tcp := newListener("tcp", &dns.Server{
@@ -376,3 +381,31 @@ func (c *limitConn) Close() error {
 	c.once.Do(func() { <-c.slots })
 	return err
 }
+
+// miekg/dns serves every UDP datagram ReadFrom returns in a goroutine of
+// its own, without a bound: fastConn.admit counts each in udpAlive and
+// refuses datagrams beyond cap(inflight), and the three ways such a
+// goroutine ends count it out, once: the handler returns (udpHandler), the
+// query is refused before it (acceptUDP), or it does not parse
+// (invalidUDP; miekg/dns then calls neither of the others).
+
+// udpHandler is the Server's handler for UDP.
+type udpHandler struct{ s *Server }
+
+func (h udpHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	defer h.s.udpAlive.Add(-1)
+	h.s.ServeDNS(w, r)
+}
+
+// acceptUDP is acceptQuery for UDP: a datagram it does not accept never
+// reaches the handler.
+func (s *Server) acceptUDP(dh dns.Header) dns.MsgAcceptAction {
+	a := acceptQuery(dh)
+	if a != dns.MsgAccept {
+		s.udpAlive.Add(-1)
+	}
+	return a
+}
+
+// invalidUDP counts out a datagram miekg/dns cannot parse.
+func (s *Server) invalidUDP([]byte, error) { s.udpAlive.Add(-1) }

@@ -441,3 +441,63 @@ func TestServerIPv6Loopback(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPAliveCountsOut sends datagrams along every way miekg/dns may
+// take with one (served by the handler, refused with NOTIMP or FORMERR,
+// ignored as a response, unparsable, shorter than a header) and checks
+// that each is counted out exactly once: the count of UDP queries in
+// flight, which bounds miekg/dns's goroutines (fastConn.admit), comes
+// back to zero, and a full-path query is still answered.
+func TestUDPAliveCountsOut(t *testing.T) {
+	r := start(t, Config{Tables: newTables(testTable(t))})
+	pack := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	full := new(dns.Msg) // TXT: the full path answers it
+	full.SetQuestion("foo.marathon.l4lb.thisdcos.directory.", dns.TypeTXT)
+	notify := new(dns.Msg)
+	notify.SetNotify("l4lb.thisdcos.directory.")
+	response := new(dns.Msg)
+	response.SetQuestion("foo.marathon.l4lb.thisdcos.directory.", dns.TypeA)
+	response.Response = true
+	twoQuestions := new(dns.Msg)
+	twoQuestions.SetQuestion("foo.marathon.l4lb.thisdcos.directory.", dns.TypeA)
+	twoQuestions.Question = append(twoQuestions.Question, twoQuestions.Question[0])
+	datagrams := [][]byte{
+		pack(full),
+		pack(notify),                   // NOTIMP, no handler
+		pack(response),                 // ignored
+		pack(twoQuestions),             // FORMERR from the handler
+		append(pack(full)[:12], 0xFF),  // header, then garbage: unparsable
+		{0x12, 0x34, 0x01},             // shorter than a header
+		append(pack(full), 0, 0, 0, 0), // trailing bytes
+	}
+	c, err := net.Dial("udp", r.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 50 {
+		for _, d := range datagrams {
+			if _, err := c.Write(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Every datagram was read once a later query is answered (one socket
+	// here: reads are in order); then the count must drain to zero.
+	if m := r.exchange(t, "udp", full); m.Rcode != dns.RcodeSuccess {
+		t.Fatalf("full-path query: rcode %d", m.Rcode)
+	}
+	deadline := time.Now().Add(10 * time.Second) // bounds a failing test only
+	for r.s.udpAlive.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := r.s.udpAlive.Load(); n != 0 {
+		t.Errorf("UDP queries in flight after all were served: %d, want 0", n)
+	}
+}
