@@ -4,8 +4,9 @@ import (
 	"time"
 )
 
-// obj is a JSON object; encoding/json writes its keys sorted, so output is
-// stable.
+// obj is a JSON object for the small answers (/v2/info, /v2/leader,
+// errors) and the Mesos state; encoding/json writes its keys sorted, so
+// output is stable.
 type obj = map[string]any
 
 // marathonTime formats t as Marathon does ("2017-07-19T17:34:41.967Z").
@@ -13,171 +14,202 @@ func marathonTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
-// appJSON renders a in the shape of GET /v2/apps: Marathon ≥1.5
+// appendApp appends a in the shape of GET /v2/apps: Marathon ≥1.5
 // (networks, container.portMappings) or, with legacy, ≤1.4
 // (container.docker.network, container.docker.portMappings, ipAddress,
 // ports). Field names follow the RAML types in mesosphere/marathon
 // docs/docs/rest-api/public/api/v2/types/app.raml and appContainer.raml.
-func (c *cluster) appJSON(a *app, withTasks bool) obj {
+// Keys are in sorted order (render.go).
+func (c *cluster) appendApp(b []byte, a *app, withTasks bool) []byte {
 	s := a.spec
-	o := obj{
-		"id":                    s.ID,
-		"cmd":                   "sleep 1000000",
-		"args":                  nil,
-		"user":                  nil,
-		"env":                   obj{},
-		"instances":             s.Instances,
-		"cpus":                  0.1,
-		"mem":                   32.0,
-		"disk":                  0.0,
-		"gpus":                  0,
-		"executor":              "",
-		"constraints":           []any{},
-		"uris":                  []any{},
-		"fetch":                 []any{},
-		"storeUrls":             []any{},
-		"backoffSeconds":        1,
-		"backoffFactor":         1.15,
-		"maxLaunchDelaySeconds": 3600,
-		"dependencies":          []any{},
-		"upgradeStrategy":       obj{"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
-		"labels":                labelsJSON(s.Labels),
-		"version":               marathonTime(a.version),
-		"versionInfo": obj{
-			"lastScalingAt":      marathonTime(a.lastScaling),
-			"lastConfigChangeAt": marathonTime(a.lastConfig),
-		},
-		"requirePorts":  false,
-		"healthChecks":  healthChecksJSON(s),
-		"deployments":   []any{},
-		"killSelection": "YOUNGEST_FIRST",
-		"unreachableStrategy": obj{
-			"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600,
-		},
+	b = append(b, `{"args":null,"backoffFactor":1.15,"backoffSeconds":1,"cmd":"sleep 1000000","constraints":[],"container":`...)
+	b = c.appendContainer(b, s)
+	b = append(b, `,"cpus":0.1,"dependencies":[],"deployments":[],"disk":0,"env":{},"executor":"","fetch":[],"gpus":0,"healthChecks":`...)
+	if s.HealthChecks {
+		b = append(b, `[{"delaySeconds":15,"gracePeriodSeconds":300,"intervalSeconds":60,"maxConsecutiveFailures":3,"path":"/","portIndex":0,"protocol":"MESOS_HTTP","timeoutSeconds":20}]`...)
+	} else {
+		b = append(b, "[]"...)
+	}
+	b = append(b, `,"id":`...)
+	b = appendString(b, s.ID)
+	b = append(b, `,"instances":`...)
+	b = appendInt(b, s.Instances)
+	if c.legacy {
+		b = append(b, `,"ipAddress":`...)
+		b = appendLegacyIPAddress(b, s)
+	}
+	b = append(b, `,"killSelection":"YOUNGEST_FIRST","labels":`...)
+	b = appendLabels(b, s.Labels)
+	b = append(b, `,"maxLaunchDelaySeconds":3600,"mem":32`...)
+	if !c.legacy {
+		b = append(b, `,"networks":`...)
+		b = appendNetworks(b, s)
+	}
+	b = append(b, `,"portDefinitions":`...)
+	if s.Network == NetworkHost {
+		b = appendPortDefinitions(b, s.Ports)
+	} else {
+		b = append(b, "[]"...)
 	}
 	if c.legacy {
-		c.legacyNetworking(a, o)
-	} else {
-		c.networking(a, o)
+		b = append(b, `,"ports":`...)
+		b = appendServicePorts(b, s.Ports)
 	}
-	counts(a, o)
+	b = append(b, `,"requirePorts":false,"storeUrls":[]`...)
 	if withTasks {
-		tasks := make([]any, 0, len(a.tasks))
-		for _, t := range a.tasks {
-			tasks = append(tasks, c.taskJSON(a, t))
+		b = append(b, `,"tasks":[`...)
+		for i, t := range a.tasks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = c.appendTask(b, a, t)
 		}
-		o["tasks"] = tasks
+		b = append(b, ']')
 	}
-	return o
+	staged, running, healthy, unhealthy := counts(a)
+	b = append(b, `,"tasksHealthy":`...)
+	b = appendInt(b, healthy)
+	b = append(b, `,"tasksRunning":`...)
+	b = appendInt(b, running)
+	b = append(b, `,"tasksStaged":`...)
+	b = appendInt(b, staged)
+	b = append(b, `,"tasksUnhealthy":`...)
+	b = appendInt(b, unhealthy)
+	b = append(b, `,"unreachableStrategy":{"expungeAfterSeconds":600,"inactiveAfterSeconds":300},"upgradeStrategy":{"maximumOverCapacity":1,"minimumHealthCapacity":1},"uris":[],"user":null,"version":`...)
+	b = appendTime(b, a.version)
+	b = append(b, `,"versionInfo":{"lastConfigChangeAt":`...)
+	b = appendTime(b, a.lastConfig)
+	b = append(b, `,"lastScalingAt":`...)
+	b = appendTime(b, a.lastScaling)
+	return append(b, "}}"...)
 }
 
-// networking fills the ≥1.5 fields: networks, portDefinitions,
-// container.portMappings.
-func (c *cluster) networking(a *app, o obj) {
-	s := a.spec
-	switch s.Network {
-	case NetworkHost:
-		o["networks"] = []any{obj{"mode": "host"}}
-		o["portDefinitions"] = portDefinitionsJSON(s.Ports)
-		o["container"] = nil
-	case NetworkBridge, NetworkContainer:
-		network := obj{"mode": "container/bridge"}
-		if s.Network == NetworkContainer {
-			network = obj{"mode": "container", "name": s.networkName()}
-		}
-		o["networks"] = []any{network}
-		o["portDefinitions"] = []any{}
-		mappings := make([]any, 0, len(s.Ports))
-		for _, p := range s.Ports {
-			m := obj{
-				"containerPort": p.ContainerPort,
-				"servicePort":   p.ServicePort,
-				"protocol":      p.Protocol,
-				"labels":        labelsJSON(p.Labels),
-			}
-			if p.Name != "" {
-				m["name"] = p.Name
-			}
-			if p.hasHostPort(s.Network) {
-				m["hostPort"] = hostPortSpec(p)
-			}
-			mappings = append(mappings, m)
-		}
-		o["container"] = obj{
-			"type":         "DOCKER",
-			"volumes":      []any{},
-			"docker":       dockerJSON(),
-			"portMappings": mappings,
-		}
-	}
-}
-
-// legacyNetworking fills the ≤1.4 fields: container.docker.network
-// HOST/BRIDGE/USER, container.docker.portMappings, ipAddress with
-// discovery ports, and the old ports list.
-func (c *cluster) legacyNetworking(a *app, o obj) {
-	s := a.spec
-	servicePorts := make([]any, 0, len(s.Ports))
-	for _, p := range s.Ports {
-		servicePorts = append(servicePorts, p.ServicePort)
-	}
-	o["ports"] = servicePorts
-	switch s.Network {
-	case NetworkHost:
-		o["portDefinitions"] = portDefinitionsJSON(s.Ports)
-		o["container"] = nil
-		o["ipAddress"] = nil
-	case NetworkBridge:
-		o["portDefinitions"] = []any{}
-		mappings := make([]any, 0, len(s.Ports))
-		for _, p := range s.Ports {
-			m := obj{
-				"containerPort": p.ContainerPort,
-				"hostPort":      hostPortSpec(p),
-				"servicePort":   p.ServicePort,
-				"protocol":      p.Protocol,
-				"labels":        labelsJSON(p.Labels),
-			}
-			if p.Name != "" {
-				m["name"] = p.Name
-			}
-			mappings = append(mappings, m)
-		}
-		docker := dockerJSON()
-		docker["network"] = "BRIDGE"
-		docker["portMappings"] = mappings
-		o["container"] = obj{"type": "DOCKER", "volumes": []any{}, "docker": docker}
-		o["ipAddress"] = nil
-	case NetworkContainer:
-		o["portDefinitions"] = []any{}
-		ports := make([]any, 0, len(s.Ports))
-		for _, p := range s.Ports {
-			dp := obj{"number": p.ContainerPort, "protocol": p.Protocol, "labels": labelsJSON(p.Labels)}
-			if p.Name != "" {
-				dp["name"] = p.Name
-			}
-			ports = append(ports, dp)
-		}
-		o["container"] = obj{"type": "MESOS", "volumes": []any{}}
-		o["ipAddress"] = obj{
-			"networkName": s.networkName(),
-			"groups":      []any{},
-			"labels":      obj{},
-			"discovery":   obj{"ports": ports},
-		}
+// appendContainer appends the app's container: null for host networking;
+// for ≥1.5 a DOCKER container with portMappings; for ≤1.4 a DOCKER
+// container with docker.network BRIDGE and docker.portMappings (bridge) or
+// a MESOS container (container networking, whose ports are in ipAddress).
+func (c *cluster) appendContainer(b []byte, s AppSpec) []byte {
+	switch {
+	case s.Network == NetworkHost:
+		return append(b, "null"...)
+	case !c.legacy:
+		b = append(b, `{"docker":{"forcePullImage":false,"image":"nginx:alpine","parameters":[],"privileged":false},"portMappings":`...)
+		b = appendPortMappings(b, s)
+		return append(b, `,"type":"DOCKER","volumes":[]}`...)
+	case s.Network == NetworkBridge:
+		b = append(b, `{"docker":{"forcePullImage":false,"image":"nginx:alpine","network":"BRIDGE","parameters":[],"portMappings":`...)
+		b = appendPortMappings(b, s)
+		return append(b, `,"privileged":false},"type":"DOCKER","volumes":[]}`...)
+	default:
+		return append(b, `{"type":"MESOS","volumes":[]}`...)
 	}
 }
 
-func portDefinitionsJSON(ports []PortSpec) []any {
-	out := make([]any, 0, len(ports))
-	for _, p := range ports {
-		d := obj{"port": p.ServicePort, "protocol": p.Protocol, "labels": labelsJSON(p.Labels)}
+// appendPortMappings appends container(.docker).portMappings; hostPort is
+// there when the port has one (always under bridge networking), 0 for a
+// dynamic one.
+func appendPortMappings(b []byte, s AppSpec) []byte {
+	b = append(b, '[')
+	for i, p := range s.Ports {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"containerPort":`...)
+		b = appendUint16(b, p.ContainerPort)
+		if p.hasHostPort(s.Network) {
+			b = append(b, `,"hostPort":`...)
+			b = appendUint16(b, hostPortSpec(p))
+		}
+		b = append(b, `,"labels":`...)
+		b = appendLabels(b, p.Labels)
 		if p.Name != "" {
-			d["name"] = p.Name
+			b = append(b, `,"name":`...)
+			b = appendString(b, p.Name)
 		}
-		out = append(out, d)
+		b = append(b, `,"protocol":`...)
+		b = appendString(b, p.Protocol)
+		b = append(b, `,"servicePort":`...)
+		b = appendUint16(b, p.ServicePort)
+		b = append(b, '}')
 	}
-	return out
+	return append(b, ']')
+}
+
+// appendNetworks appends the ≥1.5 networks list.
+func appendNetworks(b []byte, s AppSpec) []byte {
+	switch s.Network {
+	case NetworkHost:
+		return append(b, `[{"mode":"host"}]`...)
+	case NetworkBridge:
+		return append(b, `[{"mode":"container/bridge"}]`...)
+	default:
+		b = append(b, `[{"mode":"container","name":`...)
+		b = appendString(b, s.networkName())
+		return append(b, "}]"...)
+	}
+}
+
+// appendLegacyIPAddress appends the ≤1.4 ipAddress: null except under
+// container networking, where it carries the network name and the
+// discovery ports.
+func appendLegacyIPAddress(b []byte, s AppSpec) []byte {
+	if s.Network != NetworkContainer {
+		return append(b, "null"...)
+	}
+	b = append(b, `{"discovery":{"ports":[`...)
+	for i, p := range s.Ports {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"labels":`...)
+		b = appendLabels(b, p.Labels)
+		if p.Name != "" {
+			b = append(b, `,"name":`...)
+			b = appendString(b, p.Name)
+		}
+		b = append(b, `,"number":`...)
+		b = appendUint16(b, p.ContainerPort)
+		b = append(b, `,"protocol":`...)
+		b = appendString(b, p.Protocol)
+		b = append(b, '}')
+	}
+	b = append(b, `]},"groups":[],"labels":{},"networkName":`...)
+	b = appendString(b, s.networkName())
+	return append(b, '}')
+}
+
+// appendPortDefinitions appends portDefinitions (host networking).
+func appendPortDefinitions(b []byte, ports []PortSpec) []byte {
+	b = append(b, '[')
+	for i, p := range ports {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"labels":`...)
+		b = appendLabels(b, p.Labels)
+		if p.Name != "" {
+			b = append(b, `,"name":`...)
+			b = appendString(b, p.Name)
+		}
+		b = append(b, `,"port":`...)
+		b = appendUint16(b, p.ServicePort)
+		b = append(b, `,"protocol":`...)
+		b = appendString(b, p.Protocol)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendServicePorts appends the service ports as a list of numbers.
+func appendServicePorts(b []byte, ports []PortSpec) []byte {
+	b = append(b, '[')
+	for i, p := range ports {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendUint16(b, p.ServicePort)
+	}
+	return append(b, ']')
 }
 
 // hostPortSpec is the hostPort as declared (0 = dynamic).
@@ -188,42 +220,8 @@ func hostPortSpec(p PortSpec) uint16 {
 	return *p.HostPort
 }
 
-func dockerJSON() obj {
-	return obj{
-		"image":          "nginx:alpine",
-		"forcePullImage": false,
-		"privileged":     false,
-		"parameters":     []any{},
-	}
-}
-
-func labelsJSON(labels map[string]string) obj {
-	o := make(obj, len(labels))
-	for k, v := range labels {
-		o[k] = v
-	}
-	return o
-}
-
-func healthChecksJSON(s AppSpec) []any {
-	if !s.HealthChecks {
-		return []any{}
-	}
-	return []any{obj{
-		"protocol":               "MESOS_HTTP",
-		"path":                   "/",
-		"portIndex":              0,
-		"gracePeriodSeconds":     300,
-		"intervalSeconds":        60,
-		"timeoutSeconds":         20,
-		"maxConsecutiveFailures": 3,
-		"delaySeconds":           15,
-	}}
-}
-
-// counts fills tasksStaged/Running/Healthy/Unhealthy.
-func counts(a *app, o obj) {
-	var staged, running, healthy, unhealthy int
+// counts are tasksStaged/Running/Healthy/Unhealthy.
+func counts(a *app) (staged, running, healthy, unhealthy int) {
 	for _, t := range a.tasks {
 		switch t.state {
 		case "TASK_STAGING", "TASK_STARTING":
@@ -239,85 +237,78 @@ func counts(a *app, o obj) {
 			}
 		}
 	}
-	o["tasksStaged"], o["tasksRunning"], o["tasksHealthy"], o["tasksUnhealthy"] = staged, running, healthy, unhealthy
+	return staged, running, healthy, unhealthy
 }
 
-// taskJSON renders t as in /v2/apps?embed=apps.tasks and /v2/tasks
+// appendTask appends t as in /v2/apps?embed=apps.tasks and /v2/tasks
 // (task.raml: id, appId, host, slaveId, state, ports, servicePorts,
-// ipAddresses, stagedAt, startedAt, version, healthCheckResults).
-func (c *cluster) taskJSON(a *app, t *task) obj {
-	ag := c.agents[t.agent]
-	ips := make([]any, 0, len(t.ips))
-	for _, ip := range t.ips {
-		proto := "IPv4"
-		if ip.Is6() {
-			proto = "IPv6"
-		}
-		ips = append(ips, obj{"ipAddress": ip.String(), "protocol": proto})
-	}
-	servicePorts := make([]any, 0, len(a.spec.Ports))
-	for _, p := range a.spec.Ports {
-		servicePorts = append(servicePorts, p.ServicePort)
-	}
-	o := obj{
-		"id":           t.id,
-		"appId":        t.appID,
-		"host":         ag.Hostname,
-		"slaveId":      ag.ID,
-		"state":        t.state,
-		"ports":        hostPortsJSON(t.hostPorts),
-		"servicePorts": servicePorts,
-		"ipAddresses":  ips,
-		"stagedAt":     marathonTime(t.stagedAt),
-		"version":      marathonTime(t.version),
-	}
-	if !c.legacy {
-		o["localVolumes"] = []any{}
-		o["role"] = "*"
-	}
-	if !t.startedAt.IsZero() {
-		o["startedAt"] = marathonTime(t.startedAt)
-	}
+// ipAddresses, stagedAt, startedAt, version, healthCheckResults), keys
+// sorted.
+func (c *cluster) appendTask(b []byte, a *app, t *task) []byte {
+	ag := &c.agents[t.agent]
+	b = append(b, `{"appId":`...)
+	b = appendString(b, t.appID)
 	if t.healthy != nil && !t.blind {
-		o["healthCheckResults"] = []any{c.healthResultJSON(t)}
+		b = append(b, `,"healthCheckResults":[`...)
+		b = c.appendHealthResult(b, t)
+		b = append(b, ']')
 	}
-	return o
+	b = append(b, `,"host":`...)
+	b = appendString(b, ag.Hostname)
+	b = append(b, `,"id":`...)
+	b = appendString(b, t.id)
+	b = append(b, `,"ipAddresses":`...)
+	b = appendIPAddresses(b, t.ips)
+	if !c.legacy {
+		b = append(b, `,"localVolumes":[]`...)
+	}
+	b = append(b, `,"ports":`...)
+	b = appendUint16s(b, t.hostPorts)
+	if !c.legacy {
+		b = append(b, `,"role":"*"`...)
+	}
+	b = append(b, `,"servicePorts":`...)
+	b = appendServicePorts(b, a.spec.Ports)
+	b = append(b, `,"slaveId":`...)
+	b = appendString(b, ag.ID)
+	b = append(b, `,"stagedAt":`...)
+	b = appendTime(b, t.stagedAt)
+	if !t.startedAt.IsZero() {
+		b = append(b, `,"startedAt":`...)
+		b = appendTime(b, t.startedAt)
+	}
+	b = append(b, `,"state":`...)
+	b = appendString(b, t.state)
+	b = append(b, `,"version":`...)
+	b = appendTime(b, t.version)
+	return append(b, '}')
 }
 
-func hostPortsJSON(ports []uint16) []any {
-	out := make([]any, 0, len(ports))
-	for _, p := range ports {
-		out = append(out, p)
-	}
-	return out
-}
-
-// healthResultJSON renders one health check result (healthCheck.raml
+// appendHealthResult appends one health check result (healthCheck.raml
 // Health; ≤1.4 names the task with taskId instead of instanceId).
-func (c *cluster) healthResultJSON(t *task) obj {
-	o := obj{
-		"alive":               *t.healthy,
-		"consecutiveFailures": t.failures,
-		"firstSuccess":        optTime(t.firstSuccess),
-		"lastSuccess":         optTime(t.lastSuccess),
-		"lastFailure":         optTime(t.lastFailure),
+func (c *cluster) appendHealthResult(b []byte, t *task) []byte {
+	b = append(b, `{"alive":`...)
+	b = appendBool(b, *t.healthy)
+	b = append(b, `,"consecutiveFailures":`...)
+	b = appendInt(b, t.failures)
+	b = append(b, `,"firstSuccess":`...)
+	b = appendOptTime(b, t.firstSuccess)
+	if !c.legacy {
+		b = append(b, `,"instanceId":`...)
+		b = appendString(b, t.instanceID)
 	}
+	b = append(b, `,"lastFailure":`...)
+	b = appendOptTime(b, t.lastFailure)
 	if !*t.healthy {
-		o["lastFailureCause"] = "500 Internal Server Error"
+		b = append(b, `,"lastFailureCause":"500 Internal Server Error"`...)
 	}
+	b = append(b, `,"lastSuccess":`...)
+	b = appendOptTime(b, t.lastSuccess)
 	if c.legacy {
-		o["taskId"] = t.id
-	} else {
-		o["instanceId"] = t.instanceID
+		b = append(b, `,"taskId":`...)
+		b = appendString(b, t.id)
 	}
-	return o
-}
-
-func optTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return marathonTime(t)
+	return append(b, '}')
 }
 
 // infoJSON renders GET /v2/info (examples/info.json).

@@ -1,7 +1,6 @@
 package marathontest
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -14,48 +13,59 @@ type event struct {
 	raw  bool // from Emit: not kept for Replay
 }
 
-// newEvent marshals fields with eventType and timestamp added, the two
-// fields every Marathon event has (mesosphere/marathon
+// newEvent wraps the JSON data b of an event of eventType.
+func newEvent(eventType string, b []byte) event {
+	return event{Type: eventType, Data: b}
+}
+
+// The event payloads are appended by hand as render.go explains, keys
+// sorted. Every Marathon event has eventType and timestamp
+// (mesosphere/marathon
 // src/main/scala/mesosphere/marathon/api/v2/json/Formats.scala).
-func newEvent(eventType string, now time.Time, fields obj) event {
-	fields["eventType"] = eventType
-	fields["timestamp"] = marathonTime(now)
-	data, err := json.Marshal(fields)
-	if err != nil {
-		// Only values built in this package reach here; they always
-		// marshal. Keep the stream well-formed anyway.
-		data = []byte(`{"eventType":"` + eventType + `"}`)
-	}
-	return event{Type: eventType, Data: data}
+
+// eventBufSize is the initial capacity of an event's data: most fit.
+const eventBufSize = 512
+
+// appendEventType appends the "eventType" key, its value and a comma.
+func appendEventType(b []byte, eventType string) []byte {
+	b = append(b, `"eventType":`...)
+	b = appendString(b, eventType)
+	return append(b, ',')
+}
+
+// appendTimestamp appends the "timestamp" key and now.
+func appendTimestamp(b []byte, now time.Time) []byte {
+	b = append(b, `"timestamp":`...)
+	return appendTime(b, now)
 }
 
 // statusUpdateEvent is status_update_event for t's current state
 // (docs/docs/event-bus.md "Status Update"; ipAddresses as written by
-// InstanceChangedEventsGenerator).
+// InstanceChangedEventsGenerator, not in the legacy shape).
 func (c *cluster) statusUpdateEvent(t *task, now time.Time) event {
-	ag := c.agents[t.agent]
-	ips := make([]any, 0, len(t.ips))
-	for _, ip := range t.ips {
-		proto := "IPv4"
-		if ip.Is6() {
-			proto = "IPv6"
-		}
-		ips = append(ips, obj{"ipAddress": ip.String(), "protocol": proto})
-	}
-	fields := obj{
-		"slaveId":    ag.ID,
-		"taskId":     t.id,
-		"taskStatus": t.state,
-		"message":    "",
-		"appId":      t.appID,
-		"host":       ag.Hostname,
-		"ports":      hostPortsJSON(t.hostPorts),
-		"version":    marathonTime(t.version),
-	}
+	ag := &c.agents[t.agent]
+	b := make([]byte, 0, eventBufSize)
+	b = append(b, `{"appId":`...)
+	b = appendString(b, t.appID)
+	b = append(b, `,"eventType":"status_update_event","host":`...)
+	b = appendString(b, ag.Hostname)
 	if !c.legacy {
-		fields["ipAddresses"] = ips
+		b = append(b, `,"ipAddresses":`...)
+		b = appendIPAddresses(b, t.ips)
 	}
-	return newEvent("status_update_event", now, fields)
+	b = append(b, `,"message":"","ports":`...)
+	b = appendUint16s(b, t.hostPorts)
+	b = append(b, `,"slaveId":`...)
+	b = appendString(b, ag.ID)
+	b = append(b, `,"taskId":`...)
+	b = appendString(b, t.id)
+	b = append(b, `,"taskStatus":`...)
+	b = appendString(b, t.state)
+	b = append(b, ',')
+	b = appendTimestamp(b, now)
+	b = append(b, `,"version":`...)
+	b = appendTime(b, t.version)
+	return newEvent("status_update_event", append(b, '}'))
 }
 
 // condition maps a Mesos task state to an instance condition
@@ -86,14 +96,23 @@ func (c *cluster) instanceChangedEvent(t *task, now time.Time) []event {
 	if c.legacy {
 		return nil
 	}
-	return []event{newEvent("instance_changed_event", now, obj{
-		"instanceId":     t.instanceID,
-		"condition":      condition(t.state),
-		"runSpecId":      t.appID,
-		"agentId":        c.agents[t.agent].ID,
-		"host":           c.agents[t.agent].Hostname,
-		"runSpecVersion": marathonTime(t.version),
-	})}
+	ag := &c.agents[t.agent]
+	b := make([]byte, 0, eventBufSize)
+	b = append(b, `{"agentId":`...)
+	b = appendString(b, ag.ID)
+	b = append(b, `,"condition":`...)
+	b = appendString(b, condition(t.state))
+	b = append(b, `,"eventType":"instance_changed_event","host":`...)
+	b = appendString(b, ag.Hostname)
+	b = append(b, `,"instanceId":`...)
+	b = appendString(b, t.instanceID)
+	b = append(b, `,"runSpecId":`...)
+	b = appendString(b, t.appID)
+	b = append(b, `,"runSpecVersion":`...)
+	b = appendTime(b, t.version)
+	b = append(b, ',')
+	b = appendTimestamp(b, now)
+	return []event{newEvent("instance_changed_event", append(b, '}'))}
 }
 
 // healthEvents are the events of a health change: Marathon-side
@@ -101,31 +120,46 @@ func (c *cluster) instanceChangedEvent(t *task, now time.Time) []event {
 // legacy shape) and, except in the legacy shape,
 // instance_health_changed_event.
 func (c *cluster) healthEvents(t *task, now time.Time) []event {
-	out := []event{newEvent("health_status_changed_event", now, obj{
-		"appId":      t.appID,
-		"instanceId": t.instanceID,
-		"version":    marathonTime(t.version),
-		"alive":      *t.healthy,
-	})}
+	b := make([]byte, 0, eventBufSize)
+	b = append(b, `{"alive":`...)
+	b = appendBool(b, *t.healthy)
+	b = append(b, `,"appId":`...)
+	b = appendString(b, t.appID)
+	b = append(b, `,"eventType":"health_status_changed_event","instanceId":`...)
+	b = appendString(b, t.instanceID)
+	b = append(b, ',')
+	b = appendTimestamp(b, now)
+	b = append(b, `,"version":`...)
+	b = appendTime(b, t.version)
+	out := []event{newEvent("health_status_changed_event", append(b, '}'))}
 	if c.legacy {
 		return out
 	}
-	return append(out, newEvent("instance_health_changed_event", now, obj{
-		"instanceId":     t.instanceID,
-		"runSpecId":      t.appID,
-		"runSpecVersion": marathonTime(t.version),
-		"healthy":        *t.healthy,
-	}))
+	b = make([]byte, 0, eventBufSize)
+	b = append(b, `{"eventType":"instance_health_changed_event","healthy":`...)
+	b = appendBool(b, *t.healthy)
+	b = append(b, `,"instanceId":`...)
+	b = appendString(b, t.instanceID)
+	b = append(b, `,"runSpecId":`...)
+	b = appendString(b, t.appID)
+	b = append(b, `,"runSpecVersion":`...)
+	b = appendTime(b, t.version)
+	b = append(b, ',')
+	b = appendTimestamp(b, now)
+	return append(out, newEvent("instance_health_changed_event", append(b, '}')))
 }
 
 // apiPostEvent is api_post_event for a create or update of a through the
 // REST API, carrying the full app definition.
 func (c *cluster) apiPostEvent(a *app, uri string, now time.Time) event {
-	return newEvent("api_post_event", now, obj{
-		"clientIp":      "127.0.0.1",
-		"uri":           uri,
-		"appDefinition": c.appJSON(a, false),
-	})
+	b := make([]byte, 0, 4*eventBufSize)
+	b = append(b, `{"appDefinition":`...)
+	b = c.appendApp(b, a, false)
+	b = append(b, `,"clientIp":"127.0.0.1","eventType":"api_post_event",`...)
+	b = appendTimestamp(b, now)
+	b = append(b, `,"uri":`...)
+	b = appendString(b, uri)
+	return newEvent("api_post_event", append(b, '}'))
 }
 
 // deploymentSuccess is deployment_success for a deployment of appID,
@@ -133,14 +167,18 @@ func (c *cluster) apiPostEvent(a *app, uri string, now time.Time) event {
 func (c *cluster) deploymentSuccess(appID string, now time.Time) event {
 	c.seq++
 	id := deploymentID(c.seq)
-	return newEvent("deployment_success", now, obj{
-		"id": id,
-		"plan": obj{
-			"id":      id,
-			"steps":   []any{obj{"action": "ScaleApplication", "app": appID}},
-			"version": marathonTime(now),
-		},
-	})
+	b := make([]byte, 0, eventBufSize)
+	b = append(b, `{"eventType":"deployment_success","id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"plan":{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"steps":[{"action":"ScaleApplication","app":`...)
+	b = appendString(b, appID)
+	b = append(b, `}],"version":`...)
+	b = appendTime(b, now)
+	b = append(b, "},"...)
+	b = appendTimestamp(b, now)
+	return newEvent("deployment_success", append(b, '}'))
 }
 
 func deploymentID(n uint64) string {
@@ -149,10 +187,22 @@ func deploymentID(n uint64) string {
 
 // appTerminatedEvent is app_terminated_event.
 func appTerminatedEvent(appID string, now time.Time) event {
-	return newEvent("app_terminated_event", now, obj{"appId": appID})
+	b := make([]byte, 0, eventBufSize)
+	b = append(b, `{"appId":`...)
+	b = appendString(b, appID)
+	b = append(b, `,"eventType":"app_terminated_event",`...)
+	b = appendTimestamp(b, now)
+	return newEvent("app_terminated_event", append(b, '}'))
 }
 
 // streamEvent is event_stream_attached or event_stream_detached.
 func streamEvent(eventType, remote string, now time.Time) event {
-	return newEvent(eventType, now, obj{"remoteAddress": remote})
+	b := make([]byte, 0, eventBufSize)
+	b = append(b, '{')
+	b = appendEventType(b, eventType)
+	b = append(b, `"remoteAddress":`...)
+	b = appendString(b, remote)
+	b = append(b, ',')
+	b = appendTimestamp(b, now)
+	return newEvent(eventType, append(b, '}'))
 }

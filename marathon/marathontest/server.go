@@ -338,9 +338,9 @@ func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	apps := s.c.snapshotApps()
 	s.mu.Unlock()
-	// appJSON reads c.agents and c.legacy besides the copies: both are
+	// appendApp reads c.agents and c.legacy besides the copies: both are
 	// fixed at creation.
-	writeJSONList(w, "apps", len(apps), func(i int) any { return s.c.appJSON(apps[i], withTasks) })
+	writeJSONList(w, "apps", len(apps), func(b []byte, i int) []byte { return s.c.appendApp(b, apps[i], withTasks) })
 }
 
 // handleApp serves /v2/apps/{id} and /v2/apps/{id}/tasks.
@@ -349,16 +349,20 @@ func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a, ok := s.c.apps[id]; ok {
-		writeJSON(w, http.StatusOK, obj{"app": s.c.appJSON(a, true)})
+		b := append([]byte(`{"app":`), s.c.appendApp(nil, a, true)...)
+		writeRawJSON(w, http.StatusOK, append(b, '}'))
 		return
 	}
 	if base, ok := strings.CutSuffix(id, "/tasks"); ok {
 		if a, ok := s.c.apps[base]; ok {
-			tasks := make([]any, 0, len(a.tasks))
-			for _, t := range a.tasks {
-				tasks = append(tasks, s.c.taskJSON(a, t))
+			b := []byte(`{"tasks":[`)
+			for i, t := range a.tasks {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = s.c.appendTask(b, a, t)
 			}
-			writeJSON(w, http.StatusOK, obj{"tasks": tasks})
+			writeRawJSON(w, http.StatusOK, append(b, "]}"...))
 			return
 		}
 	}
@@ -376,9 +380,9 @@ func (s *Server) handleTasks(w http.ResponseWriter, r *http.Request) {
 			refs = append(refs, ref{i, j})
 		}
 	}
-	writeJSONList(w, "tasks", len(refs), func(i int) any {
+	writeJSONList(w, "tasks", len(refs), func(b []byte, i int) []byte {
 		a := apps[refs[i].a]
-		return s.c.taskJSON(a, a.tasks[refs[i].t])
+		return s.c.appendTask(b, a, a.tasks[refs[i].t])
 	})
 }
 
@@ -411,6 +415,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(data)
+}
+
+// writeRawJSON answers code with data, JSON rendered already.
+func writeRawJSON(w http.ResponseWriter, code int, data []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(data)

@@ -1,9 +1,6 @@
 package marathontest
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"net/http"
 )
 
@@ -14,7 +11,8 @@ import (
 // repository read is), then rendered and written without it, so a slow
 // reader holds up neither events nor control calls, and the client decodes
 // the first apps while the last are still being encoded. The bytes are
-// those json.Marshal gives for the whole answer.
+// those json.Marshal gave for the whole answer built as maps
+// (render_test.go).
 
 // snapshotApps copies the apps in id order with their tasks, so that they
 // can be rendered after s.mu is released: tasks are copied by value (their
@@ -45,30 +43,28 @@ func (c *cluster) snapshotApps() []*app {
 const streamBufSize = 64 << 10
 
 // writeJSONList answers 200 with {"<key>": [item(0), ..., item(n-1)]},
-// rendering and encoding one item at a time. An item that does not encode
-// ends the answer early (the client sees a truncated body): the status is
-// already sent by then.
-func writeJSONList(w http.ResponseWriter, key string, n int, item func(i int) any) {
+// item appending the JSON of one element to b, and writes the answer in
+// pieces of about streamBufSize as it goes. A write error (the client
+// went away) ends the answer early.
+func writeJSONList(w http.ResponseWriter, key string, n int, item func(b []byte, i int) []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, streamBufSize)
-	var one bytes.Buffer
-	enc := json.NewEncoder(&one)
-	enc.SetEscapeHTML(true) // as json.Marshal
-	k, _ := json.Marshal(key)
-	bw.WriteString("{")
-	bw.Write(k)
-	bw.WriteString(":[")
+	b := make([]byte, 0, streamBufSize+streamBufSize/2)
+	b = append(b, '{')
+	b = appendString(b, key)
+	b = append(b, ":["...)
 	for i := range n {
-		one.Reset()
-		if err := enc.Encode(item(i)); err != nil {
-			return
-		}
 		if i > 0 {
-			bw.WriteByte(',')
+			b = append(b, ',')
 		}
-		bw.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n"))) // Encode ends each value with a newline
+		b = item(b, i)
+		if len(b) >= streamBufSize {
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+			b = b[:0]
+		}
 	}
-	bw.WriteString("]}")
-	bw.Flush()
+	b = append(b, "]}"...)
+	w.Write(b)
 }
