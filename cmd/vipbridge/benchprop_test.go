@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,8 +75,9 @@ func TestBenchPropagation(t *testing.T) {
 			what = "flip behind a burst of 1,000 updates"
 		}
 		d := p99[phase][large]
-		summarize(t, "propagation", fmt.Sprintf("event->DNS p99, %d VIPs, %s", large, what), us(d),
-			fmt.Sprintf("%s at %d VIPs", us(p99[phase][small]), small), "< 5ms", d < 5*time.Millisecond)
+		ascii := func(d time.Duration) string { return strings.ReplaceAll(us(d), "µ", "u") }
+		summarize(t, "propagation", fmt.Sprintf("event->DNS p99, %d VIPs, %s", large, what), ascii(d),
+			fmt.Sprintf("%s at %d VIPs", ascii(p99[phase][small]), small), "< 5ms", d < 5*time.Millisecond)
 	}
 	fmt.Println("== bench-propagation (--lb none; event = probe flip written to the SSE stream)")
 	fmt.Printf("%-8s %-7s %7s  %-32s %-32s\n", "vips", "phase", "flips", "event→dataplane p50/p99/max", "event→DNS p50/p99/max")
