@@ -156,30 +156,22 @@ func appendLegacyIPAddress(b []byte, s AppSpec) []byte {
 	if s.Network != NetworkContainer {
 		return append(b, "null"...)
 	}
-	b = append(b, `{"discovery":{"ports":[`...)
-	for i, p := range s.Ports {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"labels":`...)
-		b = appendLabels(b, p.Labels)
-		if p.Name != "" {
-			b = append(b, `,"name":`...)
-			b = appendString(b, p.Name)
-		}
-		b = append(b, `,"number":`...)
-		b = appendUint16(b, p.ContainerPort)
-		b = append(b, `,"protocol":`...)
-		b = appendString(b, p.Protocol)
-		b = append(b, '}')
-	}
-	b = append(b, `]},"groups":[],"labels":{},"networkName":`...)
+	b = append(b, `{"discovery":{"ports":`...)
+	b = appendPorts(b, s.Ports, `,"number":`, func(p PortSpec) uint16 { return p.ContainerPort })
+	b = append(b, `},"groups":[],"labels":{},"networkName":`...)
 	b = appendString(b, s.networkName())
 	return append(b, '}')
 }
 
 // appendPortDefinitions appends portDefinitions (host networking).
 func appendPortDefinitions(b []byte, ports []PortSpec) []byte {
+	return appendPorts(b, ports, `,"port":`, func(p PortSpec) uint16 { return p.ServicePort })
+}
+
+// appendPorts appends ports as a JSON array of {labels, name, <number>,
+// protocol} objects, keys in order; numberKey is `,"<key>":` and number
+// picks the port's number.
+func appendPorts(b []byte, ports []PortSpec, numberKey string, number func(PortSpec) uint16) []byte {
 	b = append(b, '[')
 	for i, p := range ports {
 		if i > 0 {
@@ -191,8 +183,8 @@ func appendPortDefinitions(b []byte, ports []PortSpec) []byte {
 			b = append(b, `,"name":`...)
 			b = appendString(b, p.Name)
 		}
-		b = append(b, `,"port":`...)
-		b = appendUint16(b, p.ServicePort)
+		b = append(b, numberKey...)
+		b = appendUint16(b, number(p))
 		b = append(b, `,"protocol":`...)
 		b = appendString(b, p.Protocol)
 		b = append(b, '}')
