@@ -37,10 +37,11 @@
 //     never less than 512) and at most 1232 octets, the DNS flag day 2020
 //     size that avoids IP fragmentation; larger answers are truncated with
 //     TC set so the client retries over TCP.
-//   - Load: at most MaxConcurrent queries (default 1,024) are served at
-//     once, per transport: more are dropped and counted, UDP ones at the
-//     socket, before miekg/dns gives them a goroutine (fastConn.admit), so
-//     a flood costs neither unbounded goroutines nor memory. The common
+//   - Load: the full path answers at most MaxConcurrent queries (default
+//     1,024) at once and keeps at most as many TCP connections; more are
+//     dropped and counted, UDP datagrams at the socket, before miekg/dns
+//     gives each a goroutine (fastConn.admit), so a flood costs neither
+//     unbounded goroutines nor unbounded memory. The common
 //     query is answered from replies packed in advance (fastpath.go), read
 //     and written in batches on Linux (batch_linux.go).
 package dnsserver
