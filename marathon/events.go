@@ -127,48 +127,69 @@ type taskIPJSON struct {
 	IPAddress string `json:"ipAddress"`
 }
 
-// statusUpdateFields names the fields of statusUpdateJSON in the order
-// scanStatusUpdate reads them.
+// statusUpdateScan is a status_update_event as scanStatusUpdate reads it:
+// fields that are not kept stay bytes of the event, ports and IPs are read
+// into what discovery.Task holds.
+type statusUpdateScan struct {
+	timestamp, taskStatus []byte
+	taskID, appID, host   string
+	hostPorts             []uint16
+	ips                   []netip.Addr
+}
+
+// statusUpdateFields names the fields of a status_update_event in the
+// order scanStatusUpdate reads them.
 var statusUpdateFields = [...]string{"timestamp", "taskId", "taskStatus", "appId", "host", "ports", "ipAddresses"}
 
-// scanStatusUpdate is the fast path of unmarshalStatusUpdate (see
+// scanStatusUpdate is the fast path of decodeStatusUpdate (see
 // eventScanner); false means: ask encoding/json.
-func scanStatusUpdate(data []byte, e *statusUpdateJSON) bool {
+func scanStatusUpdate(data []byte, e *statusUpdateScan) bool {
 	s := eventScanner{b: data}
 	return s.object(statusUpdateFields[:], func(i int) bool {
 		switch i {
 		case 0:
-			return s.str(&e.Timestamp)
+			return s.bytes(&e.timestamp)
 		case 1:
-			return s.str(&e.TaskID)
+			return s.str(&e.taskID)
 		case 2:
-			return s.str(&e.TaskStatus)
+			return s.bytes(&e.taskStatus)
 		case 3:
-			return s.str(&e.AppID)
+			return s.str(&e.appID)
 		case 4:
-			return s.str(&e.Host)
+			return s.str(&e.host)
 		case 5:
-			return s.ints(&e.Ports)
+			return s.hostPorts(&e.hostPorts)
 		}
-		return s.taskIPs(&e.IPAddresses)
+		return s.taskIPs(&e.ips)
 	}) && s.end()
-}
-
-// unmarshalStatusUpdate is json.Unmarshal(data, e) for a zero *e, most of
-// the time without encoding/json.
-func unmarshalStatusUpdate(data []byte, e *statusUpdateJSON) error {
-	if scanStatusUpdate(data, e) {
-		return nil
-	}
-	*e = statusUpdateJSON{}
-	return json.Unmarshal(data, e)
 }
 
 // decodeStatusUpdate gives an UpdateTask. The event carries no health, so
 // Task.Health is HealthNone (unknown): the consumer keeps what it knew.
 func decodeStatusUpdate(data []byte, resolve func(string) netip.Addr) ([]discovery.Update, error) {
+	var e statusUpdateScan
+	if !scanStatusUpdate(data, &e) {
+		return decodeStatusUpdateJSON(data, resolve)
+	}
+	if e.taskID == "" || e.appID == "" {
+		return nil, errors.New("missing taskId or appId")
+	}
+	task := discovery.Task{
+		ID:        e.taskID,
+		Host:      e.host,
+		AgentIP:   hostAddr(resolve, e.host),
+		State:     frameworkTaskStateBytes(e.taskStatus),
+		Updated:   parseTimeBytes(e.timestamp),
+		HostPorts: e.hostPorts,
+		IPs:       e.ips,
+	}
+	return []discovery.Update{{Kind: discovery.UpdateTask, AppID: e.appID, TaskID: e.taskID, Task: task}}, nil
+}
+
+// decodeStatusUpdateJSON is decodeStatusUpdate by encoding/json.
+func decodeStatusUpdateJSON(data []byte, resolve func(string) netip.Addr) ([]discovery.Update, error) {
 	var e statusUpdateJSON
-	if err := unmarshalStatusUpdate(data, &e); err != nil {
+	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, err
 	}
 	if e.TaskID == "" || e.AppID == "" {
@@ -222,8 +243,10 @@ func unmarshalInstanceChanged(data []byte, e *instanceChangedJSON) error {
 	if scanInstanceChanged(data, e) {
 		return nil
 	}
-	*e = instanceChangedJSON{}
-	return json.Unmarshal(data, e)
+	var f instanceChangedJSON
+	err := json.Unmarshal(data, &f)
+	*e = f
+	return err
 }
 
 // decodeInstanceChanged gives an UpdateTask removing the instance when its
@@ -283,8 +306,10 @@ func unmarshalInstanceHealth(data []byte, e *instanceHealthJSON, healthy *bool) 
 	if scanInstanceHealth(data, e, healthy) {
 		return nil
 	}
-	*e = instanceHealthJSON{}
-	return json.Unmarshal(data, e)
+	var f instanceHealthJSON
+	err := json.Unmarshal(data, &f)
+	*e = f
+	return err
 }
 
 // decodeInstanceHealth handles instance_health_changed_event: healthy is
@@ -338,8 +363,10 @@ func unmarshalHealthStatus(data []byte, e *healthStatusJSON, alive *bool) error 
 	if scanHealthStatus(data, e, alive) {
 		return nil
 	}
-	*e = healthStatusJSON{}
-	return json.Unmarshal(data, e)
+	var f healthStatusJSON
+	err := json.Unmarshal(data, &f)
+	*e = f
+	return err
 }
 
 // decodeHealthStatus handles health_status_changed_event (Marathon-side

@@ -2,7 +2,11 @@ package marathon
 
 import (
 	"bytes"
+	"net/netip"
+	"time"
 	"unicode/utf8"
+
+	"github.com/vipbridge/vipbridge/discovery"
 )
 
 // eventScanner is the fast path of the hot event decoders
@@ -157,8 +161,25 @@ func (s *eventScanner) integer() (int64, bool) {
 	return n, true
 }
 
-// ints reads an []int field: null sets it to nil.
-func (s *eventScanner) ints(dst *[]int) bool {
+// bytes reads a string field like str, as the bytes of the event.
+func (s *eventScanner) bytes(dst *[]byte) bool {
+	switch s.peek() {
+	case 'n':
+		return s.literal("null")
+	case '"':
+		v, ascii, ok := s.plainString()
+		if !ok || !ascii && !utf8.Valid(v) {
+			return false
+		}
+		*dst = v
+		return true
+	}
+	return false
+}
+
+// hostPorts reads the ports field ([]int for encoding/json) as
+// portNumber of each: null or [] give nil.
+func (s *eventScanner) hostPorts(dst *[]uint16) bool {
 	switch s.peek() {
 	case 'n':
 		*dst = nil
@@ -168,10 +189,10 @@ func (s *eventScanner) ints(dst *[]int) bool {
 	default:
 		return false
 	}
-	out := make([]int, 0, 4)
+	var out []uint16
 	if s.peek() == ']' {
 		s.i++
-		*dst = out
+		*dst = nil
 		return true
 	}
 	for {
@@ -180,7 +201,7 @@ func (s *eventScanner) ints(dst *[]int) bool {
 		if !ok || int64(int(n)) != n {
 			return false
 		}
-		out = append(out, int(n))
+		out = append(out, portNumber(int(n)))
 		switch s.peek() {
 		case ',':
 			s.i++
@@ -194,12 +215,12 @@ func (s *eventScanner) ints(dst *[]int) bool {
 	}
 }
 
-// taskIPFields are the fields of taskIPJSON.
+// taskIPFields are the fields of an element of ipAddresses.
 var taskIPFields = [...]string{"ipAddress"}
 
-// taskIPs reads the ipAddresses field: null sets it to nil; null elements
-// go to encoding/json.
-func (s *eventScanner) taskIPs(dst *[]taskIPJSON) bool {
+// taskIPs reads the ipAddresses field, keeping the addresses parseIP
+// takes: null or [] give nil; null elements go to encoding/json.
+func (s *eventScanner) taskIPs(dst *[]netip.Addr) bool {
 	switch s.peek() {
 	case 'n':
 		*dst = nil
@@ -209,18 +230,20 @@ func (s *eventScanner) taskIPs(dst *[]taskIPJSON) bool {
 	default:
 		return false
 	}
-	out := make([]taskIPJSON, 0, 2)
+	var out []netip.Addr
 	if s.peek() == ']' {
 		s.i++
-		*dst = out
+		*dst = nil
 		return true
 	}
 	for {
-		var ip taskIPJSON
-		if !s.object(taskIPFields[:], func(int) bool { return s.str(&ip.IPAddress) }) {
+		var ip []byte
+		if !s.object(taskIPFields[:], func(int) bool { return s.bytes(&ip) }) {
 			return false
 		}
-		out = append(out, ip)
+		if a, ok := parseIP(string(ip)); ok {
+			out = append(out, a)
+		}
 		switch s.peek() {
 		case ',':
 			s.i++
@@ -465,4 +488,52 @@ func (s *eventScanner) skipNumber() bool {
 	}
 	s.i = j
 	return true
+}
+
+// frameworkTaskStateBytes is FrameworkTaskState of string(s), without
+// copying s for the usual upper-case names.
+func frameworkTaskStateBytes(s []byte) discovery.TaskState {
+	if st, ok := taskStates[string(s)]; ok {
+		return st
+	}
+	return FrameworkTaskState(string(s))
+}
+
+// parseTimeBytes is parseTime(string(b)): Marathon's timestamps
+// ("2006-01-02T15:04:05.000Z", also without the fraction) are read
+// directly, anything else by time.Parse.
+func parseTimeBytes(b []byte) time.Time {
+	if len(b) != len("2006-01-02T15:04:05Z") && len(b) != len("2006-01-02T15:04:05.000Z") ||
+		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return parseTime(string(b))
+	}
+	num := func(i, j int) int {
+		n := 0
+		for _, c := range b[i:j] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
+	nsec := 0
+	if len(b) > 20 {
+		if b[19] != '.' {
+			return parseTime(string(b))
+		}
+		nsec = num(20, 23) * 1e6
+	}
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 || nsec < 0 {
+		return parseTime(string(b))
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+}
+
+// daysIn returns the number of days of month m of year.
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
