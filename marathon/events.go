@@ -113,20 +113,81 @@ func resyncAfter(reason string) eventDecoder {
 // statusUpdateJSON is a status_update_event: a task's new Mesos state with
 // its host ports and IPs.
 type statusUpdateJSON struct {
-	Timestamp   string `json:"timestamp"`
-	TaskID      string `json:"taskId"`
-	TaskStatus  string `json:"taskStatus"`
-	AppID       string `json:"appId"`
-	Host        string `json:"host"`
-	Ports       []int  `json:"ports"`
-	IPAddresses []struct {
-		IPAddress string `json:"ipAddress"`
-	} `json:"ipAddresses"`
+	Timestamp   string       `json:"timestamp"`
+	TaskID      string       `json:"taskId"`
+	TaskStatus  string       `json:"taskStatus"`
+	AppID       string       `json:"appId"`
+	Host        string       `json:"host"`
+	Ports       []int        `json:"ports"`
+	IPAddresses []taskIPJSON `json:"ipAddresses"`
+}
+
+// taskIPJSON is one element of a task's ipAddresses.
+type taskIPJSON struct {
+	IPAddress string `json:"ipAddress"`
+}
+
+// statusUpdateScan is a status_update_event as scanStatusUpdate reads it:
+// fields that are not kept stay bytes of the event, ports and IPs are read
+// into what discovery.Task holds.
+type statusUpdateScan struct {
+	timestamp, taskStatus []byte
+	taskID, appID, host   string
+	hostPorts             []uint16
+	ips                   []netip.Addr
+}
+
+// statusUpdateFields names the fields of a status_update_event in the
+// order scanStatusUpdate reads them.
+var statusUpdateFields = [...]string{"timestamp", "taskId", "taskStatus", "appId", "host", "ports", "ipAddresses"}
+
+// scanStatusUpdate is the fast path of decodeStatusUpdate (see
+// eventScanner); false means: ask encoding/json.
+func scanStatusUpdate(data []byte, e *statusUpdateScan) bool {
+	s := eventScanner{b: data}
+	return s.object(statusUpdateFields[:], func(i int) bool {
+		switch i {
+		case 0:
+			return s.bytes(&e.timestamp)
+		case 1:
+			return s.str(&e.taskID)
+		case 2:
+			return s.bytes(&e.taskStatus)
+		case 3:
+			return s.str(&e.appID)
+		case 4:
+			return s.str(&e.host)
+		case 5:
+			return s.hostPorts(&e.hostPorts)
+		}
+		return s.taskIPs(&e.ips)
+	}) && s.end()
 }
 
 // decodeStatusUpdate gives an UpdateTask. The event carries no health, so
 // Task.Health is HealthNone (unknown): the consumer keeps what it knew.
 func decodeStatusUpdate(data []byte, resolve func(string) netip.Addr) ([]discovery.Update, error) {
+	var e statusUpdateScan
+	if !scanStatusUpdate(data, &e) {
+		return decodeStatusUpdateJSON(data, resolve)
+	}
+	if e.taskID == "" || e.appID == "" {
+		return nil, errors.New("missing taskId or appId")
+	}
+	task := discovery.Task{
+		ID:        e.taskID,
+		Host:      e.host,
+		AgentIP:   hostAddr(resolve, e.host),
+		State:     frameworkTaskStateBytes(e.taskStatus),
+		Updated:   parseTimeBytes(e.timestamp),
+		HostPorts: e.hostPorts,
+		IPs:       e.ips,
+	}
+	return []discovery.Update{{Kind: discovery.UpdateTask, AppID: e.appID, TaskID: e.taskID, Task: task}}, nil
+}
+
+// decodeStatusUpdateJSON is decodeStatusUpdate by encoding/json.
+func decodeStatusUpdateJSON(data []byte, resolve func(string) netip.Addr) ([]discovery.Update, error) {
 	var e statusUpdateJSON
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, err
@@ -158,18 +219,42 @@ var instanceConditions = map[string]bool{
 	"Error": true, "Failed": true, "Finished": true, "Killed": true, "Gone": true, "Dropped": true,
 }
 
+// instanceChangedJSON is an instance_changed_event.
+type instanceChangedJSON struct {
+	Timestamp  string `json:"timestamp"`
+	InstanceID string `json:"instanceId"`
+	RunSpecID  string `json:"runSpecId"`
+	Condition  string `json:"condition"`
+	Host       string `json:"host"`
+}
+
+var instanceChangedFields = [...]string{"timestamp", "instanceId", "runSpecId", "condition", "host"}
+
+// scanInstanceChanged is the fast path of unmarshalInstanceChanged.
+func scanInstanceChanged(data []byte, e *instanceChangedJSON) bool {
+	s := eventScanner{b: data}
+	dst := [...]*string{&e.Timestamp, &e.InstanceID, &e.RunSpecID, &e.Condition, &e.Host}
+	return s.object(instanceChangedFields[:], func(i int) bool { return s.str(dst[i]) }) && s.end()
+}
+
+// unmarshalInstanceChanged is json.Unmarshal(data, e) for a zero *e, most
+// of the time without encoding/json.
+func unmarshalInstanceChanged(data []byte, e *instanceChangedJSON) error {
+	if scanInstanceChanged(data, e) {
+		return nil
+	}
+	var f instanceChangedJSON
+	err := json.Unmarshal(data, &f)
+	*e = f
+	return err
+}
+
 // decodeInstanceChanged gives an UpdateTask removing the instance when its
 // condition is terminal. Other conditions give nothing: the event carries
 // no ports or IPs, and the status_update_event of the same change does.
 func decodeInstanceChanged(data []byte, resolve func(string) netip.Addr) ([]discovery.Update, error) {
-	var e struct {
-		Timestamp  string `json:"timestamp"`
-		InstanceID string `json:"instanceId"`
-		RunSpecID  string `json:"runSpecId"`
-		Condition  string `json:"condition"`
-		Host       string `json:"host"`
-	}
-	if err := json.Unmarshal(data, &e); err != nil {
+	var e instanceChangedJSON
+	if err := unmarshalInstanceChanged(data, &e); err != nil {
 		return nil, err
 	}
 	if e.InstanceID == "" || e.RunSpecID == "" {
@@ -188,16 +273,51 @@ func decodeInstanceChanged(data []byte, resolve func(string) netip.Addr) ([]disc
 	return []discovery.Update{{Kind: discovery.UpdateTask, AppID: e.RunSpecID, TaskID: e.InstanceID, Task: task}}, nil
 }
 
+// instanceHealthJSON is an instance_health_changed_event.
+type instanceHealthJSON struct {
+	InstanceID string `json:"instanceId"`
+	RunSpecID  string `json:"runSpecId"`
+	Healthy    *bool  `json:"healthy"`
+	Timestamp  string `json:"timestamp"`
+}
+
+var instanceHealthFields = [...]string{"instanceId", "runSpecId", "healthy", "timestamp"}
+
+// scanInstanceHealth is the fast path of unmarshalInstanceHealth; it
+// points e.Healthy at healthy.
+func scanInstanceHealth(data []byte, e *instanceHealthJSON, healthy *bool) bool {
+	s := eventScanner{b: data}
+	return s.object(instanceHealthFields[:], func(i int) bool {
+		switch i {
+		case 0:
+			return s.str(&e.InstanceID)
+		case 1:
+			return s.str(&e.RunSpecID)
+		case 2:
+			return s.boolPtr(&e.Healthy, healthy)
+		}
+		return s.str(&e.Timestamp)
+	}) && s.end()
+}
+
+// unmarshalInstanceHealth is json.Unmarshal(data, e) for a zero *e, most
+// of the time without encoding/json; e.Healthy may point at healthy.
+func unmarshalInstanceHealth(data []byte, e *instanceHealthJSON, healthy *bool) error {
+	if scanInstanceHealth(data, e, healthy) {
+		return nil
+	}
+	var f instanceHealthJSON
+	err := json.Unmarshal(data, &f)
+	*e = f
+	return err
+}
+
 // decodeInstanceHealth handles instance_health_changed_event: healthy is
 // true, false or null (unknown).
 func decodeInstanceHealth(data []byte, _ func(string) netip.Addr) ([]discovery.Update, error) {
-	var e struct {
-		InstanceID string `json:"instanceId"`
-		RunSpecID  string `json:"runSpecId"`
-		Healthy    *bool  `json:"healthy"`
-		Timestamp  string `json:"timestamp"`
-	}
-	if err := json.Unmarshal(data, &e); err != nil {
+	var e instanceHealthJSON
+	var healthy bool
+	if err := unmarshalInstanceHealth(data, &e, &healthy); err != nil {
 		return nil, err
 	}
 	if e.InstanceID == "" {
@@ -207,17 +327,54 @@ func decodeInstanceHealth(data []byte, _ func(string) netip.Addr) ([]discovery.U
 		Task: discovery.Task{Updated: parseTime(e.Timestamp)}}}, nil
 }
 
+// healthStatusJSON is a health_status_changed_event.
+type healthStatusJSON struct {
+	AppID      string `json:"appId"`
+	InstanceID string `json:"instanceId"`
+	TaskID     string `json:"taskId"`
+	Alive      *bool  `json:"alive"`
+	Timestamp  string `json:"timestamp"`
+}
+
+var healthStatusFields = [...]string{"appId", "instanceId", "taskId", "alive", "timestamp"}
+
+// scanHealthStatus is the fast path of unmarshalHealthStatus; it points
+// e.Alive at alive.
+func scanHealthStatus(data []byte, e *healthStatusJSON, alive *bool) bool {
+	s := eventScanner{b: data}
+	return s.object(healthStatusFields[:], func(i int) bool {
+		switch i {
+		case 0:
+			return s.str(&e.AppID)
+		case 1:
+			return s.str(&e.InstanceID)
+		case 2:
+			return s.str(&e.TaskID)
+		case 3:
+			return s.boolPtr(&e.Alive, alive)
+		}
+		return s.str(&e.Timestamp)
+	}) && s.end()
+}
+
+// unmarshalHealthStatus is json.Unmarshal(data, e) for a zero *e, most of
+// the time without encoding/json; e.Alive may point at alive.
+func unmarshalHealthStatus(data []byte, e *healthStatusJSON, alive *bool) error {
+	if scanHealthStatus(data, e, alive) {
+		return nil
+	}
+	var f healthStatusJSON
+	err := json.Unmarshal(data, &f)
+	*e = f
+	return err
+}
+
 // decodeHealthStatus handles health_status_changed_event (Marathon-side
 // health checks): instanceId since 1.4, taskId before.
 func decodeHealthStatus(data []byte, _ func(string) netip.Addr) ([]discovery.Update, error) {
-	var e struct {
-		AppID      string `json:"appId"`
-		InstanceID string `json:"instanceId"`
-		TaskID     string `json:"taskId"`
-		Alive      *bool  `json:"alive"`
-		Timestamp  string `json:"timestamp"`
-	}
-	if err := json.Unmarshal(data, &e); err != nil {
+	var e healthStatusJSON
+	var alive bool
+	if err := unmarshalHealthStatus(data, &e, &alive); err != nil {
 		return nil, err
 	}
 	id := e.InstanceID
