@@ -139,6 +139,7 @@ func (s *Server) DeleteApp(id string) error {
 		s.kill(a, a.tasks[len(a.tasks)-1], true, now)
 	}
 	delete(s.c.apps, id)
+	s.c.sorted = nil
 	s.publish(appTerminatedEvent(id, now))
 	return nil
 }
