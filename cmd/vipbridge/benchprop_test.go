@@ -51,7 +51,7 @@ func TestBenchPropagation(t *testing.T) {
 			sizes = append(sizes, n)
 		}
 	}
-	samples := 200
+	samples := 500
 	if s := os.Getenv("VIPBRIDGE_BENCH_SAMPLES"); s != "" {
 		samples, _ = strconv.Atoi(s)
 	}
