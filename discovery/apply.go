@@ -213,7 +213,9 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 		return true
 	}
 	tasks := make([]Task, 0, len(a.Tasks)+1)
-	found, restated := false, false
+	// restated: every task the update matches only moves on in time (an
+	// instance id matches each task of the instance).
+	found, restated := false, true
 	for _, t := range a.Tasks {
 		if !taskMatches(t, nt.ID) {
 			tasks = append(tasks, t)
@@ -226,9 +228,10 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 		}
 		if nt.State != TaskTerminal {
 			merged := mergeTask(t, nt)
-			restated = sameButUpdated(t, merged)
+			restated = restated && sameButUpdated(t, merged)
 			tasks = append(tasks, merged)
 		} else {
+			restated = false
 			m.bury(t.ID, nt.Updated, now)
 		}
 	}
@@ -247,13 +250,14 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 	}
 	a.Tasks = tasks
 	m.apps[a.ID] = a
-	if !restated {
+	if !found || !restated {
 		m.mark(a.ID)
 	}
 	return false
 }
 
-// sameButUpdated reports whether a and b differ in Updated at most. An
+// sameButUpdated reports whether a and b differ in Updated at most: it
+// compares every field mergeTask may write but Updated. An
 // update that only restates a task (Marathon's periodic task
 // reconciliation restates every running task) moves the task's time on,
 // for ordering later events, but changes no backend: it is neither built

@@ -180,8 +180,24 @@ func TestApplyRestatedTask(t *testing.T) {
 			}
 		})
 	}
-	// The restated time orders later events: an older one is late.
+	// An instance id matches every task of the instance: one that changes
+	// marks the app though another is only restated (found in review).
 	m := newSourceModel([]App{webApp("/web", false)})
+	starting, running := at(0, TaskStarting, HealthNone), at(0, TaskRunning, HealthNone)
+	starting.Task.ID, running.Task.ID = "inst1.a", "inst1.b"
+	m.apply(starting, t0)
+	m.apply(running, t0)
+	clear(m.changed)
+	clear(m.dirty)
+	inst := at(time.Second, TaskRunning, HealthNone)
+	inst.Task.ID = "inst1"
+	m.apply(inst, t0)
+	if _, ok := m.changed["/web"]; !ok {
+		t.Errorf("an instance update that starts one of its tasks left the app unmarked: %+v", m.apps["/web"].Tasks)
+	}
+
+	// The restated time orders later events: an older one is late.
+	m = newSourceModel([]App{webApp("/web", false)})
 	m.apply(at(0, TaskRunning, HealthNone), t0)
 	m.apply(at(2*time.Second, TaskRunning, HealthNone), t0)
 	m.apply(at(time.Second, TaskKilling, HealthNone), t0)
