@@ -523,8 +523,10 @@ func (r *Reconciler) allApps() []App {
 //
 // The build is incremental (incBuilder): when the published Table's VIPs are
 // the builder's previous result, only the names of the VIPs that changed
-// are re-announced or withdrawn, so the cost of an update does not grow
-// with the number of VIPs beyond copying the VIP slice and the names index.
+// are re-announced or withdrawn, and the new Table shares every chunk of
+// VIPs and every shard of the names index the change did not touch
+// (VIPList, cowmap), so the cost of an update does not grow with the
+// number of VIPs.
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	now := r.now()
 	var expired []string

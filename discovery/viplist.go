@@ -22,9 +22,10 @@ type vipChunk struct {
 	backends int // backends of this chunk's VIPs
 }
 
-// chunkSize is the chunk size a list aims at; an edited chunk is split when
-// it grows past twice that and joined to its neighbour when it shrinks
-// below a quarter.
+// chunkSize is the chunk size a list aims at: an edited chunk is split
+// when it grows past twice that, and one that shrinks below a quarter of it
+// is joined to the chunk before it when the two fit in twice the size.
+// Chunks no edit touches keep their size, so a list may hold small chunks.
 const chunkSize = 64
 
 // NewVIPList returns the list of vips, which must be sorted by Key and are

@@ -388,12 +388,11 @@ func BenchmarkBuildFast(b *testing.B) {
 }
 
 // BenchmarkBuildFastIncremental packs the replies of a table of 10,000
-// names from those of the previous table, which differs in one name; the
-// empty non-terminals, which each table builds once, are counted too.
-// BenchmarkBuildFastIncremental packs a table from one built apart from
-// it (Build twice): the worst case, every name compared, non-terminals
-// recomputed. The daemon's tables share their index (see
-// cmd/vipbridge BenchmarkEventToDNS and make bench-propagation).
+// names from those of a table that differs in one name but was built
+// apart from it (Build twice): the worst case, every name compared and
+// the non-terminals counted again. The daemon's consecutive tables share
+// their index and cost the changed names (cmd/vipbridge
+// BenchmarkEventToDNS, make bench-propagation).
 func BenchmarkBuildFastIncremental(b *testing.B) {
 	const n = 10000
 	var apps []discovery.App

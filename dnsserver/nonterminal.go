@@ -53,7 +53,7 @@ func (n *nonTerminals) advance(t *discovery.Table) *nonTerminals {
 	if n != nil {
 		prev, e = n.table, n.names.Edit()
 	} else {
-		e = cowmap.Map[int]{}.EditSized(2 * t.Names())
+		e = cowmap.Map[int]{}.Edit() // a handful: "<framework>", "_tcp.<framework>", …
 	}
 	add := func(rest string) { c, _ := e.Get(rest); e.Set(rest, c+1) }
 	drop := func(rest string) {

@@ -386,8 +386,9 @@ func (c *limitConn) Close() error {
 // its own, without a bound: fastConn.admit counts each in udpAlive and
 // refuses datagrams beyond cap(inflight), and the three ways such a
 // goroutine ends count it out, once: the handler returns (udpHandler), the
-// query is refused before it (acceptUDP), or it does not parse
-// (invalidUDP; miekg/dns then calls neither of the others).
+// query is refused before it (acceptUDP, for anything but MsgAccept), or it
+// does not parse (invalidUDP: after acceptUDP accepted it, or before
+// acceptUDP is asked; the handler is not called either way).
 
 // udpHandler is the Server's handler for UDP.
 type udpHandler struct{ s *Server }

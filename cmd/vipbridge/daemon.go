@@ -40,14 +40,14 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// runDaemon runs every part of vipbridge until ctx ends or one part fails.
-// ready, if not nil, receives the listening addresses once.
 // streamWait is how long the first snapshots wait for Marathon's event
 // stream to connect (discovery.Config.StreamWait): on a healthy cluster
 // it connects in milliseconds; with Marathon down, the stored state is
 // served meanwhile.
 const streamWait = 2 * time.Second
 
+// runDaemon runs every part of vipbridge until ctx ends or one part fails.
+// ready, if not nil, receives the listening addresses once.
 func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- listening) error {
 	log := newLogger(cfg, logw)
 	reg := prometheus.NewRegistry()
