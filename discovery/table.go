@@ -147,9 +147,11 @@ func (t *Table) NameEntries() iter.Seq2[string, *NameEntry] {
 // Tables prev and next (nil entry: not served). Consecutive Tables share
 // most of their names index, and the parts they share are skipped, so the
 // cost is that of the change rather than of the number of names; two
-// unrelated Tables are compared name by name. An entry that was recomputed
-// may be reported though its records are equal.
-func ChangedNames(prev, next *Table, fn func(name string, old, new *NameEntry)) {
+// unrelated Tables, or two between which the index was resized (it grew or
+// shrank fourfold: rare, see cowmap), are compared name by name and every
+// name is reported. An entry that was recomputed may be reported though
+// its records are equal.
+func ChangedNames(prev, next *Table, fn func(name string, old, cur *NameEntry)) {
 	var a, b cowmap.Map[*NameEntry]
 	if prev != nil {
 		a = prev.names

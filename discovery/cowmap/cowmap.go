@@ -202,7 +202,8 @@ func (e *Editor[V]) Map() Map[V] {
 // Diff calls fn for every key whose value differs between a and b: in one
 // only, or in both with same reporting false. Shards the two versions
 // share are skipped, so comparing a version with its editor's result costs
-// the shards that editor changed.
+// the shards that editor changed. Versions with different directories (an
+// edit resized the map, or they were made apart) are compared key by key.
 func Diff[V any](a, b Map[V], same func(x, y V) bool, fn func(k string, x V, inA bool, y V, inB bool)) {
 	if a.dir != nil && b.dir != nil && a.dir.seed == b.dir.seed && len(a.dir.shards) == len(b.dir.shards) {
 		for i, sa := range a.dir.shards {
