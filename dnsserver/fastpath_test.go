@@ -2,12 +2,15 @@ package dnsserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -444,60 +447,179 @@ func FuzzFastPath(f *testing.F) {
 	})
 }
 
-// TestBuildFastIncrementalMatchesFresh builds a random sequence of tables
-// whose names nest (a served name may be another's empty non-terminal,
-// and become one when it goes) and checks that packing each from the
-// previous one's replies gives what packing it from nothing gives: the
-// same wire names with the same replies, the same non-terminals.
+// TestBuildFastIncrementalMatchesFresh packs a sequence of tables whose
+// names nest (a served name may be another's empty non-terminal, and
+// become one when it goes), each from the previous one's replies, and
+// checks that this gives what packing it from nothing gives: the same wire
+// names with the same replies, the same non-terminals. The tables come
+// from a real Reconciler, so that consecutive ones share most of their
+// index as in the daemon (the incremental path), and from Build, so that
+// none share anything (every name compared).
 func TestBuildFastIncrementalMatchesFresh(t *testing.T) {
 	pool := []string{"b", "a.b", "x.a.b", "y.a.b", "c", "a.c", "marathon", "tcp.b"}
 	rng := rand.New(rand.NewPCG(3, 5))
-	alloc := discovery.NewAllocator(discovery.AllocConfig{}, nil)
-	var prev *fastTable
-	var s *Server
-	tabs := newTables(nil)
-	for step := range 200 {
-		var apps []discovery.App
-		for i, name := range pool {
-			if rng.IntN(3) == 0 {
-				continue
-			}
-			app := discovery.App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon"}
-			protos := []discovery.Protocol{discovery.TCP}
-			if rng.IntN(2) == 0 {
-				protos = append(protos, discovery.UDP)
-			}
-			app.Ports = []discovery.Port{vipPort(0, fmt.Sprintf("/%s:%d", name, 80+rng.IntN(2)), protos...)}
-			app.Tasks = []discovery.Task{task(app.ID+".1", fmt.Sprintf("10.0.0.%d", 1+rng.IntN(3)), 31000)}
-			apps = append(apps, app)
+	app := func(i int) discovery.App {
+		a := discovery.App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon"}
+		protos := []discovery.Protocol{discovery.TCP}
+		if rng.IntN(2) == 0 {
+			protos = append(protos, discovery.UDP)
 		}
-		cur := discovery.Build(apps, alloc, time.Unix(1700000000, 0))
-		cur.Generation = uint64(step + 1)
-		tabs.p.Store(cur)
-		if s == nil {
-			var err error
-			if s, err = New(Config{Tables: tabs}); err != nil {
+		a.Ports = []discovery.Port{vipPort(0, fmt.Sprintf("/%s:%d", pool[i], 80+rng.IntN(2)), protos...)}
+		a.Tasks = []discovery.Task{task(a.ID+".1", fmt.Sprintf("10.0.0.%d", 1+rng.IntN(3)), 31000)}
+		return a
+	}
+	// Each step changes one or two apps of the pool (added, changed or
+	// gone) and the port of /tick, so that every step makes a new table.
+	present := map[int]discovery.App{}
+	var steps [][]discovery.App
+	for step := range 150 {
+		for range 1 + rng.IntN(2) {
+			if i := rng.IntN(len(pool)); rng.IntN(3) == 0 {
+				delete(present, i)
+			} else {
+				present[i] = app(i)
+			}
+		}
+		tick := discovery.App{ID: "/tick", Framework: "marathon",
+			Ports: []discovery.Port{vipPort(0, fmt.Sprintf("/tick:%d", 1000+step), discovery.TCP)},
+			Tasks: []discovery.Task{task("tick.1", "10.0.0.9", 31000)}}
+		apps := []discovery.App{tick}
+		for _, a := range present {
+			apps = append(apps, a)
+		}
+		steps = append(steps, apps)
+	}
+	for _, tc := range []struct {
+		name   string
+		tables []*discovery.Table
+	}{
+		{name: "reconciled", tables: reconciledTables(t, steps)},
+		{name: "built apart", tables: builtTables(steps)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tabs := newTables(nil)
+			s, err := New(Config{Tables: tabs})
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		inc := s.buildFast(prev, cur)
-		fresh := (&Server{ttl: s.ttl, tables: tabs, log: s.log, metrics: s.metrics}).buildFast(nil, cur)
-		if a, b := maps.Collect(inc.ents.names.All()), maps.Collect(fresh.ents.names.All()); !maps.Equal(a, b) {
-			t.Fatalf("step %d: non-terminals %v, fresh %v", step, a, b)
-		}
-		if inc.names.Len() != fresh.names.Len() {
-			t.Fatalf("step %d: %d wire names, fresh %d", step, inc.names.Len(), fresh.names.Len())
-		}
-		for w, fn := range fresh.names.All() {
-			in, ok := inc.names.Get(w)
-			if !ok {
-				t.Fatalf("step %d: %q missing", step, w)
+			var prev *fastTable
+			reported, names := 0, 0
+			for step, cur := range tc.tables {
+				tabs.p.Store(cur)
+				if prev != nil {
+					discovery.ChangedNames(prev.table, cur, func(string, *discovery.NameEntry, *discovery.NameEntry) { reported++ })
+					names += cur.Names()
+				}
+				inc := s.buildFast(prev, cur)
+				fresh := (&Server{ttl: s.ttl, tables: tabs, log: s.log, metrics: s.metrics}).buildFast(nil, cur)
+				if a, b := maps.Collect(inc.ents.names.All()), maps.Collect(fresh.ents.names.All()); !maps.Equal(a, b) {
+					t.Fatalf("table %d: non-terminals %v, fresh %v", step, a, b)
+				}
+				if inc.names.Len() != fresh.names.Len() {
+					t.Fatalf("table %d: %d wire names, fresh %d", step, inc.names.Len(), fresh.names.Len())
+				}
+				for w, fn := range fresh.names.All() {
+					in, ok := inc.names.Get(w)
+					if !ok {
+						t.Fatalf("table %d: %q missing", step, w)
+					}
+					if (in == noReplies) != (fn == noReplies) || !sameFastName(in, fn) {
+						t.Fatalf("table %d: %q has other replies than fresh", step, w)
+					}
+				}
+				prev = inc
 			}
-			if (in == noReplies) != (fn == noReplies) || !sameFastName(in, fn) {
-				t.Fatalf("step %d: %q has other replies than fresh", step, w)
+			t.Logf("%d tables; %d of %d names reported changed between consecutive ones", len(tc.tables), reported, names)
+			if tc.name == "reconciled" && 2*reported > names {
+				t.Errorf("consecutive reconciled tables reported %d of %d names changed: their index is not shared", reported, names)
+			}
+		})
+	}
+}
+
+// builtTables builds each step's table with Build (one allocator).
+func builtTables(steps [][]discovery.App) []*discovery.Table {
+	alloc := discovery.NewAllocator(discovery.AllocConfig{}, nil)
+	var out []*discovery.Table
+	for i, apps := range steps {
+		tb := discovery.Build(slices.Clone(apps), alloc, time.Unix(1700000000, 0))
+		tb.Generation = uint64(i + 1)
+		out = append(out, tb)
+	}
+	return out
+}
+
+// reconciledTables feeds each step's apps to a Reconciler as a snapshot of
+// its only source and returns every table its dataplane got, in order,
+// until one per step came.
+func reconciledTables(t *testing.T, steps [][]discovery.App) []*discovery.Table {
+	t.Helper()
+	src := &stepSource{apps: steps[0]}
+	dp := appliedTables(make(chan *discovery.Table))
+	r, err := discovery.NewReconciler(discovery.Config{
+		Sources:   []discovery.SourceConfig{{Name: "marathon", Source: src, Interval: time.Hour}},
+		Dataplane: dp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	var out []*discovery.Table
+	for i, apps := range steps {
+		if i > 0 {
+			src.set(apps)
+			r.Resync("marathon")
+		}
+		tick := fmt.Sprintf("tick.marathon:%d", 1000+i)
+		for {
+			var tb *discovery.Table
+			select {
+			case tb = <-dp:
+			case <-time.After(30 * time.Second): // bounds a failing test only
+				t.Fatalf("step %d: no table with %s", i, tick)
+			}
+			out = append(out, tb)
+			if strings.Contains(tb.String(), "tcp "+tick+" ") {
+				break
 			}
 		}
-		prev = inc
+	}
+	return out
+}
+
+// stepSource is a discovery.Source whose snapshot the test sets.
+type stepSource struct {
+	mu   sync.Mutex
+	apps []discovery.App
+}
+
+func (s *stepSource) Snapshot(context.Context) (discovery.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return discovery.State{Apps: slices.Clone(s.apps)}, nil
+}
+
+func (s *stepSource) set(apps []discovery.App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps = apps
+}
+
+// appliedTables is a discovery.Dataplane that hands every table to the test.
+type appliedTables chan *discovery.Table
+
+func (a appliedTables) Apply(ctx context.Context, t *discovery.Table) error {
+	select {
+	case a <- t:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
