@@ -19,7 +19,7 @@ func NewTable(vips []VIP, errs []LabelError, announce func(*VIP) bool) *Table {
 	if !slices.IsSortedFunc(vips, compareVIP) {
 		slices.SortFunc(vips, compareVIP)
 	}
-	l := NewVIPList(vips)
+	l := newVIPList(vips)
 	return &Table{VIPs: l, Errors: errs, names: index(l, announce)}
 }
 

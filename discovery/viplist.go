@@ -28,9 +28,9 @@ type vipChunk struct {
 // Chunks no edit touches keep their size, so a list may hold small chunks.
 const chunkSize = 64
 
-// NewVIPList returns the list of vips, which must be sorted by Key and are
+// newVIPList returns the list of vips, which must be sorted by Key and are
 // not copied: the caller must not change them afterwards.
-func NewVIPList(vips []VIP) VIPList {
+func newVIPList(vips []VIP) VIPList {
 	var l VIPList
 	for i := 0; i < len(vips); i += chunkSize {
 		l.chunks = appendChunk(l.chunks, vips[i:min(i+chunkSize, len(vips)):min(i+chunkSize, len(vips))])

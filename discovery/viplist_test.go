@@ -115,8 +115,8 @@ func checkList(t *testing.T, what string, l VIPList, model []VIP) {
 	if got := l.Slice(); !slices.EqualFunc(got, model, sameVIP) {
 		t.Fatalf("%s: Slice differs from the model", what)
 	}
-	if !l.equal(NewVIPList(model)) {
-		t.Fatalf("%s: not equal to NewVIPList(model)", what)
+	if !l.equal(newVIPList(model)) {
+		t.Fatalf("%s: not equal to newVIPList(model)", what)
 	}
 	backends, end := 0, 0
 	for i, c := range l.chunks {
@@ -162,7 +162,7 @@ func BenchmarkVIPListEditOneOf10k(b *testing.B) {
 	for i := range vips {
 		vips[i] = VIP{Key: VIPKey{Name: fmt.Sprintf("app%05d.marathon", i), Port: 80}, Backends: make([]Backend, 3)}
 	}
-	l := NewVIPList(vips)
+	l := newVIPList(vips)
 	k := []VIPKey{vips[4242].Key}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
