@@ -98,7 +98,7 @@ func scenario(n int) *marathontest.Scenario {
 }
 
 type serveOpts struct {
-	apps, tasks           int
+	apps, tasks          int
 	probe, control, urls string
 }
 
