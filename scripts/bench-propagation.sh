@@ -1,8 +1,10 @@
 #!/bin/sh
 # bench-propagation: event → dataplane-applied and event → DNS-visible with
 # 100 and 10,000 named VIPs in place, steady and burst status updates over
-# real SSE on loopback into the in-process daemon (--lb none). Bounded by
-# the go test timeout; prints one summary table. Figures, not assertions.
+# real SSE on loopback into the in-process daemon (--lb none). The simulated
+# Marathon runs in its own process (scripts/benchzone serve -control, built
+# and ended by the test), as real Marathon does. Bounded by the go test
+# timeout; prints one summary table. Figures, not assertions.
 set -eu
 cd "$(dirname "$0")/.."
 out=$(mktemp)

@@ -1,27 +1,33 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/vipbridge/vipbridge/lb"
-	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
 // TestBenchPropagation is `make bench-propagation` (scripts/bench-propagation.sh),
-// skipped unless VIPBRIDGE_BENCH_PROPAGATION=1: the simulator (real SSE over
-// loopback) feeds the in-process daemon (--lb none) with VIPS named VIPs in
-// place (VIPBRIDGE_BENCH_VIPS, comma separated; default 100,10000), and
+// skipped unless VIPBRIDGE_BENCH_PROPAGATION=1: the simulator, in its own
+// process as real Marathon is (scripts/benchzone serve, driven through its
+// loopback control API), feeds the in-process daemon (--lb none) over real
+// SSE on loopback with VIPS named VIPs in place (VIPBRIDGE_BENCH_VIPS, comma separated; default 100,10000), and
 // the task of a probe app /probe is started and killed in turn
 // (marathontest FlipTask): status_update_events only (TASK_STAGING +
 // TASK_RUNNING adds the name, TASK_KILLED removes it), no deployment events,
@@ -35,7 +41,9 @@ import (
 // dataplane's Apply of the table holding the change) and event →
 // DNS-visible (the table publish; DNS reads the published table atomically)
 // p50/p99/max. The clock starts just before the flip's events are written
-// to the stream. Figures are printed, never asserted.
+// to the stream: the simulator reads the wall clock there and the test
+// subtracts it from its own (both processes share the machine's wall
+// clock). Figures are printed, never asserted.
 func TestBenchPropagation(t *testing.T) {
 	if os.Getenv("VIPBRIDGE_BENCH_PROPAGATION") != "1" {
 		t.Skip("set VIPBRIDGE_BENCH_PROPAGATION=1 (make bench-propagation)")
@@ -55,10 +63,11 @@ func TestBenchPropagation(t *testing.T) {
 	if s := os.Getenv("VIPBRIDGE_BENCH_SAMPLES"); s != "" {
 		samples, _ = strconv.Atoi(s)
 	}
+	benchzone := buildBenchzone(t)
 	var lines []string
 	p99 := map[string]map[int]time.Duration{} // phase → VIPs → event→DNS p99
 	for _, n := range sizes {
-		l, p := benchPropagation(t, n, samples)
+		l, p := benchPropagation(t, benchzone, n, samples)
 		lines = append(lines, l...)
 		for phase, d := range p {
 			if p99[phase] == nil {
@@ -86,19 +95,11 @@ func TestBenchPropagation(t *testing.T) {
 	}
 }
 
-func benchPropagation(t *testing.T, nVIPs, samples int) ([]string, map[string]time.Duration) {
-	sc := marathontest.SizedScenario(nVIPs, 1)
-	sim, err := marathontest.Start(sc, marathontest.WithMaxOutstanding(1<<16))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	if err := sim.AddApp(marathontest.AppSpec{ID: "/probe", Instances: 0,
-		Ports: []marathontest.PortSpec{{Labels: map[string]string{"VIP_0": "/probe:80"}}}}); err != nil {
-		t.Fatal(err)
-	}
+func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]string, map[string]time.Duration) {
+	sim := startBenchSim(t, benchzone, nVIPs)
+	defer sim.stop(t)
 	cfg, err := parseConfig("run", []string{
-		"--marathon", sim.URL(), "--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0",
+		"--marathon", sim.marathon, "--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0", "--log-level", "warn", "--lb", "none",
 	}, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
@@ -138,28 +139,63 @@ func benchPropagation(t *testing.T, nVIPs, samples int) ([]string, map[string]ti
 		}
 	}
 
+	// flip asks the simulator to flip the probe and, meanwhile, watches the
+	// published table: the change may well be published before the
+	// control answer (which carries t0) arrives.
 	flip := func(up bool) (apply, visible time.Duration) {
-		t0 := time.Now()
-		if now, err := sim.FlipTask("/probe"); err != nil || now != up {
-			t.Fatalf("FlipTask(/probe) = %v, %v; want %v", now, err, up)
+		type flipped struct {
+			running bool
+			t0      time.Time
+			err     error
 		}
-		for {
+		answered := make(chan flipped, 1)
+		go func() {
+			var a struct {
+				Running bool
+				T0      int64
+			}
+			err := sim.post("/flip?app=/probe", &a)
+			// Wall clock only (no monotonic reading): Sub below compares
+			// it with this process's wall clock, the same clock.
+			answered <- flipped{a.Running, time.Unix(0, a.T0), err}
+		}()
+		var (
+			ans     *flipped
+			seen    time.Time // when this process saw the change published
+			applied time.Time // the none dataplane's Apply of that table; zero if a later one came first
+		)
+		for seen.IsZero() {
 			tab := rec.Table()
 			if _, err := tab.Lookup("probe.marathon"); (err == nil) == up {
-				visible = time.Since(t0)
+				seen = time.Now()
 				if at, when := none.LastApplied(); at != nil && at.Generation == tab.Generation {
-					apply = when.Sub(t0)
-				} else {
-					apply = -1 // a later table was applied meanwhile: no sample
+					applied = when
 				}
-				return apply, visible
+				break
 			}
 			select {
 			case <-changed:
+			case a := <-answered:
+				ans, answered = &a, nil
+				if a.err != nil || a.running != up {
+					t.Fatalf("flip /probe: running=%v, %v; want %v", a.running, a.err, up)
+				}
 			case <-time.After(eventually):
 				t.Fatalf("probe.marathon visible=%v never became %v", !up, up)
 			}
 		}
+		if ans == nil {
+			a := <-answered
+			if a.err != nil || a.running != up {
+				t.Fatalf("flip /probe: running=%v, %v; want %v", a.running, a.err, up)
+			}
+			ans = &a
+		}
+		apply = -1 // a later table was applied meanwhile: no sample
+		if !applied.IsZero() {
+			apply = applied.Sub(ans.t0)
+		}
+		return apply, seen.Sub(ans.t0)
 	}
 	var out []string
 	p99 := map[string]time.Duration{}
@@ -178,20 +214,24 @@ func benchPropagation(t *testing.T, nVIPs, samples int) ([]string, map[string]ti
 	}
 
 	// steady: background status updates at 1,000/s.
-	bctx, bcancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	sent := 0
-	wg.Go(func() { sent = sim.EmitSteady(bctx, 1000) })
+	if err := sim.post("/steady/start?rate=1000", nil); err != nil {
+		t.Fatal(err)
+	}
 	run("steady", func() { time.Sleep(10 * time.Millisecond) })
-	bcancel()
-	wg.Wait()
-	if sent == 0 {
+	var steady struct{ Sent int }
+	if err := sim.post("/steady/stop", &steady); err != nil {
+		t.Fatal(err)
+	}
+	if steady.Sent == 0 {
 		t.Error("no background status updates were sent")
 	}
-	// burst: 1,000 status updates, then the flip right behind them.
+	// burst: 1,000 status updates, then the flip right behind them. The
+	// answer comes once all of them are queued to the stream.
 	run("burst", func() {
 		time.Sleep(10 * time.Millisecond)
-		sim.EmitStatus(1000)
+		if err := sim.post("/status?n=1000", nil); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	// One real DNS answer, to show the published table is what DNS serves.
@@ -202,6 +242,117 @@ func benchPropagation(t *testing.T, nVIPs, samples int) ([]string, map[string]ti
 		t.Errorf("DNS check of loadapp00000.marathon: %v %v", r, err)
 	}
 	return out, p99
+}
+
+// buildBenchzone builds scripts/benchzone, the simulator's process.
+func buildBenchzone(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "benchzone")
+	// go test puts its own GOROOT/bin first in PATH.
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/vipbridge/vipbridge/scripts/benchzone")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build benchzone: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// benchSim is the simulator (marathontest) in its own process, as real
+// Marathon is: its load generation (rendering, SSE writes, 1,000 updates/s
+// and bursts) no longer shares the daemon's heap and GC. It is driven
+// through benchzone's loopback control API.
+type benchSim struct {
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed once cmd.Wait returned
+	waitErr  error
+	stderr   bytes.Buffer // read only after exited
+	marathon string
+	control  string
+	client   *http.Client
+}
+
+// startBenchSim starts `benchzone serve` with the cluster the bench always
+// used: marathontest.SizedScenario(nVIPs, 1) and an app /probe with no
+// task and VIP_0=/probe:80.
+func startBenchSim(t *testing.T, bin string, nVIPs int) *benchSim {
+	urls := filepath.Join(t.TempDir(), "urls")
+	p := &benchSim{exited: make(chan struct{}), client: &http.Client{Timeout: time.Minute}}
+	p.cmd = exec.Command(bin, "serve", "-apps", strconv.Itoa(nVIPs), "-tasks", "1",
+		"-probe", "/probe", "-control", "127.0.0.1:0", "-urls", urls)
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start benchzone: %v", err)
+	}
+	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		body, err := os.ReadFile(urls) // written whole (rename)
+		if err == nil {
+			for _, l := range strings.Split(string(body), "\n") {
+				switch k, v, _ := strings.Cut(l, "="); k {
+				case "MARATHON":
+					p.marathon = v
+				case "CONTROL":
+					p.control = v
+				}
+			}
+			break
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("benchzone (pid %d) exited before serving: %v\n%s", p.cmd.Process.Pid, p.waitErr, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop(t)
+			t.Fatalf("benchzone (pid %d) wrote no %s", p.cmd.Process.Pid, urls)
+		}
+	}
+	if p.marathon == "" || p.control == "" {
+		p.stop(t)
+		t.Fatalf("benchzone URLs file lacks MARATHON or CONTROL")
+	}
+	return p
+}
+
+// stop ends the simulator by its PID: SIGTERM, then SIGKILL if it has not
+// exited within 10 s, and reports an unclean exit.
+func (p *benchSim) stop(t *testing.T) {
+	pid := p.cmd.Process.Pid
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("benchzone (pid %d): SIGTERM: %v", pid, err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Errorf("benchzone (pid %d) ignored SIGTERM for 10s; killing it", pid)
+		p.cmd.Process.Kill() //nolint:errcheck // it may have exited meanwhile
+		<-p.exited
+	}
+	if p.waitErr != nil {
+		t.Errorf("benchzone (pid %d): %v\n%s", pid, p.waitErr, p.stderr.String())
+	}
+}
+
+// post calls the control API and decodes its JSON answer into v (if not nil).
+func (p *benchSim) post(path string, v any) error {
+	resp, err := p.client.Post(p.control+path, "", nil)
+	if err != nil {
+		return fmt.Errorf("benchzone control %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("benchzone control %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("benchzone control %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("benchzone control %s: %w", path, err)
+	}
+	return nil
 }
 
 // pct formats p50/p99/max of d.

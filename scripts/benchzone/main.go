@@ -1,11 +1,17 @@
-// Command benchzone is the helper of scripts/bench-dns.sh. It has two
-// modes:
+// Command benchzone is the helper of scripts/bench-dns.sh and of
+// TestBenchPropagation (scripts/bench-propagation.sh). It has two modes:
 //
 //	benchzone serve -apps 10000 -urls FILE
 //	    runs the simulated Marathon + Mesos (marathontest) with that many
 //	    apps, one task and one named VIP each (/appNNNNN:80), writes
 //	    "MARATHON=<url>\nMESOS=<url>\n" to FILE once it serves, and stops on
 //	    SIGINT/SIGTERM;
+//	benchzone serve -apps 10000 -tasks 1 -probe /probe -control 127.0.0.1:0 -urls FILE
+//	    the same with marathontest.SizedScenario(apps, tasks) instead
+//	    (/load/appNNNNN), an app -probe with no task and one named VIP
+//	    (<probe>:80), and a loopback HTTP control API (control.go) whose
+//	    URL is written to FILE as "CONTROL=<url>": the simulator of the
+//	    propagation benchmark, in its own process as real Marathon is;
 //	benchzone queries -zone FILE -n 200000 -o FILE
 //	    writes a dnsperf query file from a zone file: 90 % existing names
 //	    (A 70 %, AAAA 10 %, SRV 10 % of all) and 10 % names that do not
@@ -44,12 +50,21 @@ func run(args []string) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
 	case "serve":
-		apps := fs.Int("apps", 10000, "apps, one named VIP each")
-		urls := fs.String("urls", "", "file to write the simulator URLs to")
+		var o serveOpts
+		fs.IntVar(&o.apps, "apps", 10000, "apps, one named VIP each")
+		fs.IntVar(&o.tasks, "tasks", 0, "tasks per app: > 0 serves marathontest.SizedScenario(apps, tasks)")
+		fs.StringVar(&o.probe, "probe", "", "id of an extra app with no task and one named VIP (<id>:80)")
+		fs.StringVar(&o.control, "control", "", "loopback address of the control API (e.g. 127.0.0.1:0)")
+		fs.StringVar(&o.urls, "urls", "", "file to write the simulator URLs to")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return serve(*apps, *urls)
+		if o.urls == "" {
+			return errors.New("serve: -urls is required")
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, o)
 	case "queries":
 		zone := fs.String("zone", "", "zone file written by vipbridge zone")
 		n := fs.Int("n", 200000, "queries")
@@ -82,21 +97,49 @@ func scenario(n int) *marathontest.Scenario {
 	return sc
 }
 
-func serve(n int, urls string) error {
-	sim, err := marathontest.Start(scenario(n))
+type serveOpts struct {
+	apps, tasks          int
+	probe, control, urls string
+}
+
+// serve runs the simulator (and the control API) until ctx ends.
+func serve(ctx context.Context, o serveOpts) error {
+	sc := scenario(o.apps)
+	var opts []marathontest.Option
+	if o.tasks > 0 {
+		sc = marathontest.SizedScenario(o.apps, o.tasks)
+	}
+	if o.control != "" {
+		// Bursts wait for room in the stream rather than drop; a deep
+		// queue keeps the daemon's reads, not the buffer, the limit.
+		opts = append(opts, marathontest.WithMaxOutstanding(1<<16))
+	}
+	sim, err := marathontest.Start(sc, opts...)
 	if err != nil {
 		return fmt.Errorf("start simulator: %w", err)
 	}
 	defer sim.Close()
+	if o.probe != "" {
+		if err := sim.AddApp(marathontest.AppSpec{ID: o.probe, Instances: 0,
+			Ports: []marathontest.PortSpec{{Labels: map[string]string{"VIP_0": o.probe + ":80"}}}}); err != nil {
+			return fmt.Errorf("add probe app: %w", err)
+		}
+	}
 	body := "MARATHON=" + sim.URL() + "\nMESOS=" + sim.MesosURL() + "\n"
-	if err := os.WriteFile(urls+".tmp", []byte(body), 0o644); err != nil {
+	if o.control != "" {
+		ctl, err := startControl(ctx, sim, o.control)
+		if err != nil {
+			return err
+		}
+		defer ctl.close()
+		body += "CONTROL=" + ctl.url + "\n"
+	}
+	if err := os.WriteFile(o.urls+".tmp", []byte(body), 0o644); err != nil {
 		return err
 	}
-	if err := os.Rename(urls+".tmp", urls); err != nil {
+	if err := os.Rename(o.urls+".tmp", o.urls); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	return nil
 }
