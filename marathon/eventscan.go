@@ -90,22 +90,16 @@ func (s *eventScanner) literal(lit string) bool {
 	return true
 }
 
-// str reads a string field: null leaves *dst as it is, like
-// encoding/json. Strings that are not valid UTF-8 are left to encoding/json
-// (which replaces the bad bytes).
+// str reads a string field as bytes does, into a string.
 func (s *eventScanner) str(dst *string) bool {
-	switch s.peek() {
-	case 'n':
-		return s.literal("null")
-	case '"':
-		v, ascii, ok := s.plainString()
-		if !ok || !ascii && !utf8.Valid(v) {
-			return false
-		}
-		*dst = string(v)
-		return true
+	var v []byte
+	if !s.bytes(&v) {
+		return false
 	}
-	return false
+	if v != nil {
+		*dst = string(v)
+	}
+	return true
 }
 
 // boolPtr reads a *bool field: null sets it to nil, true and false point
@@ -161,7 +155,10 @@ func (s *eventScanner) integer() (int64, bool) {
 	return n, true
 }
 
-// bytes reads a string field like str, as the bytes of the event.
+// bytes reads a string field as the bytes of the event (never nil for a
+// string, even an empty one): null leaves *dst as it is, like
+// encoding/json. Strings that are not valid UTF-8 are left to encoding/json
+// (which replaces the bad bytes).
 func (s *eventScanner) bytes(dst *[]byte) bool {
 	switch s.peek() {
 	case 'n':
@@ -170,6 +167,9 @@ func (s *eventScanner) bytes(dst *[]byte) bool {
 		v, ascii, ok := s.plainString()
 		if !ok || !ascii && !utf8.Valid(v) {
 			return false
+		}
+		if v == nil {
+			v = []byte{}
 		}
 		*dst = v
 		return true
