@@ -286,17 +286,14 @@ func (b *incBuilder) merge(keys map[VIPKey]struct{}, alloc *Allocator, now time.
 	slices.SortFunc(sorted, compareKey)
 	failed := map[allocKey]bool{}
 	anyFailed := false
-	out, _ := b.vips.edit(sorted, func(k VIPKey, old *VIP) (VIP, bool) {
+	out, _ := b.vips.edit(sorted, func(k VIPKey, _ *VIP) (VIP, bool) {
 		v, ok, errs := b.vip(k, alloc, now, failed)
 		if len(errs) > 0 {
 			b.allocErrs[k] = errs
 			anyFailed = true
 		}
-		if (ok || old != nil) && !(ok && old != nil && sameVIP(*old, v)) {
-			changed[k.Name] = struct{}{}
-		}
 		return v, ok
-	})
+	}, func(k VIPKey) { changed[k.Name] = struct{}{} })
 	delete(changed, "") // IP VIPs have no names
 	return out, anyFailed
 }

@@ -198,14 +198,15 @@ func (l VIPList) equal(o VIPList) bool {
 // edit returns l with the VIPs of keys (sorted by Key, no duplicates)
 // recomputed by fn: fn gets each key's current VIP (nil if none) and
 // returns the new one and whether there is one. A VIP that comes out
-// sameVIP as before is kept as it was. Chunks without keys are shared with
-// l; when nothing changed, edit returns l itself and false.
-func (l VIPList) edit(keys []VIPKey, fn func(k VIPKey, old *VIP) (VIP, bool)) (VIPList, bool) {
+// sameVIP as before is kept as it was; changed, if not nil, is called with
+// the key of every VIP added, changed or removed. Chunks without keys are
+// shared with l; when nothing changed, edit returns l itself and false.
+func (l VIPList) edit(keys []VIPKey, fn func(k VIPKey, old *VIP) (VIP, bool), changed func(VIPKey)) (VIPList, bool) {
 	if len(keys) == 0 {
 		return l, false
 	}
 	out := make([]vipChunk, 0, len(l.chunks)+1)
-	changed := false
+	anyMoved := false
 	for c := range max(len(l.chunks), 1) {
 		// The keys that fall in chunk c: those up to its last key, and,
 		// for the last chunk (or an empty list), every key left.
@@ -227,22 +228,22 @@ func (l VIPList) edit(keys []VIPKey, fn func(k VIPKey, old *VIP) (VIP, bool)) (V
 			out = appendShared(out, l.chunks[c])
 			continue
 		}
-		if vips, moved := mergeChunk(old, mine, fn); moved {
-			changed = true
+		if vips, moved := mergeChunk(old, mine, fn, changed); moved {
+			anyMoved = true
 			out = appendPieces(out, vips)
 		} else if c < len(l.chunks) {
 			out = appendShared(out, l.chunks[c])
 		}
 	}
-	if !changed {
+	if !anyMoved {
 		return l, false
 	}
 	return VIPList{chunks: slices.Clip(out)}, true
 }
 
 // mergeChunk returns old with keys recomputed by fn, and whether anything
-// changed (if not, the returned slice is meaningless).
-func mergeChunk(old []VIP, keys []VIPKey, fn func(VIPKey, *VIP) (VIP, bool)) ([]VIP, bool) {
+// changed (if not, the returned slice is meaningless); see edit.
+func mergeChunk(old []VIP, keys []VIPKey, fn func(VIPKey, *VIP) (VIP, bool), changed func(VIPKey)) ([]VIP, bool) {
 	out := make([]VIP, 0, len(old)+len(keys))
 	moved := false
 	i := 0
@@ -260,11 +261,15 @@ func mergeChunk(old []VIP, keys []VIPKey, fn func(VIPKey, *VIP) (VIP, bool)) ([]
 		switch {
 		case ok && prev != nil && sameVIP(*prev, v):
 			out = append(out, *prev)
+			continue
 		case ok:
 			out = append(out, v)
-			moved = true
-		case prev != nil:
-			moved = true
+		case prev == nil:
+			continue // neither before nor now
+		}
+		moved = true
+		if changed != nil {
+			changed(k)
 		}
 	}
 	out = append(out, old[i:]...)

@@ -69,7 +69,7 @@ func TestVIPListAgainstSlice(t *testing.T) {
 						want = append(want, v)
 					}
 					return v, ok
-				})
+				}, nil)
 				model = applyModel(model, keys, want)
 				if !moved && !next.same(l) {
 					t.Fatalf("step %d: edit reported no change but made a new version", step)
@@ -170,6 +170,6 @@ func BenchmarkVIPListEditOneOf10k(b *testing.B) {
 			v := *old
 			v.Backends = make([]Backend, 1+i%3)
 			return v, true
-		})
+		}, nil)
 	}
 }
