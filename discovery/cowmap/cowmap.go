@@ -102,8 +102,7 @@ func (m Map[V]) EditSized(n int) *Editor[V] {
 		}
 		return e
 	}
-	e.dir = &directory[V]{seed: m.dir.seed, shards: append([]*shard[V](nil), m.dir.shards...), n: m.dir.n}
-	e.owned = make([]bool, len(e.dir.shards))
+	e.dir, e.shared = m.dir, true
 	return e
 }
 
@@ -128,6 +127,9 @@ func shardsFor(n int) int {
 // concurrent use; the version it started from stays valid and unchanged.
 type Editor[V any] struct {
 	dir *directory[V]
+	// shared is true while dir is a published version's (the one the
+	// editor started from, or the last Map): the first change copies it.
+	shared bool
 	// owned marks the shards this editor has copied (nil: all of them,
 	// as in a directory it made itself).
 	owned []bool
@@ -137,8 +139,14 @@ func (e *Editor[V]) index(k string) int {
 	return int(maphash.String(e.dir.seed, k) & uint64(len(e.dir.shards)-1))
 }
 
-// own returns shard i's map, copied first unless this editor made it.
+// own returns shard i's map, copied first unless this editor made it
+// (and the directory with it, if that is still a published one).
 func (e *Editor[V]) own(i int) map[string]V {
+	if e.shared {
+		e.dir = &directory[V]{seed: e.dir.seed, shards: append([]*shard[V](nil), e.dir.shards...), n: e.dir.n}
+		e.owned = make([]bool, len(e.dir.shards))
+		e.shared = false
+	}
 	s := e.dir.shards[i]
 	if e.owned != nil && !e.owned[i] {
 		s = &shard[V]{m: maps.Clone(s.m)}
@@ -179,8 +187,9 @@ func (e *Editor[V]) Delete(k string) {
 	e.dir.n--
 }
 
-// Map returns the version built so far. The editor stays usable: its
-// later changes copy again, and never touch a returned version.
+// Map returns the version built so far (the one it started from if
+// nothing changed). The editor stays usable: its later changes copy
+// again, and never touch a returned version.
 func (e *Editor[V]) Map() Map[V] {
 	d := e.dir
 	if want := shardsFor(d.n); want > 4*len(d.shards) || 4*want < len(d.shards) {
@@ -194,8 +203,7 @@ func (e *Editor[V]) Map() Map[V] {
 		}
 		d = r
 	}
-	e.dir = &directory[V]{seed: d.seed, shards: append([]*shard[V](nil), d.shards...), n: d.n}
-	e.owned = make([]bool, len(d.shards))
+	e.dir, e.shared = d, true
 	return Map[V]{dir: d}
 }
 
