@@ -1,8 +1,6 @@
 package discovery
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -100,20 +98,6 @@ func newReconcileMetrics() *reconcileMetrics {
 func (m *reconcileMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.events, m.eventsDropped, m.resyncs, m.resyncSeconds, m.records,
 		m.labelErrors, m.eventToDNS, m.stale, m.applyErrors, m.generation}
-}
-
-// registerMetrics registers cs with reg (nil: nothing to do).
-func registerMetrics(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	if reg == nil {
-		return nil
-	}
-	var errs []error
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // updateKindName names an UpdateKind for metrics and logs.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vipbridge/vipbridge/internal/metrics"
 )
 
 // Source is where full snapshots come from (Marathon's /v2/apps, Mesos
@@ -215,7 +217,7 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		r.store.setLogger(r.log)
 		cs = append(cs, r.store.met.collectors()...)
 	}
-	if err := registerMetrics(cfg.Registerer, cs...); err != nil {
+	if err := metrics.Register(cfg.Registerer, cs...); err != nil {
 		return nil, fmt.Errorf("new reconciler: register metrics: %w", err)
 	}
 	if err := r.load(cfg.Alloc); err != nil {

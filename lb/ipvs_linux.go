@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/internal/metrics"
 )
 
 var _ discovery.Dataplane = (*IPVS)(nil)
@@ -138,7 +139,7 @@ func newIPVS(cfg IPVSConfig, k kernel, sys system) (*IPVS, error) {
 		addrs:     map[netip.Addr]struct{}{},
 		drains:    map[drainKey]time.Time{},
 	}
-	if err := registerMetrics(cfg.Registerer, x.met.collectors()...); err != nil {
+	if err := metrics.Register(cfg.Registerer, x.met.collectors()...); err != nil {
 		return nil, fmt.Errorf("ipvs dataplane: register metrics: %w", err)
 	}
 	return x, nil

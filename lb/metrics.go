@@ -1,8 +1,6 @@
 package lb
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -60,18 +58,4 @@ func newIPVSMetrics() *ipvsMetrics {
 
 func (m *ipvsMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.syncSeconds, m.ops, m.opErrors, m.driftRepairs, m.services, m.backends, m.tableToKernel, m.eventToKernel}
-}
-
-// registerMetrics registers cs with reg (nil: nothing to do).
-func registerMetrics(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	if reg == nil {
-		return nil
-	}
-	var errs []error
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
