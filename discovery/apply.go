@@ -331,14 +331,17 @@ func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 	}
 	a.Tasks = slices.Clone(a.Tasks)
 	for j := i; j < len(a.Tasks); j++ {
-		if taskMatches(a.Tasks[j], id) {
-			a.Tasks[j].Health = h
-			if h == HealthNone {
-				delete(m.health, a.Tasks[j].ID)
-			}
+		t := &a.Tasks[j]
+		if !taskMatches(*t, id) {
+			continue // its health and the time of it are its own
 		}
+		t.Health = h
+		if h == HealthNone {
+			delete(m.health, t.ID)
+			continue
+		}
+		m.health[t.ID] = healthMemo{health: h, at: at}
 	}
-	m.remember(a.Tasks[i:], at)
 	m.apps[a.ID] = a
 	m.mark(a.ID)
 	return true

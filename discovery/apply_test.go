@@ -205,3 +205,29 @@ func TestApplyRestatedTask(t *testing.T) {
 		t.Errorf("after a late killing: state %v, late %d; want running, 1", st, m.late)
 	}
 }
+
+// TestHealthEventTimePerTask: a health event moves on the time of the
+// tasks it names only. A replayed event of one task must not set back
+// another's, after which that task's own replayed older event would pass
+// for new (found by the chaos test: a replayed "unhealthy" drained a
+// healthy backend, with no resync).
+func TestHealthEventTimePerTask(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	health := func(port uint16, d time.Duration, h Health) Update {
+		return Update{Kind: UpdateHealth, AppID: "/web", TaskID: webTask("/web", port, TaskRunning, h).ID, Health: h,
+			Task: Task{Updated: t0.Add(d)}}
+	}
+	m := newSourceModel([]App{webApp("/web", true, 31000, 31001)})
+	for _, u := range []Update{
+		health(31000, time.Second, HealthHealthy),
+		health(31001, 4*time.Second, HealthUnhealthy),
+		health(31001, 5*time.Second, HealthHealthy),
+		health(31000, time.Second, HealthHealthy),     // duplicated
+		health(31001, 4*time.Second, HealthUnhealthy), // replayed
+	} {
+		m.apply(u, t0)
+	}
+	if got := m.apps["/web"].Tasks[1].Health; got != HealthHealthy || m.late != 1 {
+		t.Errorf("second task: health %v, late %d after its replayed older event; want healthy, 1", got, m.late)
+	}
+}
