@@ -23,7 +23,8 @@ type sourceModel struct {
 	// absent ones dropped.
 	changed map[string]struct{}
 	// health remembers each task's last non-None health and since when
-	// snapshots lack it, for the health grace period.
+	// snapshots lack it, for the health grace period, and the time of its
+	// newest result, to tell late health events.
 	health map[string]healthMemo
 	// gone holds tasks a terminal update or a snapshot removed, so that an
 	// older event for one, replayed or late, cannot bring it back (task IDs
@@ -31,9 +32,10 @@ type sourceModel struct {
 	// may, for a task that comes back from unreachable); kept for
 	// tombstoneTTL.
 	gone map[string]tombstone
-	// late counts updates ignored as older than what the model knows:
-	// evidence of out-of-order delivery, after which the reconciler
-	// resyncs (an older event may also have slipped through undetected).
+	// late counts updates ignored as older than what the model knows, or
+	// applied though they could not be ordered against it: evidence of
+	// out-of-order delivery, after which the reconciler resyncs (an older
+	// event may also have slipped through undetected).
 	late int
 }
 
@@ -49,8 +51,9 @@ const tombstoneTTL = 10 * time.Minute
 
 type healthMemo struct {
 	health Health
-	// at is the time of the last health event applied (Marathon's clock),
-	// zero when the health came from a snapshot.
+	// at is the time of the newest health result known (Marathon's
+	// clock): the last health event applied or a snapshot's
+	// Task.HealthAt, whichever is later; zero when unknown.
 	at time.Time
 	// missing is when a snapshot first lacked the result (zero while
 	// it is reported): the grace runs from there, not from the last
@@ -126,15 +129,28 @@ func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
 	m.apps = next
 }
 
-// withGrace applies the health grace to a's tasks, copying Tasks if it
-// changes any (the snapshot's slices belong to the source).
+// withGrace applies the health grace to a's tasks and takes their HealthAt
+// into the health memory, copying Tasks if it changes any (the snapshot's
+// slices belong to the source).
 func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 	copied := false
+	own := func() {
+		if !copied {
+			a.Tasks = slices.Clone(a.Tasks)
+			copied = true
+		}
+	}
 	for i, t := range a.Tasks {
+		if !t.HealthAt.IsZero() {
+			// It moves on at every health check: kept out of the app, which
+			// replace compares and the store writes.
+			own()
+			a.Tasks[i].HealthAt = time.Time{}
+		}
 		if t.Health != HealthNone {
-			// The last health event's time stays: an event older than it
+			// The newest result time known stays: an event older than it
 			// is older than this snapshot's result too.
-			m.health[t.ID] = healthMemo{health: t.Health, at: m.health[t.ID].at}
+			m.health[t.ID] = healthMemo{health: t.Health, at: later(m.health[t.ID].at, t.HealthAt)}
 			continue
 		}
 		memo, ok := m.health[t.ID]
@@ -149,11 +165,16 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 			delete(m.health, t.ID)
 			continue
 		}
-		if !copied {
-			a.Tasks = slices.Clone(a.Tasks)
-			copied = true
-		}
+		own()
 		a.Tasks[i].Health = memo.health
+	}
+	return a
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
 	return a
 }
@@ -264,7 +285,7 @@ func (m *sourceModel) applyTask(u Update, now time.Time) bool {
 // nor stored (a restart resyncs before it could matter).
 func sameButUpdated(a, b Task) bool {
 	return a.ID == b.ID && a.Host == b.Host && a.AgentIP == b.AgentIP && a.State == b.State && a.Health == b.Health &&
-		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.HostPorts, b.HostPorts)
+		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.HostPorts, b.HostPorts) && a.HealthAt.Equal(b.HealthAt)
 }
 
 // bury records that task id ended with an update stamped updated.
@@ -317,17 +338,24 @@ func (m *sourceModel) applyHealth(u Update, now time.Time) bool {
 	return true
 }
 
-// A health event older than the last one applied to the task (at, from the
-// event's timestamp; zero if unknown) is a late or replayed one: it is
-// ignored, and reported as applied.
+// A health event older than the newest health result known for the task
+// (at, from the event's timestamp; zero if unknown) is a late or replayed
+// one: it is ignored, and reported as applied. One of the same millisecond
+// that says otherwise cannot be ordered: it is applied, and counted late
+// too, so that a resync tells.
 func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 	i := slices.IndexFunc(a.Tasks, func(t Task) bool { return taskMatches(t, id) })
 	if i < 0 {
 		return false
 	}
-	if last, ok := m.health[a.Tasks[i].ID]; ok && !at.IsZero() && at.Before(last.at) {
-		m.late++
-		return true
+	if last, ok := m.health[a.Tasks[i].ID]; ok && !at.IsZero() {
+		if at.Before(last.at) {
+			m.late++
+			return true
+		}
+		if at.Equal(last.at) && h != last.health {
+			m.late++
+		}
 	}
 	a.Tasks = slices.Clone(a.Tasks)
 	for j := i; j < len(a.Tasks); j++ {
@@ -340,7 +368,7 @@ func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 			delete(m.health, t.ID)
 			continue
 		}
-		m.health[t.ID] = healthMemo{health: h, at: at}
+		m.health[t.ID] = healthMemo{health: h, at: later(m.health[t.ID].at, at)}
 	}
 	m.apps[a.ID] = a
 	m.mark(a.ID)

@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -206,6 +208,57 @@ func TestApplyRestatedTask(t *testing.T) {
 	}
 }
 
+// TestHealthEventOlderThanSnapshot: a health event older than the health
+// result a snapshot reported (Task.HealthAt) is late: ignored and counted
+// (found by the chaos test under load, "events out of order and
+// duplicated": a replayed "unhealthy" drained a backend whose health had
+// come from a resync, until the next periodic resync).
+func TestHealthEventOlderThanSnapshot(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	health := func(d time.Duration, h Health) Update {
+		return Update{Kind: UpdateHealth, AppID: "/web", TaskID: webTask("/web", 31000, TaskRunning, h).ID, Health: h,
+			Task: Task{Updated: t0.Add(d)}}
+	}
+	tests := []struct {
+		name     string
+		before   []Update      // applied before the snapshot
+		healthAt time.Duration // the snapshot's HealthAt after t0; 0: none
+		event    Update
+		want     Health
+		late     int
+	}{
+		{name: "older unhealthy replayed", healthAt: 2 * time.Second, event: health(time.Second, HealthUnhealthy), want: HealthHealthy, late: 1},
+		{name: "newer unhealthy", healthAt: 2 * time.Second, event: health(3*time.Second, HealthUnhealthy), want: HealthUnhealthy},
+		{name: "same result again", healthAt: 2 * time.Second, event: health(2*time.Second, HealthHealthy), want: HealthHealthy},
+		{name: "same time, other health: cannot be ordered", healthAt: 2 * time.Second, event: health(2*time.Second, HealthUnhealthy),
+			want: HealthUnhealthy, late: 1},
+		{name: "older than the snapshot, newer than the last event", before: []Update{health(time.Second, HealthHealthy)},
+			healthAt: 3 * time.Second, event: health(2*time.Second, HealthUnhealthy), want: HealthHealthy, late: 1},
+		{name: "snapshot older than the last event", before: []Update{health(3*time.Second, HealthHealthy)},
+			healthAt: time.Second, event: health(2*time.Second, HealthUnhealthy), want: HealthHealthy, late: 1},
+		{name: "snapshot without a time: age unknown", event: health(time.Second, HealthUnhealthy), want: HealthUnhealthy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newSourceModel([]App{webApp("/web", true, 31000)})
+			for _, u := range tt.before {
+				m.apply(u, t0)
+			}
+			snap := webApp("/web", true, 31000)
+			snap.Tasks[0].Health = HealthHealthy
+			if tt.healthAt != 0 {
+				snap.Tasks[0].HealthAt = t0.Add(tt.healthAt)
+			}
+			m.replace([]App{snap}, t0.Add(time.Minute), time.Minute)
+			m.late = 0
+			m.apply(tt.event, t0.Add(time.Minute))
+			if got := m.apps["/web"].Tasks[0].Health; got != tt.want || m.late != tt.late {
+				t.Errorf("health %v, late %d; want %v, %d", got, m.late, tt.want, tt.late)
+			}
+		})
+	}
+}
+
 // TestHealthEventTimePerTask: a health event moves on the time of the
 // tasks it names only. A replayed event of one task must not set back
 // another's, after which that task's own replayed older event would pass
@@ -229,5 +282,75 @@ func TestHealthEventTimePerTask(t *testing.T) {
 	}
 	if got := m.apps["/web"].Tasks[1].Health; got != HealthHealthy || m.late != 1 {
 		t.Errorf("second task: health %v, late %d after its replayed older event; want healthy, 1", got, m.late)
+	}
+}
+
+// TestHealthTimeIsNoChange: HealthAt moves on at every health check, so a
+// resync where only it moved changes no app (nothing rebuilt or stored),
+// and the model's apps carry none of it; the time is still remembered.
+func TestHealthTimeIsNoChange(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	snap := func(d time.Duration) App {
+		a := webApp("/web", true, 31000)
+		a.Tasks[0].Health = HealthHealthy
+		a.Tasks[0].HealthAt = t0.Add(d)
+		return a
+	}
+	m := newSourceModel(nil)
+	m.replace([]App{snap(time.Second)}, t0, time.Minute)
+	m.persist("marathon")
+	clear(m.changed)
+	second := snap(2 * time.Second)
+	m.replace([]App{second}, t0.Add(time.Minute), time.Minute)
+	if len(m.changed) != 0 || len(m.dirty) != 0 {
+		t.Errorf("a resync that only moved HealthAt marked changed %v, dirty %v", m.changed, m.dirty)
+	}
+	if at := m.apps["/web"].Tasks[0].HealthAt; !at.IsZero() {
+		t.Errorf("model task HealthAt = %v, want zero (it is neither built nor stored)", at)
+	}
+	if at := second.Tasks[0].HealthAt; !at.Equal(t0.Add(2 * time.Second)) {
+		t.Errorf("the snapshot's own task was changed: HealthAt %v", at)
+	}
+	u := Update{Kind: UpdateHealth, AppID: "/web", TaskID: second.Tasks[0].ID, Health: HealthUnhealthy,
+		Task: Task{Updated: t0.Add(1500 * time.Millisecond)}}
+	m.apply(u, t0.Add(time.Minute))
+	if got := m.apps["/web"].Tasks[0].Health; got != HealthHealthy {
+		t.Errorf("health after an event older than the last snapshot's result = %v, want healthy", got)
+	}
+}
+
+// TestSameButUpdatedComparesEveryField fails when a field is added to Task
+// and sameButUpdated, a hand-written comparison, is not taught it.
+func TestSameButUpdatedComparesEveryField(t *testing.T) {
+	ignored := map[string]bool{"Updated": true} // what sameButUpdated is for
+	base := webTask("/web", 31000, TaskRunning, HealthHealthy)
+	base.IPs = []netip.Addr{netip.MustParseAddr("10.1.0.1")}
+	base.Updated = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	base.HealthAt = base.Updated
+	typ := reflect.TypeFor[Task]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		other := base
+		switch p := reflect.ValueOf(&other).Elem().Field(i).Addr().Interface().(type) {
+		case *string:
+			*p += "x"
+		case *netip.Addr:
+			*p = p.Next()
+		case *[]netip.Addr:
+			*p = []netip.Addr{netip.MustParseAddr("10.1.0.2")}
+		case *[]uint16:
+			*p = []uint16{1}
+		case *TaskState:
+			*p = TaskKilling
+		case *Health:
+			*p = HealthUnhealthy
+		case *time.Time:
+			*p = p.Add(time.Millisecond)
+		default:
+			t.Fatalf("Task.%s: a field of type %T; teach this test to change it, and sameButUpdated to compare it", name, p)
+		}
+		if got := sameButUpdated(base, other); got != ignored[name] {
+			t.Errorf("sameButUpdated with Task.%s changed = %v, want %v", name, got, ignored[name])
+		}
 	}
 }

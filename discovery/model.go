@@ -117,6 +117,14 @@ type Task struct {
 	Health    Health    `json:"health"`
 	// Updated is when this task last changed, for ordering updates.
 	Updated time.Time `json:"updated,omitzero"`
+	// HealthAt is when Health was last reported, by the source's clock
+	// (Marathon: the latest lastSuccess or lastFailure of the task's health
+	// check results, the clock of the events' timestamps); zero when
+	// unknown. A health event older than it is late. It moves on at every
+	// health check, so a snapshot's HealthAt goes to the model's memory of
+	// health alone: apps in the model, compared at every resync, built and
+	// stored, have it zero.
+	HealthAt time.Time `json:"-"`
 }
 
 // UpdateKind says what an Update changes.
