@@ -93,11 +93,37 @@ type taskJSON struct {
 	IPAddresses []struct {
 		IPAddress string `json:"ipAddress"`
 	} `json:"ipAddresses"`
-	HealthCheckResults []struct {
-		Alive bool `json:"alive"`
-	} `json:"healthCheckResults"`
-	StartedAt string `json:"startedAt"`
-	StagedAt  string `json:"stagedAt"`
+	HealthCheckResults []healthResultJSON `json:"healthCheckResults"`
+	StartedAt          string             `json:"startedAt"`
+	StagedAt           string             `json:"stagedAt"`
+}
+
+// healthResultJSON is one health check result of a task (HealthWrites in
+// Formats.scala). lastSuccess and lastFailure are ISO-8601 timestamps by
+// Marathon's clock, the clock of the events' timestamps, or null.
+type healthResultJSON struct {
+	Alive       bool       `json:"alive"`
+	LastSuccess resultTime `json:"lastSuccess"`
+	LastFailure resultTime `json:"lastFailure"`
+}
+
+// resultTime is a health result's lastSuccess or lastFailure: zero for
+// null, garbage or a value of another type. It only orders health events,
+// so it never fails a snapshot.
+type resultTime time.Time
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (r *resultTime) UnmarshalJSON(b []byte) error {
+	*r = resultTime{}
+	if len(b) < 2 || b[0] != '"' {
+		return nil
+	}
+	s := string(b[1 : len(b)-1])
+	if strings.IndexByte(s, '\\') >= 0 && json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	*r = resultTime(parseTime(s))
+	return nil
 }
 
 // netMode is an app's networking mode, whichever API shape declared it.
@@ -454,6 +480,15 @@ func (t *taskJSON) toTask(resolve func(string) netip.Addr) (discovery.Task, bool
 		State:   FrameworkTaskState(t.State),
 		Health:  marathonHealth(len(t.HealthCheckResults), func(i int) bool { return t.HealthCheckResults[i].Alive }),
 		Updated: parseTime(t.StartedAt),
+	}
+	for _, r := range t.HealthCheckResults {
+		// The result's time orders it against health events: the latest
+		// check of any, success or failure. Garbage gives zero (unknown).
+		for _, at := range [...]time.Time{time.Time(r.LastSuccess), time.Time(r.LastFailure)} {
+			if at.After(task.HealthAt) {
+				task.HealthAt = at
+			}
+		}
 	}
 	if t.State == "" && t.StartedAt != "" {
 		// Marathon before 0.10 wrote no state: a started task is running.

@@ -164,6 +164,25 @@ func TestDecodeAppTasks(t *testing.T) {
 				State: discovery.TaskRunning, Health: discovery.HealthUnhealthy},
 		},
 		{
+			name: "result times: the latest success or failure of any check",
+			task: `{"id":"t5","state":"TASK_RUNNING","healthCheckResults":[
+				{"alive":true,"lastSuccess":"2015-06-24T14:57:06.466Z","lastFailure":"2015-06-24T14:57:05.000Z"},
+				{"alive":false,"lastSuccess":null,"lastFailure":"2015-06-24T14:57:01.000Z"}]}`,
+			want: discovery.Task{ID: "t5", State: discovery.TaskRunning, Health: discovery.HealthUnhealthy, HealthAt: started},
+		},
+		{
+			name: "result times garbage, wrong type or absent: unknown",
+			task: `{"id":"t6","state":"TASK_RUNNING","healthCheckResults":[
+				{"alive":true,"lastSuccess":"yesterday","lastFailure":""},{"alive":true,"lastSuccess":"2015-13-45T99:00:00Z"},{"alive":true,"lastSuccess":12,"lastFailure":{"t":"2015-06-24T14:57:06.466Z"}},
+				{"alive":true,"lastSuccess":"2015-06-24T14:57:06.466\\"},{"alive":true}]}`,
+			want: discovery.Task{ID: "t6", State: discovery.TaskRunning, Health: discovery.HealthHealthy},
+		},
+		{
+			name: "result time with a JSON escape",
+			task: `{"id":"t7","state":"TASK_RUNNING","healthCheckResults":[{"alive":true,"lastSuccess":"2015-06-24T14:57:06.466\u005a"}]}`,
+			want: discovery.Task{ID: "t7", State: discovery.TaskRunning, Health: discovery.HealthHealthy, HealthAt: started},
+		},
+		{
 			name: "pre-0.10 task without state but started",
 			task: `{"id":"t3","host":"unknown.example","state":null,"stagedAt":"2015-06-24T14:57:06.466Z","startedAt":"2015-06-24T14:57:06.466Z"}`,
 			want: discovery.Task{ID: "t3", Host: "unknown.example", State: discovery.TaskRunning, Updated: started},

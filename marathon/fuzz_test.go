@@ -33,6 +33,9 @@ func checkApps(t *testing.T, apps []discovery.App, mesos bool) {
 					t.Fatalf("app %s task %s: bad IP %v", a.ID, task.ID, ip)
 				}
 			}
+			if !task.HealthAt.IsZero() && task.Health == discovery.HealthNone {
+				t.Fatalf("app %s task %s: a health result time %v without a result", a.ID, task.ID, task.HealthAt)
+			}
 			if task.AgentIP.IsValid() && task.AgentIP.Is4In6() {
 				t.Fatalf("app %s task %s: mapped agent IP %v", a.ID, task.ID, task.AgentIP)
 			}
@@ -152,6 +155,7 @@ func FuzzDecodeApps(f *testing.F) {
 	f.Add([]byte(`{"apps":[{"id":"/a","networks":[{"mode":"container","name":"n"}],"container":{"portMappings":[{"containerPort":80,"hostPort":0},{"containerPort":81}]},"labels":{"VIP_PORT3":"udp://1.2.3.4:53"},"tasks":[{"id":"t","host":"agent-1","ports":[1],"ipAddresses":[{"ipAddress":"::ffff:1.2.3.4"}]}]}]}`))
 	f.Add([]byte(`{"apps":[{"id":"/b","ports":[0],"container":{"docker":{"network":"BRIDGE","portMappings":[{"containerPort":0,"protocol":"tcp,udp"}]}}}]}`))
 	f.Add([]byte(`{"apps":[{"id":"/c","ipAddress":{"discovery":{"ports":[{"number":-1}]}}}]}`))
+	f.Add([]byte(`{"apps":[{"id":"/d","tasks":[{"id":"t","healthCheckResults":[{"alive":true,"lastSuccess":"2015-06-24T14:57:06.466Z","lastFailure":"x\u0041"},{"alive":false,"lastSuccess":7,"lastFailure":null}]}]}]}`))
 	addUpstreamSeeds(f, func(data []byte) { f.Add(data) },
 		"mesosphere-marathon-lb/tests/*.json", "allegro-marathon-consul/apps/testdata/apps.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
