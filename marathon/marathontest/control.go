@@ -20,8 +20,7 @@ func (s *Server) launch(a *app, now time.Time) error {
 	t.setState("TASK_RUNNING", now)
 	s.publishTask(t, now)
 	if a.spec.HealthChecks {
-		t.setHealth(true, now)
-		s.publish(s.c.healthEvents(t, now)...)
+		s.publish(s.c.healthEvents(t, t.setHealth(true, now))...)
 	}
 	return nil
 }
@@ -120,8 +119,7 @@ func (s *Server) SetHealth(taskID string, healthy bool) error {
 		return fmt.Errorf("set health of %s: %w", taskID, errNotFound)
 	}
 	now := s.now()
-	t.setHealth(healthy, now)
-	s.publish(s.c.healthEvents(t, now)...)
+	s.publish(s.c.healthEvents(t, t.setHealth(healthy, now))...)
 	return nil
 }
 

@@ -190,7 +190,8 @@ func (s *Server) EndHealthGap() {
 }
 
 // endHealthGap reports every hidden health result again, as the new
-// leader's first health checks do.
+// leader's first health checks do: results of now (lastSuccess or
+// lastFailure), with their events.
 func (s *Server) endHealthGap() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,8 +199,7 @@ func (s *Server) endHealthGap() {
 	for _, a := range s.c.sortedApps() {
 		for _, t := range a.tasks {
 			if t.blind {
-				t.blind = false
-				s.publish(s.c.healthEvents(t, now)...)
+				s.publish(s.c.healthEvents(t, t.setHealth(*t.healthy, now))...)
 			}
 		}
 	}

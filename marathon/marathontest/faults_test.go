@@ -224,6 +224,36 @@ func TestFailoverHealthGap(t *testing.T) {
 		if ev["alive"] != true {
 			t.Errorf("health event after the gap = %v", ev)
 		}
+		// The new leader's results are as new as their events: a snapshot
+		// must not report an older lastSuccess than the event's timestamp.
+		var apps struct {
+			Apps []struct {
+				Tasks []struct {
+					ID      string `json:"id"`
+					Results []struct {
+						LastSuccess *string `json:"lastSuccess"`
+						LastFailure *string `json:"lastFailure"`
+					} `json:"healthCheckResults"`
+				} `json:"tasks"`
+			} `json:"apps"`
+		}
+		getJSON(t, s.URL()+"/v2/apps?embed=apps.tasks", &apps)
+		for _, a := range apps.Apps {
+			for _, tk := range a.Tasks {
+				for _, r := range tk.Results {
+					success, failure := "null", "null"
+					if r.LastSuccess != nil {
+						success = *r.LastSuccess
+					}
+					if r.LastFailure != nil {
+						failure = *r.LastFailure
+					}
+					if success != ev["timestamp"] && failure != ev["timestamp"] {
+						t.Errorf("task %s: result after the gap: lastSuccess %s, lastFailure %s; want the event's %v", tk.ID, success, failure, ev["timestamp"])
+					}
+				}
+			}
+		}
 		has := health(s)
 		for _, a := range s.Apps() {
 			for _, tk := range a.Tasks {
@@ -263,5 +293,55 @@ func TestReplay(t *testing.T) {
 	}
 	if n := s.Replay(len(sent), nil); n != len(sent) {
 		t.Errorf("second Replay = %d, want %d (replays are not history)", n, len(sent))
+	}
+}
+
+// TestHealthResultsOrdered: two health results of a task in the same
+// millisecond get distinct, increasing times, in their events and in
+// lastSuccess/lastFailure, as Marathon's (a check runs at most once a
+// second): a client that orders health events by time can.
+func TestHealthResultsOrdered(t *testing.T) {
+	fixed := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	s := newDemo(t, marathontest.WithClock(func() time.Time { return fixed }))
+	st := openStream(t, s.URL()+"/v2/events")
+	st.until("event_stream_attached")
+	var id string
+	for _, a := range s.Apps() {
+		if a.HealthChecks && len(a.Tasks) > 0 && id == "" {
+			id = a.Tasks[0].ID
+		}
+	}
+	if id == "" {
+		t.Fatal("no task with health checks")
+	}
+	var stamps []string
+	for _, healthy := range []bool{false, true, false} {
+		if err := s.SetHealth(id, healthy); err != nil {
+			t.Fatal(err)
+		}
+		_, ev := st.until("health_status_changed_event")
+		stamps = append(stamps, ev["timestamp"].(string))
+	}
+	if !(stamps[0] < stamps[1] && stamps[1] < stamps[2]) {
+		t.Errorf("health event timestamps %v, want increasing", stamps)
+	}
+	var apps struct {
+		Apps []struct {
+			Tasks []struct {
+				ID      string `json:"id"`
+				Results []struct {
+					LastSuccess string `json:"lastSuccess"`
+					LastFailure string `json:"lastFailure"`
+				} `json:"healthCheckResults"`
+			} `json:"tasks"`
+		} `json:"apps"`
+	}
+	getJSON(t, s.URL()+"/v2/apps?embed=apps.tasks", &apps)
+	for _, a := range apps.Apps {
+		for _, tk := range a.Tasks {
+			if tk.ID == id && (len(tk.Results) != 1 || tk.Results[0].LastSuccess != stamps[1] || tk.Results[0].LastFailure != stamps[2]) {
+				t.Errorf("task %s results %+v, want lastSuccess %s, lastFailure %s", id, tk.Results, stamps[1], stamps[2])
+			}
+		}
 	}
 }

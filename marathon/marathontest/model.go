@@ -254,8 +254,20 @@ func (t *task) setState(state string, now time.Time) {
 	}
 }
 
-// setHealth records a health check result.
-func (t *task) setHealth(healthy bool, now time.Time) {
+// setHealth records a health check result of now and returns its time,
+// the time of its events: Marathon's timestamps are milliseconds, and a
+// task's health check runs at most once a second (intervalSeconds), so
+// two results of a task never share a millisecond; a result that would
+// is moved to the millisecond after the last one.
+func (t *task) setHealth(healthy bool, now time.Time) time.Time {
+	now = now.Truncate(time.Millisecond)
+	last := t.lastSuccess
+	if t.lastFailure.After(last) {
+		last = t.lastFailure
+	}
+	if !last.IsZero() && !now.After(last) {
+		now = last.Add(time.Millisecond)
+	}
 	t.healthy = &healthy
 	t.blind = false
 	if healthy {
@@ -268,6 +280,7 @@ func (t *task) setHealth(healthy bool, now time.Time) {
 		t.lastFailure = now
 		t.failures++
 	}
+	return now
 }
 
 // findTask returns the task with the given task or instance id.
