@@ -55,6 +55,10 @@ type healthMemo struct {
 	// clock): the last health event applied or a snapshot's
 	// Task.HealthAt, whichever is later; zero when unknown.
 	at time.Time
+	// snapshot is true when at is a snapshot's HealthAt: the snapshot
+	// holds every result up to its own time, so an event of the same
+	// millisecond is no newer than it.
+	snapshot bool
 	// missing is when a snapshot first lacked the result (zero while
 	// it is reported): the grace runs from there, not from the last
 	// report, which may be a whole resync interval older.
@@ -150,7 +154,9 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 		if t.Health != HealthNone {
 			// The newest result time known stays: an event older than it
 			// is older than this snapshot's result too.
-			m.health[t.ID] = healthMemo{health: t.Health, at: later(m.health[t.ID].at, t.HealthAt)}
+			last := m.health[t.ID]
+			m.health[t.ID] = healthMemo{health: t.Health, at: later(last.at, t.HealthAt),
+				snapshot: !t.HealthAt.IsZero() && !t.HealthAt.Before(last.at)}
 			continue
 		}
 		memo, ok := m.health[t.ID]
@@ -339,8 +345,9 @@ func (m *sourceModel) applyHealth(u Update, now time.Time) bool {
 }
 
 // A health event older than the newest health result known for the task
-// (at, from the event's timestamp; zero if unknown) is a late or replayed
-// one: it is ignored, and reported as applied. One of the same millisecond
+// (at, from the event's timestamp; zero if unknown), or of the same
+// millisecond as a snapshot's, is a late or replayed one: it is ignored,
+// and reported as applied. One of the same millisecond as the last event
 // that says otherwise cannot be ordered: it is applied, and counted late
 // too, so that a resync tells.
 func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
@@ -349,7 +356,7 @@ func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 		return false
 	}
 	if last, ok := m.health[a.Tasks[i].ID]; ok && !at.IsZero() {
-		if at.Before(last.at) {
+		if at.Before(last.at) || at.Equal(last.at) && last.snapshot && h != last.health {
 			m.late++
 			return true
 		}
@@ -368,7 +375,8 @@ func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 			delete(m.health, t.ID)
 			continue
 		}
-		m.health[t.ID] = healthMemo{health: h, at: later(m.health[t.ID].at, at)}
+		last := m.health[t.ID]
+		m.health[t.ID] = healthMemo{health: h, at: later(last.at, at), snapshot: last.snapshot && !at.After(last.at)}
 	}
 	m.apps[a.ID] = a
 	m.mark(a.ID)
