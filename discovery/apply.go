@@ -65,6 +65,14 @@ type healthMemo struct {
 	missing time.Time
 }
 
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func newSourceModel(apps []App) *sourceModel {
 	m := &sourceModel{apps: make(map[string]App, len(apps)), dirty: map[string]struct{}{},
 		changed: make(map[string]struct{}, len(apps)), health: map[string]healthMemo{}}
@@ -173,14 +181,6 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 		}
 		own()
 		a.Tasks[i].Health = memo.health
-	}
-	return a
-}
-
-// later returns the later of a and b.
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
 	}
 	return a
 }
