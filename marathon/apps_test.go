@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 var (
@@ -284,7 +284,7 @@ func decodeUpstreamApps(t *testing.T, data []byte) []discovery.App {
 // TestDecodeUpstreamApps decodes every upstream Marathon app file and
 // checks that the output is well formed.
 func TestDecodeUpstreamApps(t *testing.T) {
-	dir := fixtures.Upstream(t)
+	dir := upstreamtest.Dir(t)
 	var files []string
 	for _, pattern := range []string{
 		"mesosphere-marathon-lb/tests/*.json",
@@ -338,7 +338,7 @@ func findApp(t *testing.T, apps []discovery.App, id string) discovery.App {
 // upstream files.
 func TestDecodeUpstreamAppsExpected(t *testing.T) {
 	read := func(rel string) []discovery.App {
-		return decodeUpstreamApps(t, fixtures.UpstreamFile(t, rel))
+		return decodeUpstreamApps(t, upstreamtest.File(t, rel))
 	}
 	t.Run("docs app.json: 1.4 BRIDGE mapping with lower-case vip label", func(t *testing.T) {
 		app := findApp(t, read("mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/app.json"), "/foo")

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 type mesosTest struct {
@@ -158,7 +158,7 @@ func TestExpandPorts(t *testing.T) {
 // TestDecodeUpstreamMesosStates decodes every upstream Mesos state in
 // /state or GET_STATE form.
 func TestDecodeUpstreamMesosStates(t *testing.T) {
-	dir := fixtures.Upstream(t)
+	dir := upstreamtest.Dir(t)
 	var files []string
 	for _, pattern := range []string{
 		"dcos-dcos-net/apps/dcos_l4lb/testdata/*.json",
@@ -198,7 +198,7 @@ func TestDecodeUpstreamMesosStates(t *testing.T) {
 // v1 GET_STATE files (apps/dcos_net/test/dcos_net_mesos_listener_tests.erl).
 func TestDecodeUpstreamMesosExpected(t *testing.T) {
 	decode := func(rel string) []discovery.App {
-		apps, _, err := DecodeMesosState(strings.NewReader(string(fixtures.UpstreamFile(t, rel))), "")
+		apps, _, err := DecodeMesosState(strings.NewReader(string(upstreamtest.File(t, rel))), "")
 		if err != nil {
 			t.Fatalf("DecodeMesosState(%s): %v", rel, err)
 		}
