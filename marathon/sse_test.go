@@ -496,9 +496,9 @@ func TestStreamOversizedEvent(t *testing.T) {
 }
 
 func TestStreamRedirectFromNonLeader(t *testing.T) {
+	events := upstreamEvents(t)
 	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
-			events := upstreamEvents(t)
 			leader := newStreamServer(t, func(_ int, w *bufio.Writer, conn net.Conn) {
 				write(w, events)
 				holdOpen(conn)
