@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/mesos/*.golden")
@@ -93,7 +93,7 @@ func TestMesosGolden(t *testing.T) {
 		{"unhealthy", "dcos-dcos-net/apps/dcos_net/test/unhealthy.json",
 			"v1 GET_STATE: /foobar:80 → 9.0.1.6:80 at weight 0 (health check, no result)"},
 	}
-	dir := fixtures.Upstream(t)
+	dir := upstreamtest.Dir(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(tt.file)))

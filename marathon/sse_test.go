@@ -20,7 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -243,7 +243,7 @@ func write(w *bufio.Writer, s string) {
 
 // upstreamEvents is Marathon's events.txt capture in its wire form.
 func upstreamEvents(t *testing.T) string {
-	return crlf(string(fixtures.UpstreamFile(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")))
+	return crlf(string(upstreamtest.File(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")))
 }
 
 // wantUpdates decodes every event of an SSE transcript the way the client
@@ -496,9 +496,9 @@ func TestStreamOversizedEvent(t *testing.T) {
 }
 
 func TestStreamRedirectFromNonLeader(t *testing.T) {
+	events := upstreamEvents(t)
 	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
-			events := upstreamEvents(t)
 			leader := newStreamServer(t, func(_ int, w *bufio.Writer, conn net.Conn) {
 				write(w, events)
 				holdOpen(conn)
