@@ -12,9 +12,8 @@ import (
 )
 
 // newDataplane builds the dataplane --lb names. "auto" is ipvs when the
-// kernel has IPVS, else none (said in the log); owned lists the IP VIP
-// addresses discovery recorded, which the ipvs dataplane may clean up.
-func newDataplane(cfg config, reg prometheus.Registerer, log *slog.Logger, owned func() []netip.Addr) (discovery.Dataplane, error) {
+// kernel has IPVS, else none (said in the log).
+func newDataplane(cfg config, reg prometheus.Registerer, log *slog.Logger) (discovery.Dataplane, error) {
 	kind := cfg.LB
 	if kind == "auto" {
 		kind = "ipvs"
@@ -32,7 +31,6 @@ func newDataplane(cfg config, reg prometheus.Registerer, log *slog.Logger, owned
 		Scheduler:  cfg.LBScheduler,
 		Drain:      cfg.LBDrain,
 		Ranges:     []netip.Prefix{cfg.VIPRange, cfg.VIP6Range},
-		Owned:      owned,
 		Registerer: reg,
 		Logger:     log,
 	})

@@ -23,7 +23,7 @@ func TestAutoWithoutIPVS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	dp, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	dp, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("newDataplane(auto) = %v", err)
 	}
@@ -34,7 +34,7 @@ func TestAutoWithoutIPVS(t *testing.T) {
 		t.Errorf("log = %q, want the fallback said", logs.String())
 	}
 	cfg.LB = "ipvs"
-	if _, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "ip_vs") {
+	if _, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "ip_vs") {
 		t.Errorf("newDataplane(ipvs) error = %v, want one naming the ip_vs module", err)
 	}
 }
