@@ -61,7 +61,6 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}
 	defer store.Close()
 
-	var rec *discovery.Reconciler
 	dataplane, err := newDataplane(cfg, reg, log)
 	if err != nil {
 		return err
@@ -81,7 +80,6 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		MaxEventSize:  cfg.MaxEventSize,
 		Registerer:    reg,
 		Logger:        log,
-		Sink:          func(u discovery.Update) { rec.Update(u) },
 	})
 	if err != nil {
 		return err
@@ -90,7 +88,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if mesos := client.Mesos(); mesos != nil {
 		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
 	}
-	rec, err = discovery.NewReconciler(discovery.Config{
+	rec, err := discovery.NewReconciler(discovery.Config{
 		Store:       store,
 		Sources:     sources,
 		Dataplane:   dataplane,
@@ -103,6 +101,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return err
 	}
+	events := client.Stream(rec)
 
 	dnsReady := make(chan net.Addr, 1)
 	dns, err := dnsserver.New(dnsserver.Config{
@@ -129,7 +128,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return store.Run(ctx) })
 	g.Go(func() error { return rec.Run(ctx) })
-	g.Go(func() error { return client.Run(ctx) })
+	g.Go(func() error { return events.Run(ctx) })
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	if runner, ok := dataplane.(interface{ Run(context.Context) error }); ok {
