@@ -17,6 +17,7 @@ import (
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/dnsserver"
+	"github.com/vipbridge/vipbridge/lb"
 	"github.com/vipbridge/vipbridge/marathon"
 )
 
@@ -61,14 +62,23 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}
 	defer store.Close()
 
-	dataplane, err := newDataplane(cfg, reg, log)
-	if err != nil {
-		return err
-	}
-	if c, ok := dataplane.(interface{ Close() }); ok {
-		defer c.Close()
+	// The dataplane --lb chose: IPVS runs beside the reconciler and
+	// reports its state to the API; None only takes the tables.
+	var (
+		dataplane discovery.Dataplane = &lb.None{}
+		states    httpapi.Dataplane
+		ipvs      *lb.IPVS
+	)
+	if lbKind(cfg, log) == "ipvs" {
+		if ipvs, err = newIPVS(cfg, reg, log); err != nil {
+			return err
+		}
+		defer ipvs.Close()
+		dataplane, states = ipvs, ipvs
 	}
 
+	// Marathon's and Mesos's snapshots feed the reconciler, which then
+	// takes Marathon's event stream.
 	client, err := marathon.New(marathon.Config{
 		MarathonURLs:  cfg.Marathon,
 		MesosURLs:     cfg.Mesos,
@@ -119,11 +129,9 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
-	apiCfg := httpapi.Config{Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log}
-	if states, ok := dataplane.(httpapi.Dataplane); ok {
-		apiCfg.Dataplane = states
-	}
-	api := httpapi.NewServer(httpLn, httpapi.New(apiCfg), log)
+	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
+		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
+	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return store.Run(ctx) })
@@ -131,8 +139,8 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	g.Go(func() error { return events.Run(ctx) })
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
-	if runner, ok := dataplane.(interface{ Run(context.Context) error }); ok {
-		g.Go(func() error { return runner.Run(ctx) })
+	if ipvs != nil {
+		g.Go(func() error { return ipvs.Run(ctx) })
 	}
 	g.Go(func() error {
 		select {
