@@ -80,7 +80,7 @@ type Server struct {
 	// fastConn.admit): at most cap(inflight).
 	udpAlive atomic.Int64
 	conns    chan struct{} // TCP connection slots
-	metrics  *metrics
+	metrics  *serverMetrics
 	// idleTimeout closes TCP connections idle this long (tcpIdle; tests
 	// lengthen it).
 	idleTimeout time.Duration
