@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -142,7 +141,6 @@ type Reconciler struct {
 	mu     sync.Mutex // guards the fields below
 	status map[string]*sourceStatus
 	subs   map[chan struct{}]struct{}
-	ipVIPs map[netip.Addr]struct{} // every IP VIP address of a Table since start (see IPVIPs)
 }
 
 type sourceRun struct {
@@ -184,7 +182,6 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		models:     map[string]*sourceModel{},
 		status:     map[string]*sourceStatus{},
 		subs:       map[chan struct{}]struct{}{},
-		ipVIPs:     map[netip.Addr]struct{}{},
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -256,7 +253,6 @@ func (r *Reconciler) load(ac AllocConfig) error {
 	t.Stale = r.staleNow()
 	r.table.Store(t)
 	r.recordTable(t)
-	r.noteIPVIPs(t)
 	r.applyNeeded = true
 	r.log.Info("loaded stored state", "apps", len(apps), "vips", t.VIPs.Len(), "names", t.Names(),
 		"assignments", len(st.Assignments), "last_sync", st.LastSync)
@@ -638,7 +634,6 @@ func (r *Reconciler) publish(t *Table) {
 	t.Generation = r.table.Load().Generation + 1
 	r.table.Store(t)
 	r.recordTable(t)
-	r.noteIPVIPs(t)
 	r.log.Debug("published table", "generation", t.Generation, "vips", t.VIPs.Len(), "names", t.Names(), "stale", t.Stale)
 	r.mu.Lock()
 	for ch := range r.subs {
@@ -648,32 +643,6 @@ func (r *Reconciler) publish(t *Table) {
 		}
 	}
 	r.mu.Unlock()
-}
-
-// IPVIPs returns every IP VIP address of the stored state loaded at start
-// and of every Table published since: the addresses a dataplane may have
-// programmed for vipbridge and must clean up when they are gone, besides
-// its named-VIP ranges. (An IP VIP whose app was deleted and persisted just
-// before a crash, with its service not yet removed, is not listed.)
-func (r *Reconciler) IPVIPs() []netip.Addr {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]netip.Addr, 0, len(r.ipVIPs))
-	for a := range r.ipVIPs {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
-}
-
-func (r *Reconciler) noteIPVIPs(t *Table) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for v := range t.VIPs.Named("") {
-		if v.Key.IP.IsValid() {
-			r.ipVIPs[v.Key.IP] = struct{}{}
-		}
-	}
 }
 
 func (r *Reconciler) recordTable(t *Table) {

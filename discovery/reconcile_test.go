@@ -684,38 +684,6 @@ func TestReconcilerConnectResyncsEverySource(t *testing.T) {
 	}
 }
 
-func TestReconcilerIPVIPs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vipbridge.db")
-	ipApp := func(id, vip string, port uint16) App {
-		a := webApp(id, false, port)
-		a.Ports[0].Labels = []Label{{Key: "VIP_0", Value: vip}}
-		return a
-	}
-	rt := startReconciler(t, path, nil, ipApp("/a", "10.9.0.1:80", 31000), webApp("/web", false, 31001))
-	rt.waitSynced(t)
-	if got, want := rt.r.IPVIPs(), []netip.Addr{netip.MustParseAddr("10.9.0.1")}; !slices.Equal(got, want) {
-		t.Fatalf("IPVIPs() = %v, want %v", got, want)
-	}
-	rt.stop()
-
-	// After a restart the stored state's IP VIPs are owned before any sync,
-	// and an IP VIP that goes away stays listed so its service is cleaned.
-	rt = startReconciler(t, path, errors.New("marathon down"))
-	if got := rt.r.IPVIPs(); len(got) != 1 || got[0] != netip.MustParseAddr("10.9.0.1") {
-		t.Fatalf("IPVIPs() after restart = %v, want [10.9.0.1]", got)
-	}
-	rt.src.set(nil, ipApp("/b", "10.9.0.2:80", 31002))
-	rt.r.Resync("marathon")
-	rt.waitFor(t, "/b", func(tab *Table, _ Status) bool {
-		_, ok := tab.VIP(VIPKey{Protocol: TCP, IP: netip.MustParseAddr("10.9.0.2"), Port: 80})
-		return ok
-	})
-	want := []netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2")}
-	if got := rt.r.IPVIPs(); !slices.Equal(got, want) {
-		t.Errorf("IPVIPs() = %v, want %v", got, want)
-	}
-}
-
 // TestReconcilerTableReceived: a table carries when the oldest event it
 // reflects arrived, for the dataplane's event → kernel latency.
 func TestReconcilerTableReceived(t *testing.T) {

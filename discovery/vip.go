@@ -11,7 +11,8 @@ import (
 // address is an IP literal (an IP VIP, no DNS name) or a name (a named VIP).
 type VIPSpec struct {
 	// Name is the name as written ("/foo", "/group/app", "api.hello-world"),
-	// empty for an IP VIP. VIPName turns it into a DNS name.
+	// empty for an IP VIP. Build turns it into the DNS name
+	// "<NormaliseName(Name)>.<NormaliseName(framework)>".
 	Name string
 	// IP is the address of an IP VIP, invalid for a named VIP.
 	IP   netip.Addr

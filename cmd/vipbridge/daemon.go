@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -63,7 +62,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	defer store.Close()
 
 	var rec *discovery.Reconciler
-	dataplane, err := newDataplane(cfg, reg, log, func() []netip.Addr { return rec.IPVIPs() })
+	dataplane, err := newDataplane(cfg, reg, log, nil)
 	if err != nil {
 		return err
 	}
