@@ -127,16 +127,16 @@ type Reconciler struct {
 	dropping atomic.Bool // the update queue overflowed and was not drained since
 
 	// Owned by Run's loop goroutine (by NewReconciler before).
-	models      map[string]*sourceModel
-	alloc       *Allocator
-	inc         *incBuilder
-	fullBuild   bool        // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
-	lastExpire  time.Time   // Expire runs at most every touchEvery
-	lateResync  time.Time   // the last resync a late event asked for
-	applyNeeded bool        // the dataplane may not match the published Table
-	received    []time.Time // Update.Received of updates not yet published
-	storeSynced bool        // the store held a last sync at start
-	syncedAt    time.Time   // a sync not yet recorded in the store (persist)
+	models          map[string]*sourceModel
+	alloc           *Allocator
+	inc             *incBuilder
+	fullBuild       bool        // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
+	lastExpire      time.Time   // Expire runs at most every touchEvery
+	lateResync      time.Time   // the last resync a late event asked for
+	dataplaneBehind bool        // the dataplane may not match the published Table
+	received        []time.Time // Update.Received of updates not yet published
+	storeSynced     bool        // the store held a last sync at start
+	syncedAt        time.Time   // a sync not yet recorded in the store (persist)
 
 	mu     sync.Mutex // guards the fields below
 	status map[string]*sourceStatus
@@ -253,7 +253,7 @@ func (r *Reconciler) load(ac AllocConfig) error {
 	t.Stale = r.staleNow()
 	r.table.Store(t)
 	r.recordTable(t)
-	r.applyNeeded = true
+	r.dataplaneBehind = true
 	r.log.Info("loaded stored state", "apps", len(apps), "vips", t.VIPs.Len(), "names", t.Names(),
 		"assignments", len(st.Assignments), "last_sync", st.LastSync)
 	return nil
@@ -401,11 +401,11 @@ func (r *Reconciler) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case u := <-r.updates:
-			r.applyUpdate(u)
+			r.handleUpdate(u)
 			r.drainUpdates()
 			r.poke()
 		case res := <-r.results:
-			r.applyResult(res)
+			r.takeSnapshot(res)
 			r.poke()
 		case <-retryC:
 			retryC = nil
@@ -430,7 +430,7 @@ func (r *Reconciler) drainUpdates() {
 	for range updateDrainMax {
 		select {
 		case u := <-r.updates:
-			r.applyUpdate(u)
+			r.handleUpdate(u)
 		default:
 			return
 		}
@@ -453,14 +453,16 @@ func (r *Reconciler) model(source string) *sourceModel {
 	return m
 }
 
-func (r *Reconciler) applyUpdate(u Update) {
+// handleUpdate changes the "marathon" model by one update and asks for a
+// resync when the update refers to what the model lacks or arrived late.
+func (r *Reconciler) handleUpdate(u Update) {
 	r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
 	if !u.Received.IsZero() && len(r.received) < maxLatencySamples {
 		r.received = append(r.received, u.Received)
 	}
 	m := r.model(marathonSource)
 	late := m.late
-	if m.apply(u, r.now()) {
+	if m.update(u, r.now()) {
 		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
 			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
 		r.Resync(marathonSource)
@@ -554,7 +556,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	r.persist(expired)
 	stale := r.staleNow()
-	if !r.applyNeeded && same {
+	if !r.dataplaneBehind && same {
 		if prev.Stale != stale {
 			t := *prev
 			t.Stale = stale
@@ -577,7 +579,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	next.Received = r.earliestReceived()
 	if r.dp != nil {
 		if err := r.dp.Apply(ctx, next); err != nil {
-			r.applyNeeded = true
+			r.dataplaneBehind = true
 			if ctx.Err() == nil {
 				r.met.applyErrors.Inc()
 				r.log.Warn("dataplane apply failed, keeping previous table", "generation", next.Generation, "err", err)
@@ -585,7 +587,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			return fmt.Errorf("apply table %d: %w", next.Generation, err)
 		}
 	}
-	r.applyNeeded = false
+	r.dataplaneBehind = false
 	r.logLabelErrors(prev, next)
 	r.publish(next)
 	r.observeLatency()

@@ -749,7 +749,7 @@ func TestReconcilerRecordsSyncAfterItsApps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt.r.applyResult(syncResult{source: "marathon", state: state, at: rt.clock.Now()})
+	rt.r.takeSnapshot(syncResult{source: "marathon", state: state, at: rt.clock.Now()})
 	if st := stored(); !st.LastSync.IsZero() {
 		t.Errorf("last_sync %v stored before the sync's apps (%d stored)", st.LastSync, len(st.Sources["marathon"]))
 	}

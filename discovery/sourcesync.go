@@ -55,7 +55,9 @@ func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
 	}
 }
 
-func (r *Reconciler) applyResult(res syncResult) {
+// takeSnapshot records a sync's outcome in the source's status and metrics
+// and, when it succeeded, replaces the source's model with its snapshot.
+func (r *Reconciler) takeSnapshot(res syncResult) {
 	r.mu.Lock()
 	s := r.status[res.source]
 	wasStale := !s.synced || s.failing
