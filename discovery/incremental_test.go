@@ -2,12 +2,10 @@ package discovery
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/netip"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -271,64 +269,3 @@ func (g *appGen) task(app string, i int) Task {
 	}
 	return t
 }
-
-// nopDataplane programs nothing and keeps nothing.
-type nopDataplane struct{}
-
-func (nopDataplane) Apply(context.Context, *Table) error { return nil }
-
-// benchmarkUpdateToPublish measures one task update (a healthy task of /group0/app0
-// flips between running and killing, so a VIP's weights change) through to
-// a published Table, with nApps apps of 10 tasks each in the model, a store,
-// and a dataplane that does nothing. full selects the reference path
-// (Build and a full names index at every update).
-func benchmarkUpdateToPublish(b *testing.B, nApps int, full bool) {
-	apps := benchApps(nApps, 10)
-	store, err := OpenStore(filepath.Join(b.TempDir(), "vipbridge.db"), 100*time.Millisecond)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	r, err := NewReconciler(Config{Store: store, Dataplane: nopDataplane{},
-		Sources: []SourceConfig{{Name: "marathon", Source: staticSource{Apps: apps}, Interval: time.Hour}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.fullBuild = full
-	sub, unsub := r.Subscribe()
-	defer unsub()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for !r.Status().Synced || r.Table().Stale || r.Table().VIPs.Len() == 0 {
-		select {
-		case <-sub:
-		case <-time.After(time.Minute):
-			b.Fatal("the reconciler did not sync")
-		}
-	}
-	task := apps[0].Tasks[1] // healthy: its weight follows its state
-	states := []TaskState{TaskKilling, TaskRunning}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		gen := r.Table().Generation
-		task.State = states[i%2]
-		r.Update(Update{Kind: UpdateTask, AppID: apps[0].ID, Task: task})
-		for r.Table().Generation == gen {
-			select {
-			case <-sub:
-			case <-time.After(time.Minute):
-				b.Fatal("the update was never published")
-			}
-		}
-		i++
-	}
-}
-
-func BenchmarkUpdateToPublish1kApps(b *testing.B)      { benchmarkUpdateToPublish(b, 1000, false) }
-func BenchmarkUpdateToPublish10kApps(b *testing.B)     { benchmarkUpdateToPublish(b, 10000, false) }
-func BenchmarkUpdateToPublish1kAppsFull(b *testing.B)  { benchmarkUpdateToPublish(b, 1000, true) }
-func BenchmarkUpdateToPublish10kAppsFull(b *testing.B) { benchmarkUpdateToPublish(b, 10000, true) }

@@ -40,8 +40,9 @@ type SourceConfig struct {
 
 // Config configures a Reconciler.
 type Config struct {
-	// Store persists the model; nil keeps it in memory only.
-	Store   *Store
+	// Store persists the model; nil keeps it in memory only. The
+	// reconciler is its only writer and flushes it (see Store).
+	Store   Store
 	Sources []SourceConfig
 	// Dataplane, if not nil, gets every new Table before it is published.
 	Dataplane Dataplane
@@ -107,12 +108,13 @@ const (
 // the Table. It is level-triggered: updates only change the model and mark
 // it dirty; one build covers every change since the previous one.
 type Reconciler struct {
-	store *Store
-	dp    Dataplane
-	log   *slog.Logger
-	now   func() time.Time
-	grace time.Duration
-	met   *reconcileMetrics
+	store     Store
+	storeWake chan struct{} // cap 1: changes were queued for the store
+	dp        Dataplane
+	log       *slog.Logger
+	now       func() time.Time
+	grace     time.Duration
+	met       *reconcileMetrics
 
 	streamWait time.Duration
 
@@ -167,11 +169,12 @@ type syncResult struct {
 // Run starts.
 func NewReconciler(cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
-		store: cfg.Store,
-		dp:    cfg.Dataplane,
-		log:   cfg.Logger,
-		now:   cfg.Now,
-		grace: cfg.HealthGrace,
+		store:     cfg.Store,
+		storeWake: make(chan struct{}, 1),
+		dp:        cfg.Dataplane,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		grace:     cfg.HealthGrace,
 
 		streamWait: cfg.StreamWait,
 		met:        newReconcileMetrics(),
@@ -209,12 +212,7 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		r.status[sc.Name] = &sourceStatus{}
 		r.met.stale.WithLabelValues(sc.Name).Set(1)
 	}
-	cs := r.met.collectors()
-	if r.store != nil {
-		r.store.setLogger(r.log)
-		cs = append(cs, r.store.met.collectors()...)
-	}
-	if err := metrics.Register(cfg.Registerer, cs...); err != nil {
+	if err := metrics.Register(cfg.Registerer, r.met.collectors()...); err != nil {
 		return nil, fmt.Errorf("new reconciler: register metrics: %w", err)
 	}
 	if err := r.load(cfg.Alloc); err != nil {
@@ -239,6 +237,7 @@ func (r *Reconciler) load(ac AllocConfig) error {
 			// serving its apps would keep dead backends forever.
 			r.log.Info("dropping stored apps of a source no longer configured", "source", name, "apps", len(apps))
 			r.store.Write(Batch{Source: name, Replace: true})
+			r.pokeStore()
 			continue
 		}
 		r.models[name] = newSourceModel(apps)
@@ -357,8 +356,10 @@ func (r *Reconciler) staleNow() bool {
 }
 
 // Run resyncs every source (at start, every Interval, on request), applies
-// updates and publishes Tables until ctx ends. On the way out it flushes the
-// store. It returns nil when ctx is cancelled; it may run only once.
+// updates, publishes Tables and commits the store's writes until ctx ends.
+// On the way out, once every goroutine it started has stopped, it flushes
+// the store once. It returns nil when ctx is cancelled; it may run only
+// once.
 func (r *Reconciler) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("reconciler already running")
@@ -368,14 +369,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		wg.Go(func() { r.syncLoop(ctx, s) })
 	}
 	wg.Go(func() { r.loop(ctx) })
-	wg.Wait()
 	if r.store != nil {
-		fctx, cancel := context.WithTimeout(context.Background(), storeCloseWait)
-		defer cancel()
-		if err := r.store.Flush(fctx); err != nil {
-			r.log.Error("store not flushed at shutdown", "err", err)
-		}
+		wg.Go(func() { r.writeStore(ctx) })
 	}
+	wg.Wait()
+	r.flushStore()
 	return nil
 }
 
@@ -604,31 +602,6 @@ func (r *Reconciler) earliestReceived() time.Time {
 		}
 	}
 	return first
-}
-
-// persist queues the changed apps and assignments for the store.
-func (r *Reconciler) persist(expired []string) {
-	dirty := r.alloc.Dirty()
-	if r.store == nil {
-		for _, m := range r.models {
-			clear(m.dirty)
-		}
-		return
-	}
-	for name, m := range r.models {
-		if len(m.dirty) > 0 {
-			r.store.Write(m.persist(name))
-		}
-	}
-	if len(dirty) > 0 || len(expired) > 0 {
-		r.store.Write(Batch{Assign: dirty, Unassign: expired})
-	}
-	if !r.syncedAt.IsZero() {
-		// After the sync's apps: the store commits batches in order, and
-		// a drain split over transactions writes last_sync in the last.
-		r.store.Write(Batch{LastSync: r.syncedAt})
-		r.syncedAt = time.Time{}
-	}
 }
 
 // publish makes t the Table readers see, numbering it after the current one.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/store"
 	"github.com/vipbridge/vipbridge/dnsserver"
 	"github.com/vipbridge/vipbridge/marathon"
 )
@@ -55,11 +56,11 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := discovery.OpenStore(filepath.Join(cfg.DataDir, "vipbridge.db"), time.Second)
+	db, err := store.Open(filepath.Join(cfg.DataDir, "vipbridge.db"), store.Config{Timeout: time.Second, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close() // after rec.Run, which flushes it once on its way out
 
 	var rec *discovery.Reconciler
 	dataplane, err := newDataplane(cfg, reg, log, nil)
@@ -91,7 +92,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
 	}
 	rec, err = discovery.NewReconciler(discovery.Config{
-		Store:       store,
+		Store:       db,
 		Sources:     sources,
 		Dataplane:   dataplane,
 		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
@@ -127,7 +128,6 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	api := httpapi.NewServer(httpLn, httpapi.New(apiCfg), log)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return store.Run(ctx) })
 	g.Go(func() error { return rec.Run(ctx) })
 	g.Go(func() error { return client.Run(ctx) })
 	g.Go(func() error { return dns.Run(ctx) })
