@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,60 +43,18 @@ const defaultTxBytes = 4 << 20
 // Each transaction is idempotent, so a retry of q after a failure in the
 // middle applies again what was already committed.
 func (s *DB) commit(q *queue) error {
-	assign, err := q.encodeAssign()
+	tx, rest, err := q.firstTx()
 	if err != nil {
 		return err
 	}
-	first := encodedTx{assign: assign}
-	for _, kv := range assign {
-		first.bytes += len(kv.key) + len(kv.value)
-	}
-	var rest []appRef // non-replace app changes, in source and key order
-	names := make([]string, 0, len(q.sources))
-	for name := range q.sources {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		src := q.sources[name]
-		ids := make([]string, 0, len(src.apps))
-		for id := range src.apps {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		if !src.replace {
-			for _, id := range ids {
-				rest = append(rest, appRef{source: name, id: id})
-			}
-			continue
-		}
-		es := encodedSource{name: name, replace: true}
-		for _, id := range ids {
-			kv, err := encodeApp(id, src.apps[id])
-			if err != nil {
-				return err
-			}
-			es.apps = append(es.apps, kv)
-			first.bytes += len(kv.key) + len(kv.value)
-		}
-		first.sources = append(first.sources, es)
-	}
-
-	tx := first
 	multi := false
 	for i := 0; ; {
 		for ; i < len(rest) && tx.bytes < s.txBytes; i++ {
-			ref := rest[i]
-			kv, err := encodeApp(ref.id, q.sources[ref.source].apps[ref.id])
+			kv, err := encodeApp(rest[i].id, q.sources[rest[i].source].apps[rest[i].id])
 			if err != nil {
 				return err
 			}
-			if n := len(tx.sources); n == 0 || tx.sources[n-1].name != ref.source {
-				tx.sources = append(tx.sources, encodedSource{name: ref.source})
-			}
-			src := &tx.sources[len(tx.sources)-1]
-			src.apps = append(src.apps, kv)
-			tx.bytes += len(kv.key) + len(kv.value)
+			tx.add(rest[i].source, kv)
 		}
 		last := i == len(rest)
 		if !last && !multi {
@@ -117,6 +76,42 @@ func (s *DB) commit(q *queue) error {
 		}
 		tx = encodedTx{}
 	}
+}
+
+// firstTx encodes what the first transaction must hold (the assignments
+// and every replaced source) and lists the other app changes, in source
+// and key order.
+func (q *queue) firstTx() (encodedTx, []appRef, error) {
+	assign, err := q.encodeAssign()
+	if err != nil {
+		return encodedTx{}, nil, err
+	}
+	first := encodedTx{assign: assign}
+	for _, kv := range assign {
+		first.bytes += len(kv.key) + len(kv.value)
+	}
+	var rest []appRef
+	for _, name := range slices.Sorted(maps.Keys(q.sources)) {
+		src := q.sources[name]
+		ids := slices.Sorted(maps.Keys(src.apps))
+		if !src.replace {
+			for _, id := range ids {
+				rest = append(rest, appRef{source: name, id: id})
+			}
+			continue
+		}
+		es := encodedSource{name: name, replace: true}
+		for _, id := range ids {
+			kv, err := encodeApp(id, src.apps[id])
+			if err != nil {
+				return encodedTx{}, nil, err
+			}
+			es.apps = append(es.apps, kv)
+			first.bytes += len(kv.key) + len(kv.value)
+		}
+		first.sources = append(first.sources, es)
+	}
+	return first, rest, nil
 }
 
 // commitTx writes tx in one bbolt transaction. When tx.dropLastSync, it
@@ -205,6 +200,16 @@ type encodedSource struct {
 	name    string
 	replace bool
 	apps    []storeKV
+}
+
+// add appends one app change of source to tx.
+func (tx *encodedTx) add(source string, kv storeKV) {
+	if n := len(tx.sources); n == 0 || tx.sources[n-1].name != source {
+		tx.sources = append(tx.sources, encodedSource{name: source})
+	}
+	src := &tx.sources[len(tx.sources)-1]
+	src.apps = append(src.apps, kv)
+	tx.bytes += len(kv.key) + len(kv.value)
 }
 
 // appRef identifies a queued app change.
