@@ -269,3 +269,42 @@ func (g *appGen) task(app string, i int) Task {
 	}
 	return t
 }
+
+// BenchmarkBuildOneUpdate10kApps compares, for one task update among
+// 10,000 apps, the reference (Build, then every name indexed) with the
+// incremental build the reconciler uses. BenchmarkUpdateToPublish measures
+// the whole path, store and publish included.
+func BenchmarkBuildOneUpdate10kApps(b *testing.B) {
+	apps := benchApps(10000, 10)
+	states := []TaskState{TaskKilling, TaskRunning}
+	flip := func(i int) App { // a healthy task of apps[0]: its weight follows its state
+		a := apps[0]
+		a.Tasks = slices.Clone(a.Tasks)
+		a.Tasks[1].State = states[i%2]
+		return a
+	}
+	b.Run("full", func(b *testing.B) {
+		apps := slices.Clone(apps)
+		alloc := NewAllocator(AllocConfig{}, nil)
+		prev := Build(apps, alloc, t0).WithAnnounced(announcer(nil))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			apps[0] = flip(i)
+			prev = Build(apps, alloc, t0).WithAnnounced(announcer(prev))
+		}
+	})
+	b.Run("incremental", func(b *testing.B) {
+		inc, alloc := newIncBuilder(), NewAllocator(AllocConfig{}, nil)
+		all := make(map[appRef]*App, len(apps))
+		for i := range apps {
+			all[appRef{marathonSource, apps[i].ID}] = &apps[i]
+		}
+		prev := inc.build(all, alloc, t0, false).table.WithAnnounced(announcer(nil))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			a := flip(i)
+			res := inc.build(map[appRef]*App{{marathonSource, a.ID}: &a}, alloc, t0, false)
+			prev = res.table.reindexed(prev, res.changed, announcer(prev))
+		}
+	})
+}

@@ -132,7 +132,6 @@ type Reconciler struct {
 	models          map[string]*sourceModel
 	alloc           *Allocator
 	inc             *incBuilder
-	fullBuild       bool        // build with Build and index every name (the reference path, for benchmarks); set before Run, never cleared
 	lastExpire      time.Time   // Expire runs at most every touchEvery
 	lateResync      time.Time   // the last resync a late event asked for
 	dataplaneBehind bool        // the dataplane may not match the published Table
@@ -528,29 +527,20 @@ func (r *Reconciler) allApps() []App {
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	now := r.now()
 	var expired []string
-	if r.fullBuild || now.Sub(r.lastExpire) >= touchEvery || now.Before(r.lastExpire) {
+	if now.Sub(r.lastExpire) >= touchEvery || now.Before(r.lastExpire) {
 		expired = r.alloc.Expire(now)
 		r.lastExpire = now
 	}
 	prev := r.table.Load()
-	var next *Table
 	var changed map[string]struct{} // nil: index every name
-	same := false
-	if r.fullBuild {
-		for _, m := range r.models {
-			clear(m.changed)
-		}
-		next = Build(r.allApps(), r.alloc, now)
-		same = sameTable(prev, next)
+	res := r.inc.build(r.takeChanges(), r.alloc, now, len(expired) > 0)
+	next := res.table
+	var same bool
+	if prev.VIPs.same(res.base) {
+		changed = res.changed
+		same = res.same && slices.Equal(prev.Errors, next.Errors)
 	} else {
-		res := r.inc.build(r.takeChanges(), r.alloc, now, len(expired) > 0)
-		next = res.table
-		if prev.VIPs.same(res.base) {
-			changed = res.changed
-			same = res.same && slices.Equal(prev.Errors, next.Errors)
-		} else {
-			same = sameTable(prev, next)
-		}
+		same = sameTable(prev, next)
 	}
 	r.persist(expired)
 	stale := r.staleNow()
