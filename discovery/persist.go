@@ -57,9 +57,9 @@ type Batch struct {
 	LastSync time.Time
 }
 
-// persist queues the changed apps and assignments for the store.
-func (r *Reconciler) persist(expired []string) {
-	dirty := r.alloc.Dirty()
+// persist queues the changed apps, the changed assignments (assigned) and
+// the keys of the expired ones for the store.
+func (r *Reconciler) persist(assigned []Assignment, expired []string) {
 	if r.store == nil {
 		for _, m := range r.models {
 			clear(m.dirty)
@@ -73,8 +73,8 @@ func (r *Reconciler) persist(expired []string) {
 			wrote = true
 		}
 	}
-	if len(dirty) > 0 || len(expired) > 0 {
-		r.store.Write(Batch{Assign: dirty, Unassign: expired})
+	if len(assigned) > 0 || len(expired) > 0 {
+		r.store.Write(Batch{Assign: assigned, Unassign: expired})
 		wrote = true
 	}
 	if !r.syncedAt.IsZero() {

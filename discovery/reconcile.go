@@ -130,9 +130,7 @@ type Reconciler struct {
 
 	// Owned by Run's loop goroutine (by NewReconciler before).
 	models          map[string]*sourceModel
-	alloc           *Allocator
-	inc             *incBuilder
-	lastExpire      time.Time   // Expire runs at most every touchEvery
+	tables          *tableBuilder
 	lateResync      time.Time   // the last resync a late event asked for
 	dataplaneBehind bool        // the dataplane may not match the published Table
 	received        []time.Time // Update.Received of updates not yet published
@@ -242,11 +240,9 @@ func (r *Reconciler) load(ac AllocConfig) error {
 		r.models[name] = newSourceModel(apps)
 	}
 	r.storeSynced = !st.LastSync.IsZero()
-	r.alloc = NewAllocator(ac, st.Assignments)
-	r.inc = newIncBuilder()
+	r.tables = newTableBuilder(ac, st.Assignments)
 	apps := r.allApps()
-	t := r.inc.build(r.takeChanges(), r.alloc, now, false).table
-	t = t.WithAnnounced(announcer(nil))
+	t := r.tables.next(r.takeChanges(), nil, now, true).next
 	t.Generation = 1
 	t.Stale = r.staleNow()
 	r.table.Store(t)
@@ -517,34 +513,12 @@ func (r *Reconciler) allApps() []App {
 // fails, the Table of step 1 stays published (new names unannounced, removed
 // ones withdrawn) and the caller retries with backoff. Publishing only the
 // VIPs the dataplane did program would need per-VIP results from Apply.
-//
-// The build is incremental (incBuilder): when the published Table's VIPs are
-// the builder's previous result, only the names of the VIPs that changed
-// are re-announced or withdrawn, and the new Table shares every chunk of
-// VIPs and every shard of the names index the change did not touch
-// (VIPList, cowmap), so the cost of an update does not grow with the
-// number of VIPs.
 func (r *Reconciler) reconcile(ctx context.Context) error {
-	now := r.now()
-	var expired []string
-	if now.Sub(r.lastExpire) >= touchEvery || now.Before(r.lastExpire) {
-		expired = r.alloc.Expire(now)
-		r.lastExpire = now
-	}
 	prev := r.table.Load()
-	var changed map[string]struct{} // nil: index every name
-	res := r.inc.build(r.takeChanges(), r.alloc, now, len(expired) > 0)
-	next := res.table
-	var same bool
-	if prev.VIPs.same(res.base) {
-		changed = res.changed
-		same = res.same && slices.Equal(prev.Errors, next.Errors)
-	} else {
-		same = sameTable(prev, next)
-	}
-	r.persist(expired)
+	step := r.tables.next(r.takeChanges(), prev, r.now(), r.dataplaneBehind)
+	r.persist(step.assigned, step.expired)
 	stale := r.staleNow()
-	if !r.dataplaneBehind && same {
+	if step.next == nil {
 		if prev.Stale != stale {
 			t := *prev
 			t.Stale = stale
@@ -553,15 +527,11 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.observeLatency()
 		return nil
 	}
-	if changed != nil {
-		next = next.reindexed(prev, changed, announcer(prev))
-	} else {
-		next = next.WithAnnounced(announcer(prev))
-	}
-	if w, ok := withdrawn(prev, next, changed); ok {
+	if w := step.withdrawn; w != nil {
 		w.Stale = stale
 		r.publish(w)
 	}
+	next := step.next
 	next.Generation = r.table.Load().Generation + 1
 	next.Stale = stale
 	next.Received = r.earliestReceived()

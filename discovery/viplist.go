@@ -296,3 +296,6 @@ func appendPieces(chunks []vipChunk, vips []VIP) []vipChunk {
 	}
 	return chunks
 }
+
+// compareVIPToKey orders a VIP against a key, for binary search.
+func compareVIPToKey(v VIP, k VIPKey) int { return compareKey(v.Key, k) }
