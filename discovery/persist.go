@@ -1,10 +1,11 @@
 package discovery
 
-// Persistence: what the reconciler writes to its Store, and the one
-// goroutine that commits it.
+// Persistence: what the reconciler loads from its Store at start, what it
+// writes to it, and the one goroutine that commits the writes.
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -55,6 +56,41 @@ type Batch struct {
 	Unassign []string
 	// LastSync, when not zero, records a successful full sync.
 	LastSync time.Time
+}
+
+// load builds and publishes the Table of the stored state.
+func (r *Reconciler) load(ac AllocConfig) error {
+	var st Stored
+	if r.store != nil {
+		var err error
+		if st, err = r.store.Load(); err != nil {
+			return fmt.Errorf("new reconciler: %w", err)
+		}
+	}
+	now := r.now()
+	for name, apps := range st.Sources {
+		if _, ok := r.byName[name]; !ok {
+			// A source no longer configured would never be resynced:
+			// serving its apps would keep dead backends forever.
+			r.log.Info("dropping stored apps of a source no longer configured", "source", name, "apps", len(apps))
+			r.store.Write(Batch{Source: name, Replace: true})
+			r.pokeStore()
+			continue
+		}
+		r.models[name] = newSourceModel(apps)
+	}
+	r.storeSynced = !st.LastSync.IsZero()
+	r.tables = newTableBuilder(ac, st.Assignments)
+	apps := r.allApps()
+	t := r.tables.next(r.takeChanges(), nil, now, true).next
+	t.Generation = 1
+	t.Stale = r.staleNow()
+	r.table.Store(t)
+	r.recordTable(t)
+	r.dataplaneBehind = true
+	r.log.Info("loaded stored state", "apps", len(apps), "vips", t.VIPs.Len(), "names", t.Names(),
+		"assignments", len(st.Assignments), "last_sync", st.LastSync)
+	return nil
 }
 
 // persist queues the changed apps, the changed assignments (assigned) and

@@ -1,11 +1,15 @@
 package discovery
 
+// The Reconciler: its configuration, its construction, its public API
+// (Table, Update, Resync, Subscribe; Status is in status.go) and Run, which
+// starts and owns its goroutines: the loop (loop.go), one sync per source
+// (sourcesync.go) and the store's writer (persist.go).
+
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,25 +71,6 @@ type Config struct {
 	StreamWait time.Duration
 }
 
-// Status says how fresh the published state is.
-type Status struct {
-	// Loaded is true when the state came from disk (a sync had been stored)
-	// or every source has synced once.
-	Loaded bool
-	// Synced is true once every source has synced at least once.
-	Synced bool
-	// Stale is true while some source has not synced since start or its
-	// last sync failed; its last known state is served meanwhile.
-	Stale        bool
-	StaleSources []string
-	// LastSync is the last successful sync per source.
-	LastSync map[string]time.Time
-	// LastError is the last sync error per source, cleared by a success.
-	LastError map[string]string
-	// Generation is the published Table's.
-	Generation uint64
-}
-
 // marathonSource is the source Update applies to.
 const marathonSource = "marathon"
 
@@ -140,25 +125,6 @@ type Reconciler struct {
 	mu     sync.Mutex // guards the fields below
 	status map[string]*sourceStatus
 	subs   map[chan struct{}]struct{}
-}
-
-type sourceRun struct {
-	cfg  SourceConfig
-	kick chan struct{} // cap 1: resync requested
-}
-
-type sourceStatus struct {
-	synced   bool // synced at least once
-	failing  bool // last sync failed
-	lastSync time.Time
-	lastErr  string
-}
-
-type syncResult struct {
-	source string
-	state  State
-	err    error
-	at     time.Time
 }
 
 // NewReconciler loads the store and publishes its state at once, marked
@@ -216,41 +182,6 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		return nil, err
 	}
 	return r, nil
-}
-
-// load builds and publishes the Table of the stored state.
-func (r *Reconciler) load(ac AllocConfig) error {
-	var st Stored
-	if r.store != nil {
-		var err error
-		if st, err = r.store.Load(); err != nil {
-			return fmt.Errorf("new reconciler: %w", err)
-		}
-	}
-	now := r.now()
-	for name, apps := range st.Sources {
-		if _, ok := r.byName[name]; !ok {
-			// A source no longer configured would never be resynced:
-			// serving its apps would keep dead backends forever.
-			r.log.Info("dropping stored apps of a source no longer configured", "source", name, "apps", len(apps))
-			r.store.Write(Batch{Source: name, Replace: true})
-			r.pokeStore()
-			continue
-		}
-		r.models[name] = newSourceModel(apps)
-	}
-	r.storeSynced = !st.LastSync.IsZero()
-	r.tables = newTableBuilder(ac, st.Assignments)
-	apps := r.allApps()
-	t := r.tables.next(r.takeChanges(), nil, now, true).next
-	t.Generation = 1
-	t.Stale = r.staleNow()
-	r.table.Store(t)
-	r.recordTable(t)
-	r.dataplaneBehind = true
-	r.log.Info("loaded stored state", "apps", len(apps), "vips", t.VIPs.Len(), "names", t.Names(),
-		"assignments", len(st.Assignments), "last_sync", st.LastSync)
-	return nil
 }
 
 // Table returns the published Table; never nil. Callers must not modify it.
@@ -313,43 +244,6 @@ func (r *Reconciler) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-// Status reports how fresh the published state is.
-func (r *Reconciler) Status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := Status{Synced: true, LastSync: map[string]time.Time{}, LastError: map[string]string{},
-		Generation: r.table.Load().Generation}
-	for name, s := range r.status {
-		if !s.synced {
-			st.Synced = false
-		}
-		if !s.synced || s.failing {
-			st.StaleSources = append(st.StaleSources, name)
-		}
-		if !s.lastSync.IsZero() {
-			st.LastSync[name] = s.lastSync
-		}
-		if s.lastErr != "" {
-			st.LastError[name] = s.lastErr
-		}
-	}
-	slices.Sort(st.StaleSources)
-	st.Stale = len(st.StaleSources) > 0
-	st.Loaded = r.storeSynced || st.Synced
-	return st
-}
-
-func (r *Reconciler) staleNow() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range r.status {
-		if !s.synced || s.failing {
-			return true
-		}
-	}
-	return false
-}
-
 // Run resyncs every source (at start, every Interval, on request), applies
 // updates, publishes Tables and commits the store's writes until ctx ends.
 // On the way out, once every goroutine it started has stopped, it flushes
@@ -370,243 +264,4 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	wg.Wait()
 	r.flushStore()
 	return nil
-}
-
-// loop owns the model: it applies updates and snapshots and builds when
-// dirty. While a failed dataplane apply waits for its retry, builds wait
-// too (the model keeps changing; the retry builds from the latest).
-func (r *Reconciler) loop(ctx context.Context) {
-	bo := retryBackoff{min: retryMin, max: retryMax}
-	var retry *time.Timer
-	var retryC <-chan time.Time
-	defer func() {
-		if retry != nil {
-			retry.Stop()
-		}
-	}()
-	r.poke()
-	for {
-		dirty := r.dirty
-		if retryC != nil {
-			dirty = nil
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case u := <-r.updates:
-			r.handleUpdate(u)
-			r.drainUpdates()
-			r.poke()
-		case res := <-r.results:
-			r.takeSnapshot(res)
-			r.poke()
-		case <-retryC:
-			retryC = nil
-			r.poke()
-		case <-dirty:
-			if err := r.reconcile(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				retry = time.NewTimer(bo.next())
-				retryC = retry.C
-				continue
-			}
-			bo.reset()
-		}
-	}
-}
-
-// drainUpdates applies the updates already queued, up to updateDrainMax,
-// so that one build covers them.
-func (r *Reconciler) drainUpdates() {
-	for range updateDrainMax {
-		select {
-		case u := <-r.updates:
-			r.handleUpdate(u)
-		default:
-			return
-		}
-	}
-}
-
-func (r *Reconciler) poke() {
-	select {
-	case r.dirty <- struct{}{}:
-	default:
-	}
-}
-
-func (r *Reconciler) model(source string) *sourceModel {
-	m := r.models[source]
-	if m == nil {
-		m = newSourceModel(nil)
-		r.models[source] = m
-	}
-	return m
-}
-
-// handleUpdate changes the "marathon" model by one update and asks for a
-// resync when the update refers to what the model lacks or arrived late.
-func (r *Reconciler) handleUpdate(u Update) {
-	r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
-	if !u.Received.IsZero() && len(r.received) < maxLatencySamples {
-		r.received = append(r.received, u.Received)
-	}
-	m := r.model(marathonSource)
-	late := m.late
-	if m.update(u, r.now()) {
-		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
-			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
-		r.Resync(marathonSource)
-	}
-	if m.late > late && r.now().Sub(r.lateResync) >= lateResyncEvery {
-		// Events arrive out of order (Marathon does not order them): the
-		// model may also hold one whose age could not be told. Converge to
-		// the truth, at most once per lateResyncEvery.
-		r.lateResync = r.now()
-		r.log.Debug("late event ignored, resyncing", "kind", updateKindName(u.Kind), "app_id", updateAppID(u))
-		r.Resync(marathonSource)
-	}
-}
-
-// lateResyncEvery bounds the resyncs that late events trigger.
-const lateResyncEvery = 5 * time.Second
-
-// takeChanges returns the apps changed since the last call (nil for an app
-// gone) and forgets them.
-func (r *Reconciler) takeChanges() map[appRef]*App {
-	n := 0
-	for _, m := range r.models {
-		n += len(m.changed)
-	}
-	changes := make(map[appRef]*App, n)
-	for name, m := range r.models {
-		for id := range m.changed {
-			if a, ok := m.apps[id]; ok {
-				changes[appRef{name, id}] = &a
-			} else {
-				changes[appRef{name, id}] = nil
-			}
-		}
-		clear(m.changed)
-	}
-	return changes
-}
-
-func (r *Reconciler) allApps() []App {
-	n := 0
-	for _, m := range r.models {
-		n += len(m.apps)
-	}
-	apps := make([]App, 0, n)
-	for _, m := range r.models {
-		apps = m.appendApps(apps)
-	}
-	return apps
-}
-
-// reconcile builds a Table from the model and, if it differs from the
-// published one, makes it take effect in this order (DESIGN.md "Order of
-// effects"): (1) publish the current Table with the names that go away
-// withdrawn, (2) Dataplane.Apply(new), (3) publish the new Table. When Apply
-// fails, the Table of step 1 stays published (new names unannounced, removed
-// ones withdrawn) and the caller retries with backoff. Publishing only the
-// VIPs the dataplane did program would need per-VIP results from Apply.
-func (r *Reconciler) reconcile(ctx context.Context) error {
-	prev := r.table.Load()
-	step := r.tables.next(r.takeChanges(), prev, r.now(), r.dataplaneBehind)
-	r.persist(step.assigned, step.expired)
-	stale := r.staleNow()
-	if step.next == nil {
-		if prev.Stale != stale {
-			t := *prev
-			t.Stale = stale
-			r.publish(&t)
-		}
-		r.observeLatency()
-		return nil
-	}
-	if w := step.withdrawn; w != nil {
-		w.Stale = stale
-		r.publish(w)
-	}
-	next := step.next
-	next.Generation = r.table.Load().Generation + 1
-	next.Stale = stale
-	next.Received = r.earliestReceived()
-	if r.dp != nil {
-		if err := r.dp.Apply(ctx, next); err != nil {
-			r.dataplaneBehind = true
-			if ctx.Err() == nil {
-				r.met.applyErrors.Inc()
-				r.log.Warn("dataplane apply failed, keeping previous table", "generation", next.Generation, "err", err)
-			}
-			return fmt.Errorf("apply table %d: %w", next.Generation, err)
-		}
-	}
-	r.dataplaneBehind = false
-	r.logLabelErrors(prev, next)
-	r.publish(next)
-	r.observeLatency()
-	return nil
-}
-
-// earliestReceived is the arrival time of the oldest event the next table
-// reflects, zero if it reflects none (a snapshot only).
-func (r *Reconciler) earliestReceived() time.Time {
-	var first time.Time
-	for _, t := range r.received {
-		if first.IsZero() || t.Before(first) {
-			first = t
-		}
-	}
-	return first
-}
-
-// publish makes t the Table readers see, numbering it after the current one.
-func (r *Reconciler) publish(t *Table) {
-	t.Generation = r.table.Load().Generation + 1
-	r.table.Store(t)
-	r.recordTable(t)
-	r.log.Debug("published table", "generation", t.Generation, "vips", t.VIPs.Len(), "names", t.Names(), "stale", t.Stale)
-	r.mu.Lock()
-	for ch := range r.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	r.mu.Unlock()
-}
-
-func (r *Reconciler) recordTable(t *Table) {
-	backends := t.VIPs.Backends()
-	r.met.records.WithLabelValues("names").Set(float64(t.Names()))
-	r.met.records.WithLabelValues("vips").Set(float64(t.VIPs.Len()))
-	r.met.records.WithLabelValues("backends").Set(float64(backends))
-	r.met.labelErrors.Set(float64(len(t.Errors)))
-	r.met.generation.Set(float64(t.Generation))
-}
-
-func (r *Reconciler) observeLatency() {
-	now := time.Now()
-	for _, rcv := range r.received {
-		r.met.eventToDNS.Observe(now.Sub(rcv).Seconds())
-	}
-	r.received = r.received[:0]
-}
-
-// logLabelErrors logs label errors that next has and prev had not, so each
-// is logged once rather than at every build.
-func (r *Reconciler) logLabelErrors(prev, next *Table) {
-	old := make(map[LabelError]struct{}, len(prev.Errors))
-	for _, e := range prev.Errors {
-		old[e] = struct{}{}
-	}
-	for _, e := range next.Errors {
-		if _, ok := old[e]; !ok {
-			r.log.Warn("unusable vip label", "app_id", e.AppID, "key", e.Key, "value", e.Value, "reason", e.Reason)
-		}
-	}
 }
