@@ -1,5 +1,10 @@
 package discovery
 
+// VIP address allocation: the Allocator gives each named VIP a stable
+// address from the configured ranges (a hash of the name first, then the
+// next free one), keeps it for a grace period after the VIP goes, and
+// reports the assignments that changed, for the store.
+
 import (
 	"cmp"
 	"encoding/binary"

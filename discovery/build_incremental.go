@@ -1,5 +1,9 @@
 package discovery
 
+// The incremental build (incBuilder): given the apps that changed, it
+// recomputes only the VIPs they declare, and its result equals Build's over
+// the same apps.
+
 import (
 	"slices"
 	"time"

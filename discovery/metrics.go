@@ -1,5 +1,7 @@
 package discovery
 
+// The reconciler's Prometheus metrics.
+
 import (
 	"github.com/prometheus/client_golang/prometheus"
 )

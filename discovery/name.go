@@ -1,5 +1,8 @@
 package discovery
 
+// DNS name normalisation of VIP and framework names, as DC/OS does it
+// (NormaliseLabel, NormaliseName).
+
 import "strings"
 
 // maxLabel is the longest DNS label in octets (RFC 1035 section 2.3.4).

@@ -1,5 +1,9 @@
 package discovery
 
+// The source model: one source's apps and tasks, replaced by full
+// snapshots and changed by incremental updates, with the rules that keep
+// late, replayed and out-of-order events from undoing newer state.
+
 import (
 	"reflect"
 	"slices"

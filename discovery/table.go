@@ -1,5 +1,8 @@
 package discovery
 
+// Table, the immutable snapshot the reconciler publishes, its lookups, and
+// the types it holds (VIPKey, VIP, Backend, LabelError, NameEntry).
+
 import (
 	"errors"
 	"iter"
@@ -74,6 +77,7 @@ type LabelError struct {
 	Reason string `json:"reason"`
 }
 
+// Error says which label of which app is unusable, and why.
 func (e *LabelError) Error() string {
 	return "label " + e.Key + "=" + quote(e.Value) + " of " + e.AppID + ": " + e.Reason
 }

@@ -1,5 +1,8 @@
 package discovery
 
+// A Table's DNS names index: built whole (NewTable, WithAnnounced) or
+// edited for the names that changed only (reindexed).
+
 import (
 	"slices"
 

@@ -1,5 +1,8 @@
 package discovery
 
+// The VIP label grammar: which label keys declare VIPs (IsVIPKey) and how
+// a value parses (ParseVIP).
+
 import (
 	"errors"
 	"net/netip"

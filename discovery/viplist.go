@@ -1,5 +1,8 @@
 package discovery
 
+// VIPList: a Table's VIPs sorted by key, copy-on-write in chunks, so that
+// consecutive Tables share every chunk a change did not touch.
+
 import (
 	"iter"
 	"slices"
