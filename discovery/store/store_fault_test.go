@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vipbridge/vipbridge/discovery"
 )
 
@@ -69,8 +68,6 @@ func TestStoreDiskFull(t *testing.T) {
 	path := filepath.Join(dir, "vipbridge.db")
 	s := openTestStore(t, path)
 	defer s.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.met.collectors()...)
 	s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/kept", "v1")}})
 	flush(t, s)
 
@@ -83,7 +80,7 @@ func TestStoreDiskFull(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "space") {
 		t.Logf("Flush on a full disk = %v (not ENOSPC, still an error)", err)
 	}
-	if got := counterValue(t, reg, "vipbridge_store_write_errors_total"); got < 1 {
+	if got := counted(t, s.met.writeErrors); got < 1 {
 		t.Errorf("vipbridge_store_write_errors_total = %v, want ≥ 1", got)
 	}
 	if got := appIDs(load(t, s)); len(got) != 1 || got[0] != "m:/kept@v1" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/vipbridge/vipbridge/discovery"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -75,23 +76,42 @@ func appIDs(st discovery.Stored) []string {
 	return out
 }
 
-// counterValue returns the value of the counter named name in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// counted returns the value of c.
+func counted(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestStoreMetrics: Open registers the store's metrics with
+// Config.Registerer, and fails when they are registered already.
+func TestStoreMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "a.db"), Config{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	mfs, err := reg.Gather()
 	if err != nil {
-		t.Fatalf("Gather: %v", err)
+		t.Fatal(err)
 	}
+	var names []string
 	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
+		names = append(names, mf.GetName())
 	}
-	return 0
+	want := []string{"vipbridge_store_commit_duration_seconds", "vipbridge_store_commits_total", "vipbridge_store_write_errors_total"}
+	if !slices.Equal(names, want) {
+		t.Errorf("registered metrics = %v, want %v", names, want)
+	}
+	if s2, err := Open(filepath.Join(dir, "b.db"), Config{Registerer: reg}); err == nil {
+		s2.Close()
+		t.Error("Open with the metrics registered already succeeded")
+	}
 }
 
 func TestStoreRoundTrip(t *testing.T) {
@@ -294,8 +314,6 @@ func TestStoreWriteErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.open(t, filepath.Join(t.TempDir(), "vipbridge.db"))
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(s.met.collectors()...)
 
 			s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/a", "v1")}})
 			err := s.Flush(context.Background())
@@ -306,7 +324,7 @@ func TestStoreWriteErrors(t *testing.T) {
 			if err := s.Flush(context.Background()); !errors.Is(err, tt.want) {
 				t.Fatalf("second Flush = %v, want %v", err, tt.want)
 			}
-			if got := counterValue(t, reg, "vipbridge_store_write_errors_total"); got != 2 {
+			if got := counted(t, s.met.writeErrors); got != 2 {
 				t.Errorf("vipbridge_store_write_errors_total = %v, want 2", got)
 			}
 			s.mu.Lock()
