@@ -160,20 +160,9 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		r.grace = defaultHealthGrace
 	}
 	for _, sc := range cfg.Sources {
-		if sc.Name == "" || sc.Source == nil {
-			return nil, errors.New("new reconciler: source without name or Source")
+		if err := r.addSource(sc); err != nil {
+			return nil, fmt.Errorf("new reconciler: %w", err)
 		}
-		if _, dup := r.byName[sc.Name]; dup {
-			return nil, fmt.Errorf("new reconciler: duplicate source %q", sc.Name)
-		}
-		if sc.Interval <= 0 {
-			sc.Interval = defaultInterval
-		}
-		s := &sourceRun{cfg: sc, kick: make(chan struct{}, 1)}
-		r.sources = append(r.sources, s)
-		r.byName[sc.Name] = s
-		r.status[sc.Name] = &sourceStatus{}
-		r.met.stale.WithLabelValues(sc.Name).Set(1)
 	}
 	if err := metrics.Register(cfg.Registerer, r.met.collectors()...); err != nil {
 		return nil, fmt.Errorf("new reconciler: register metrics: %w", err)
@@ -182,6 +171,25 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// addSource adds a configured source, stale until it syncs.
+func (r *Reconciler) addSource(sc SourceConfig) error {
+	if sc.Name == "" || sc.Source == nil {
+		return errors.New("source without name or Source")
+	}
+	if _, dup := r.byName[sc.Name]; dup {
+		return fmt.Errorf("duplicate source %q", sc.Name)
+	}
+	if sc.Interval <= 0 {
+		sc.Interval = defaultInterval
+	}
+	s := &sourceRun{cfg: sc, kick: make(chan struct{}, 1)}
+	r.sources = append(r.sources, s)
+	r.byName[sc.Name] = s
+	r.status[sc.Name] = &sourceStatus{}
+	r.met.stale.WithLabelValues(sc.Name).Set(1)
+	return nil
 }
 
 // Table returns the published Table; never nil. Callers must not modify it.

@@ -40,30 +40,15 @@ func (s *DB) Load() (discovery.Stored, error) {
 				bad++
 			}
 		}
-		c := root.Bucket(bucketSources).Cursor()
-		for name, v := c.First(); name != nil; name, v = c.Next() {
-			if v != nil {
-				continue // not a bucket
-			}
-			apps := root.Bucket(bucketSources).Bucket(name).Bucket(bucketApps)
-			if apps == nil {
-				continue
-			}
-			vals, err := bucketValues(apps)
-			if err != nil {
-				return err
-			}
-			decoded, n := decodeAll(vals, func(a *discovery.App) bool { return a.ID != "" })
-			bad += n
-			if len(decoded) > 0 {
-				out.Sources[string(name)] = decoded // string() copies out of the mmap
-			}
+		n, err := loadSources(root.Bucket(bucketSources), out.Sources)
+		if err != nil {
+			return err
 		}
+		bad += n
 		vals, err := bucketValues(root.Bucket(bucketVIPs))
 		if err != nil {
 			return err
 		}
-		var n int
 		out.Assignments, n = decodeAll(vals, func(*discovery.Assignment) bool { return true })
 		bad += n
 		return nil
@@ -75,6 +60,31 @@ func (s *DB) Load() (discovery.Stored, error) {
 		s.log.Warn("skipped undecodable store entries", "count", bad)
 	}
 	return out, nil
+}
+
+// loadSources decodes the apps of every source bucket into out and returns
+// how many it skipped.
+func loadSources(sources *bbolt.Bucket, out map[string][]discovery.App) (bad int, err error) {
+	c := sources.Cursor()
+	for name, v := c.First(); name != nil; name, v = c.Next() {
+		if v != nil {
+			continue // not a bucket
+		}
+		apps := sources.Bucket(name).Bucket(bucketApps)
+		if apps == nil {
+			continue
+		}
+		vals, err := bucketValues(apps)
+		if err != nil {
+			return bad, err
+		}
+		decoded, n := decodeAll(vals, func(a *discovery.App) bool { return a.ID != "" })
+		bad += n
+		if len(decoded) > 0 {
+			out[string(name)] = decoded // string() copies out of the mmap
+		}
+	}
+	return bad, nil
 }
 
 // bucketValues returns b's values in key order. They point into the
