@@ -133,12 +133,8 @@ func (r *Reconciler) pokeStore() {
 	}
 }
 
-const (
-	storeRetryMin = 500 * time.Millisecond
-	storeRetryMax = 30 * time.Second
-	// storeCloseWait bounds the flush at the end of Run.
-	storeCloseWait = 5 * time.Second
-)
+// storeCloseWait bounds the flush at the end of Run.
+const storeCloseWait = 5 * time.Second
 
 // writeStore commits the store's queued writes whenever persist queued
 // some, until ctx ends. A failed Flush (logged and counted by the store)
@@ -148,7 +144,7 @@ func (r *Reconciler) writeStore(ctx context.Context) {
 	var (
 		retry    *time.Timer
 		retryC   <-chan time.Time
-		bo       = retryBackoff{min: storeRetryMin, max: storeRetryMax}
+		bo       = retryBackoff{min: retryMin, max: retryMax}
 		failures int
 	)
 	defer func() {
