@@ -89,7 +89,7 @@ func expectedVIPs(apps []marathontest.App, framework string, others []marathonte
 		addr, port := label[:i], label[i+1:]
 		vip := addr + ":" + port
 		if _, err := netip.ParseAddr(addr); err != nil {
-			vip = discovery.VIPName(addr, framework) + chaosZone + ":" + port
+			vip = vipName(addr, framework) + chaosZone + ":" + port
 		}
 		for _, proto := range strings.Split(protocols, ",") {
 			k := vip + " " + proto
@@ -158,8 +158,13 @@ func expectedVIPs(apps []marathontest.App, framework string, others []marathonte
 
 func addOther(out map[string][]chaosBackend, label, framework, protocol string, b chaosBackend) {
 	i := strings.LastIndex(label, ":")
-	k := discovery.VIPName(label[:i], framework) + chaosZone + ":" + label[i+1:] + " " + cmpOr(protocol, "tcp")
+	k := vipName(label[:i], framework) + chaosZone + ":" + label[i+1:] + " " + cmpOr(protocol, "tcp")
 	out[k] = append(out[k], b)
+}
+
+// vipName is a named VIP's DNS name without the zone, as Build makes it.
+func vipName(label, framework string) string {
+	return discovery.NormaliseName(label) + "." + discovery.NormaliseName(framework)
 }
 
 func cmpOr(s, def string) string {

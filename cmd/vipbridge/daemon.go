@@ -16,6 +16,7 @@ import (
 
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/store"
 	"github.com/vipbridge/vipbridge/dnsserver"
 	"github.com/vipbridge/vipbridge/lb"
 	"github.com/vipbridge/vipbridge/marathon"
@@ -56,11 +57,11 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := discovery.OpenStore(filepath.Join(cfg.DataDir, "vipbridge.db"), time.Second)
+	db, err := store.Open(filepath.Join(cfg.DataDir, "vipbridge.db"), store.Config{Timeout: time.Second, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close() // after rec.Run, which flushes it once on its way out
 
 	// The dataplane --lb chose: IPVS runs beside the reconciler and
 	// reports its state to the API; None only takes the tables.
@@ -99,7 +100,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
 	}
 	rec, err := discovery.NewReconciler(discovery.Config{
-		Store:       store,
+		Store:       db,
 		Sources:     sources,
 		Dataplane:   dataplane,
 		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
@@ -134,7 +135,6 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return store.Run(ctx) })
 	g.Go(func() error { return rec.Run(ctx) })
 	g.Go(func() error { return events.Run(ctx) })
 	g.Go(func() error { return dns.Run(ctx) })
