@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-kernel bench-kernel bench-go vet bench bench-dns bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
@@ -16,6 +16,16 @@ build:
 test: vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	scripts/test-kernel.sh
+
+# test-standalone runs the suite as a lone clone does: HEAD cloned into a
+# temporary directory with no ../shared beside it, CI and
+# VIPBRIDGE_UPSTREAM_FIXTURES unset, `go test -count=1 ./...` (no race
+# detector: make test runs the same tests with it). Tests that need the
+# upstream fixtures must skip with one line each; it prints every skip and
+# fails if a test fails or none skipped for the fixtures. .ci/run runs it
+# after make test.
+test-standalone:
+	GO=$(GO) scripts/test-standalone.sh
 
 # test-kernel runs the IPVS tests (package lb, and the daemon with --lb ipvs)
 # as root on a real IPVS kernel in a throwaway VM (../shared/tools/kvm-run).

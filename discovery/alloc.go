@@ -1,5 +1,10 @@
 package discovery
 
+// VIP address allocation: the Allocator gives each named VIP a stable
+// address from the configured ranges (a hash of the name first, then the
+// next free one), keeps it for a grace period after the VIP goes, and
+// reports the assignments that changed, for the store.
+
 import (
 	"cmp"
 	"encoding/binary"
@@ -42,7 +47,7 @@ type AllocConfig struct {
 // and as returned by Allocator.Expire) is the name plus "/4" or "/6" after
 // the address family, so a name holds at most one address per family.
 type Assignment struct {
-	// Name is "<name>.<framework>" as VIPName returns it.
+	// Name is "<name>.<framework>", both normalised (NormaliseName).
 	Name string     `json:"name"`
 	Addr netip.Addr `json:"addr"`
 	// LastSeen is when the name last had backends of Addr's family.

@@ -1,5 +1,10 @@
 package discovery
 
+// Build, the pure build of a whole Table from every app: the reference the
+// incremental build (build_incremental.go) is tested against, and the rules
+// both follow (a port's backends and weights, address assignment, name
+// collisions).
+
 import (
 	"cmp"
 	"net/netip"

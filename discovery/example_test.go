@@ -28,12 +28,10 @@ func ExampleNormaliseName() {
 	fmt.Println(discovery.NormaliseName("/mygroup/myapp"))
 	fmt.Println(discovery.NormaliseName("/api.hello-world"))
 	fmt.Println(discovery.NormaliseName("-4abc123"))
-	fmt.Println(discovery.VIPName("/foo", "bar"))
 	// Output:
 	// mygroupmyapp
 	// api.hello-world
 	// 4abc123
-	// foo.bar
 }
 
 func ExampleBuild() {

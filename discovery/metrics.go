@@ -1,38 +1,10 @@
 package discovery
 
+// The reconciler's Prometheus metrics.
+
 import (
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// storeMetrics are the store's counters. The store has no Registerer of its
-// own: NewReconciler registers them with the reconciler's.
-type storeMetrics struct {
-	writeErrors   prometheus.Counter
-	commits       prometheus.Counter
-	commitSeconds prometheus.Histogram
-}
-
-func newStoreMetrics() *storeMetrics {
-	return &storeMetrics{
-		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vipbridge_store_write_errors_total",
-			Help: "Store commits that failed (disk full, read-only file); the changes stay queued and are retried.",
-		}),
-		commits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vipbridge_store_commits_total",
-			Help: "Store commits that succeeded; each holds every change queued since the previous one.",
-		}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "vipbridge_store_commit_duration_seconds",
-			Help:    "Duration of one store commit, fsync included.",
-			Buckets: prometheus.ExponentialBucketsRange(0.0001, 10, 12),
-		}),
-	}
-}
-
-func (m *storeMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.writeErrors, m.commits, m.commitSeconds}
-}
 
 // reconcileMetrics are the reconciler's metrics.
 type reconcileMetrics struct {

@@ -1,5 +1,8 @@
 package discovery
 
+// The model's types: what producers (package marathon) hand discovery:
+// State, App, Port, Label, Task and the incremental Update.
+
 import (
 	"net/netip"
 	"time"

@@ -1,5 +1,8 @@
 package discovery
 
+// DNS name normalisation of VIP and framework names, as DC/OS does it
+// (NormaliseLabel, NormaliseName).
+
 import "strings"
 
 // maxLabel is the longest DNS label in octets (RFC 1035 section 2.3.4).
@@ -75,18 +78,6 @@ func NormaliseName(s string) string {
 		b.WriteString(l)
 	}
 	return b.String()
-}
-
-// VIPName is the DNS name of a named VIP without the zone:
-// "<NormaliseName(label)>.<NormaliseName(framework)>", as dcos-l4lb builds it
-// (dcos/dcos-net: apps/dcos_l4lb/src/dcos_l4lb_lashup_vip_listener.erl,
-// to_name/1). It returns "" when either part normalises to nothing.
-func VIPName(label, framework string) string {
-	l, f := NormaliseName(label), NormaliseName(framework)
-	if l == "" || f == "" {
-		return ""
-	}
-	return l + "." + f
 }
 
 // isLabel reports whether s is already a normalised label: the fast path

@@ -3,6 +3,7 @@ package discovery
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // labelTests holds the remap_test vectors of dcos/mesos_state
@@ -75,7 +76,11 @@ func TestNormaliseName(t *testing.T) {
 	}
 }
 
-func TestVIPName(t *testing.T) {
+// TestBuildVIPName: Build names a named VIP
+// "<NormaliseName(label)>.<NormaliseName(framework)>", as dcos-l4lb does
+// (dcos/dcos-net: apps/dcos_l4lb/src/dcos_l4lb_lashup_vip_listener.erl,
+// to_name/1), and declares no VIP when either part normalises to nothing.
+func TestBuildVIPName(t *testing.T) {
 	tests := []struct {
 		name      string
 		label     string
@@ -93,8 +98,14 @@ func TestVIPName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := VIPName(tt.label, tt.framework); got != tt.want {
-				t.Errorf("VIPName(%q, %q) = %q, want %q", tt.label, tt.framework, got, tt.want)
+			app := App{ID: "/x", Framework: tt.framework, Ports: []Port{vipPort(PortHost, tcp, tt.label+":80")},
+				Tasks: []Task{webTask("/x", 31000, TaskRunning, HealthNone)}}
+			var got string
+			for v := range Build([]App{app}, NewAllocator(testAllocConfig, nil), time.Time{}).VIPs.All() {
+				got = v.Key.Name
+			}
+			if got != tt.want {
+				t.Errorf("VIP name of label %q, framework %q = %q, want %q", tt.label, tt.framework, got, tt.want)
 			}
 		})
 	}

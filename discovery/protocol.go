@@ -1,5 +1,7 @@
 package discovery
 
+// Protocol: a VIP's transport protocol, its text form and its parsing.
+
 import (
 	"fmt"
 	"strings"

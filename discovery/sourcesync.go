@@ -1,10 +1,28 @@
 package discovery
 
+// Syncing sources: one goroutine per source fetches full snapshots (at
+// start, every Interval, on request, retrying with backoff) and hands them
+// to the loop, which takes them into the model (takeSnapshot).
+
 import (
 	"context"
 	"math/rand/v2"
 	"time"
 )
+
+// sourceRun is one configured source and its resync requests.
+type sourceRun struct {
+	cfg  SourceConfig
+	kick chan struct{} // cap 1: resync requested
+}
+
+// syncResult is one snapshot of a source, or its error.
+type syncResult struct {
+	source string
+	state  State
+	err    error
+	at     time.Time
+}
 
 // syncLoop fetches snapshots of one source: at start (once the event stream
 // asked for it, or after StreamWait), then every Interval or on request;
@@ -55,7 +73,9 @@ func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
 	}
 }
 
-func (r *Reconciler) applyResult(res syncResult) {
+// takeSnapshot records a sync's outcome in the source's status and metrics
+// and, when it succeeded, replaces the source's model with its snapshot.
+func (r *Reconciler) takeSnapshot(res syncResult) {
 	r.mu.Lock()
 	s := r.status[res.source]
 	wasStale := !s.synced || s.failing

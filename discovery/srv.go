@@ -1,5 +1,7 @@
 package discovery
 
+// SRV owner names of named VIPs: _<name>._<proto>, and their parsing.
+
 import "strings"
 
 // SRVName returns the SRV owner name, relative to the zone, of name key

@@ -1,5 +1,8 @@
 package discovery
 
+// The VIP label grammar: which label keys declare VIPs (IsVIPKey) and how
+// a value parses (ParseVIP).
+
 import (
 	"errors"
 	"net/netip"
@@ -11,7 +14,8 @@ import (
 // address is an IP literal (an IP VIP, no DNS name) or a name (a named VIP).
 type VIPSpec struct {
 	// Name is the name as written ("/foo", "/group/app", "api.hello-world"),
-	// empty for an IP VIP. VIPName turns it into a DNS name.
+	// empty for an IP VIP. Build turns it into the DNS name
+	// "<NormaliseName(Name)>.<NormaliseName(framework)>".
 	Name string
 	// IP is the address of an IP VIP, invalid for a named VIP.
 	IP   netip.Addr

@@ -1,5 +1,8 @@
 package discovery
 
+// VIPList: a Table's VIPs sorted by key, copy-on-write in chunks, so that
+// consecutive Tables share every chunk a change did not touch.
+
 import (
 	"iter"
 	"slices"
@@ -296,3 +299,6 @@ func appendPieces(chunks []vipChunk, vips []VIP) []vipChunk {
 	}
 	return chunks
 }
+
+// compareVIPToKey orders a VIP against a key, for binary search.
+func compareVIPToKey(v VIP, k VIPKey) int { return compareKey(v.Key, k) }

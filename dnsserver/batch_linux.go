@@ -123,6 +123,7 @@ func (b *batch) readFrom(c *fastConn, p []byte) (int, net.Addr, error) {
 			b.rerr = nil
 			return 0, nil, &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: err}
 		}
+		c.s.metrics.udpBatch.Observe(float64(b.n))
 	}
 }
 

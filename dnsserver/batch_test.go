@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // batchQuery is one query of the batch tests, asked by every client.
@@ -239,6 +240,21 @@ func TestFastConnBatch(t *testing.T) {
 				if got := counter(t, reg, "vipbridge_dns_queries_total", "rcode", l[0], "qtype", l[1]); got != n {
 					t.Errorf("queries{rcode=%s,qtype=%s} = %v, want %v", l[0], l[1], got, n)
 				}
+			}
+
+			// Every datagram was read, in batches of at most tt.batch; the
+			// plain loop (batches of one) observes nothing.
+			read := new(dto.Metric)
+			if err := s.metrics.udpBatch.Write(read); err != nil {
+				t.Fatal(err)
+			}
+			h, wantSum := read.GetHistogram(), float64(len(sent))
+			if c.batch == nil {
+				wantSum = 0
+			}
+			if h.GetSampleSum() != wantSum || wantSum > 0 && float64(h.GetSampleCount()) < wantSum/float64(tt.batch) {
+				t.Errorf("vipbridge_dns_udp_batch_size: %d reads of %v datagrams in all, want %v datagrams in reads of at most %d",
+					h.GetSampleCount(), h.GetSampleSum(), wantSum, tt.batch)
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vipbridge/vipbridge/internal/metrics"
 )
 
 // ServeDNS implements dns.Handler: it answers r from the current table,
@@ -108,15 +110,19 @@ func rcodeLabel(rcode int) string {
 	return strconv.Itoa(rcode)
 }
 
-// metrics are the server's Prometheus collectors.
-type metrics struct {
+// serverMetrics are the server's Prometheus collectors.
+type serverMetrics struct {
 	queries *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	fast    *fastCounters
+	// udpBatch is the number of datagrams each batched UDP read
+	// (recvmmsg, batch_linux.go) returned: how much one system call
+	// moves under the load at hand.
+	udpBatch prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
+	m := &serverMetrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vipbridge_dns_queries_total",
 			Help: "DNS queries answered, by response code and query type.",
@@ -125,15 +131,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "vipbridge_dns_dropped_total",
 			Help: "DNS queries and TCP connections dropped because MaxConcurrent were in flight.",
 		}, []string{"what"}),
+		udpBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vipbridge_dns_udp_batch_size",
+			Help:    "Datagrams per batched UDP read (recvmmsg, Linux; at most 64 each).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
 	m.fast = &fastCounters{queries: m.queries}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.queries, m.dropped} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register dns metrics: %w", err)
-		}
+	if err := metrics.Register(reg, m.queries, m.dropped, m.udpBatch); err != nil {
+		return nil, fmt.Errorf("register dns metrics: %w", err)
 	}
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,12 +19,42 @@ import (
 // testGeneration is the generation of the test table: the SOA serial.
 const testGeneration = 7
 
-// tables is a Tables whose table tests can swap.
+// tables is a Tables whose table tests can swap: set publishes one to
+// the subscribers, p.Store swaps it unannounced.
 type tables struct {
-	p atomic.Pointer[discovery.Table]
+	p    atomic.Pointer[discovery.Table]
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
 }
 
 func (f *tables) Table() *discovery.Table { return f.p.Load() }
+
+func (f *tables) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs == nil {
+		f.subs = map[chan struct{}]struct{}{}
+	}
+	f.subs[ch] = struct{}{}
+	return ch, func() {
+		f.mu.Lock()
+		delete(f.subs, ch)
+		f.mu.Unlock()
+	}
+}
+
+func (f *tables) set(t *discovery.Table) {
+	f.p.Store(t)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for ch := range f.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
 
 func newTables(t *discovery.Table) *tables {
 	f := new(tables)

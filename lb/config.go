@@ -33,13 +33,10 @@ type IPVSConfig struct {
 	RepairInterval time.Duration
 	// Ranges are the VIP ranges (e.g. 11.0.0.0/8, fd01:c::/64): every
 	// IPVS service on an address inside them belongs to vipbridge, so
-	// leftovers of an earlier run are deleted.
+	// leftovers of an earlier run are deleted. Services on other
+	// addresses are vipbridge's only while a table asks for their
+	// address (an IP VIP, see IPVS).
 	Ranges []netip.Prefix
-	// Owned, if not nil, returns further addresses that belong to
-	// vipbridge: the IP VIPs discovery recorded, so that their services
-	// are cleaned after a restart too. Services on other addresses are
-	// never touched unless the table asks for them.
-	Owned func() []netip.Addr
 	// Registerer registers the metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	// Logger logs state changes; nil discards.

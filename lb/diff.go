@@ -50,16 +50,6 @@ func (k serviceKey) String() string {
 	return discovery.Protocol(k.Proto).String() + " " + netip.AddrPortFrom(k.Addr, k.Port).String()
 }
 
-func compareServiceKey(a, b serviceKey) int {
-	if c := cmp.Compare(a.Proto, b.Proto); c != 0 {
-		return c
-	}
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Port, b.Port)
-}
-
 func compareDestKey(a, b destKey) int {
 	if c := a.Addr.Compare(b.Addr); c != 0 {
 		return c

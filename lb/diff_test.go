@@ -117,7 +117,13 @@ func compareOp(a, b op) int {
 	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
 		return c
 	}
-	if c := compareServiceKey(a.Svc, b.Svc); c != 0 {
+	if c := cmp.Compare(a.Svc.Proto, b.Svc.Proto); c != 0 {
+		return c
+	}
+	if c := a.Svc.Addr.Compare(b.Svc.Addr); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Svc.Port, b.Svc.Port); c != 0 {
 		return c
 	}
 	return compareDestKey(a.Dest, b.Dest)

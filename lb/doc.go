@@ -1,7 +1,8 @@
 // Package lb makes the kernel's load balancer match the desired VIP table
-// published by discovery. The dataplane is chosen by name: "none" (records
-// and DNS only) and "ipvs" (Linux IPVS, see IPVS) exist; "nftables" is to
-// implement the same discovery.Dataplane interface.
+// published by discovery. It has two dataplanes, each satisfying
+// discovery.Dataplane: None (records and DNS only) and IPVS (Linux IPVS,
+// built by NewIPVS). The caller builds the one it wants (cmd/vipbridge
+// picks by --lb) and runs IPVS.Run beside it.
 //
 // discovery calls Apply with each new table and enforces the order of
 // effects (dataplane before DNS on add, DNS before dataplane on remove), so a

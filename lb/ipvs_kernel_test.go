@@ -534,22 +534,30 @@ func TestKernelRepairsHandDeletedService(t *testing.T) {
 func TestKernelRestartConverges(t *testing.T) {
 	f := newFixture(t, IPVSConfig{}, 2)
 	b0, b1 := f.servers4[0].addr.String(), f.servers4[1].addr.String()
-	apply(t, f.x, table(
+	stored := table(
 		vip("tcp web.marathon:80", []string{"11.0.0.7"}, b0, b1),
 		vip("udp dns.marathon:53", []string{"11.0.0.8"}, b0),
 		vip("tcp 198.51.100.9:443", []string{"198.51.100.9"}, b1),
-	))
+	)
+	// The first run also had tcp 198.51.100.9:8443, whose removal was
+	// stored before the run could delete its service.
+	apply(t, f.x, table(append(stored.VIPs.Slice(), vip("tcp 198.51.100.9:8443", []string{"198.51.100.9"}, b0))...))
 	f.x.Close()
 
-	second, err := NewIPVS(IPVSConfig{
-		Interface: testIface, Ranges: testRanges,
-		Owned: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.9")} },
-	})
+	second, err := NewIPVS(IPVSConfig{Interface: testIface, Ranges: testRanges})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	// The second run is given the stored table first, then Marathon's.
+	apply(t, second, stored)
+	if lines := renderIPVS(t, rawIPVS(t)); slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "TCP 198.51.100.9:8443 ") }) {
+		t.Errorf("leftover on the stored IP VIP address survived the stored table: kernel = %q", lines)
+	}
 	apply(t, second, table(vip("tcp web.marathon:80", []string{"11.0.0.7"}, b1)))
+	// The TCP backends that left drain until their connection counts are
+	// read: they have none.
+	second.drainPass(context.Background())
 	checkLines(t, "kernel after restart", renderIPVS(t, rawIPVS(t)), []string{"TCP 11.0.0.7:80 wlc -> " + b1 + " w=1"})
 	checkLines(t, "local VIP addresses", localVIPs(t), []string{"11.0.0.7"})
 	m, err := newNFTMasq(0)
@@ -562,6 +570,19 @@ func TestKernelRestartConverges(t *testing.T) {
 	}
 	if c := dialVIP(t, netip.MustParseAddrPort("11.0.0.7:80")); c.backend != f.servers4[1].name {
 		t.Errorf("connection after restart went to %q", c.backend)
+	}
+
+	// The IP VIP address is released: a service another process puts
+	// there later survives a repair.
+	h := rawIPVS(t)
+	foreign := toService(serviceKey{Proto: protoTCP, Addr: netip.MustParseAddr("198.51.100.9"), Port: 443}, "rr")
+	if err := h.NewService(foreign); err != nil {
+		t.Fatal(err)
+	}
+	second.repair(context.Background())
+	checkLines(t, "kernel after a repair", renderIPVS(t, h), []string{"TCP 11.0.0.7:80 wlc -> " + b1 + " w=1", "TCP 198.51.100.9:443 rr"})
+	if err := h.DelService(foreign); err != nil {
+		t.Fatal(err)
 	}
 }
 

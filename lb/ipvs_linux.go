@@ -60,9 +60,15 @@ const defaultDrainPoll = time.Second
 // any drift (a service deleted by hand, a lost address). A sync with
 // nothing to change writes nothing.
 //
-// It owns only the services on addresses in its Ranges, in Owned(), or in
-// the tables it is given, and the local routes it marked as its own
-// (netHost), and never touches others. Calls are serialised.
+// It owns only the services on addresses in its Ranges or on the IP VIP
+// addresses of the tables it is given, and the local routes it marked as
+// its own (netHost), and never touches others. An IP VIP address (one
+// outside the Ranges) is owned from the first table that asks for it,
+// the first table included (the one discovery loaded from its store,
+// which is how a restarted daemon cleans its leftovers on such an
+// address), until no table asks for it and the kernel has no service on
+// it any more: then the address may serve another process. Calls are
+// serialised.
 type IPVS struct {
 	cfg       IPVSConfig
 	log       *slog.Logger
@@ -78,6 +84,7 @@ type IPVS struct {
 	applied   bool       // Apply ran: want is authoritative
 	want      want
 	wantAddrs map[netip.Addr]struct{}
+	ipVIPs    map[netip.Addr]struct{} // owned addresses outside Ranges (see IPVS)
 	table     *discovery.Table        // the last applied
 	have      have                    // kernel view, owned services only
 	addrs     map[netip.Addr]struct{} // VIP addresses made local
@@ -137,6 +144,7 @@ func newIPVS(cfg IPVSConfig, k kernel, sys system) (*IPVS, error) {
 		drainPoll: defaultDrainPoll,
 		have:      have{},
 		addrs:     map[netip.Addr]struct{}{},
+		ipVIPs:    map[netip.Addr]struct{}{},
 		drains:    map[drainKey]time.Time{},
 	}
 	if err := metrics.Register(cfg.Registerer, x.met.collectors()...); err != nil {
@@ -166,6 +174,11 @@ func (x *IPVS) Apply(ctx context.Context, t *discovery.Table) error {
 	}
 	if !maps.Equal(wantAddrs, x.wantAddrs) {
 		x.wantAddrs, x.addrsOK = wantAddrs, false
+		for a := range wantAddrs {
+			if !x.inRanges(a) {
+				x.ipVIPs[a] = struct{}{}
+			}
+		}
 	}
 	x.applied = true
 	cached := x.valid

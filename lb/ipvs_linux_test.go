@@ -342,15 +342,27 @@ func TestIPVSRestartConverges(t *testing.T) {
 	first := newFakes(t, IPVSConfig{}, k, sys)
 	apply(t, first.x, table(append(webTable.VIPs.Slice(),
 		vip("tcp api.marathon:443", []string{"11.0.0.2"}, "192.0.2.7:443"),
-		vip("tcp web.marathon:8080", []string{"11.0.0.1"}, "192.0.2.8:80"))...))
+		vip("tcp web.marathon:8080", []string{"11.0.0.1"}, "192.0.2.8:80"),
+		vip("tcp 198.51.100.7:53", []string{"198.51.100.7"}, "192.0.2.4:53"))...))
 	// A weight-0 leftover of a drain the first run did not finish.
 	web := toService(serviceKey{Proto: protoTCP, Addr: netip.MustParseAddr("11.0.0.1"), Port: 80}, "wlc")
 	if err := k.NewDestination(web, toDest(destKey{netip.MustParseAddr("192.0.2.9"), 80}, 0)); err != nil {
 		t.Fatal(err)
 	}
 
-	// The second run knows the IP VIP from the store only.
-	second := newFakes(t, IPVSConfig{Owned: func() []netip.Addr { return []netip.Addr{ipVIP} }}, k, sys)
+	// The second run starts from the stored table, which lost the IP VIP
+	// tcp 198.51.100.7:53 before the first run removed its service: the
+	// service is cleaned because the stored table still has the address.
+	second := newFakes(t, IPVSConfig{}, k, sys)
+	apply(t, second.x, webTable)
+	checkLines(t, "kernel after the stored table", renderIPVS(t, k), []string{
+		"TCP 11.0.0.1:80 wlc -> 192.0.2.2:31000 w=1",
+		"TCP 11.0.0.1:80 wlc -> 192.0.2.3:31001 w=0",
+		"TCP [fd01:c::1]:80 wlc -> [2001:db8::2]:8080 w=1",
+		"UDP 198.51.100.7:53 wlc -> 192.0.2.4:53 w=1",
+		"UDP 198.51.100.7:53 wlc -> 192.0.2.5:53 w=1",
+	})
+	// Then Marathon's table drops the IP VIP.
 	apply(t, second.x, table(*webTable.VIPs.At(0)))
 	checkLines(t, "kernel", renderIPVS(t, k), []string{
 		"TCP 11.0.0.1:80 wlc -> 192.0.2.2:31000 w=1",
@@ -359,6 +371,46 @@ func TestIPVSRestartConverges(t *testing.T) {
 	})
 	checkLines(t, "interface addresses", sortedAddrs(sys.ifAddrs), []string{"11.0.0.1", "fd01:c::1"})
 	checkLines(t, "masquerade set", sortedAddrs(sys.masq), []string{"11.0.0.1", "fd01:c::1"})
+	if _, ok := second.x.ipVIPs[ipVIP]; ok {
+		t.Errorf("%s still owned after its services went", ipVIP)
+	}
+}
+
+// TestIPVSReleasesIPVIPs checks that an IP VIP address is owned while a
+// table asks for it or a service on it drains, and released after: a
+// service another process then puts there is left alone.
+func TestIPVSReleasesIPVIPs(t *testing.T) {
+	f := newFakes(t, IPVSConfig{Drain: time.Minute}, newFakeKernel(), newFakeSystem())
+	now := t0
+	f.x.now = func() time.Time { return now }
+	ipVIP := netip.MustParseAddr("198.51.100.8")
+	svc := serviceKey{Proto: protoTCP, Addr: ipVIP, Port: 80}
+	apply(t, f.x, table(vip("tcp 198.51.100.8:80", []string{"198.51.100.8"}, "192.0.2.2:8080")))
+	f.k.mu.Lock()
+	d := f.k.dests[svc][destKey{netip.MustParseAddr("192.0.2.2"), 8080}]
+	d.ActiveConnections = 1
+	f.k.dests[svc][destKey{netip.MustParseAddr("192.0.2.2"), 8080}] = d
+	f.k.mu.Unlock()
+
+	owned := func() bool { _, ok := f.x.ipVIPs[ipVIP]; return ok }
+	apply(t, f.x, table())
+	f.x.drainPass(context.Background())
+	if !owned() || len(renderIPVS(t, f.k)) != 1 {
+		t.Fatalf("while its backend drains: owned %v, kernel %q; want owned, the service kept", owned(), renderIPVS(t, f.k))
+	}
+	now = now.Add(time.Minute)
+	f.x.drainPass(context.Background())
+	if owned() || len(renderIPVS(t, f.k)) != 0 {
+		t.Fatalf("after the drain: owned %v, kernel %q; want released, no service", owned(), renderIPVS(t, f.k))
+	}
+
+	// Another process takes the address; repairs leave its service be.
+	foreign := toService(svc, "rr")
+	if err := f.k.NewService(foreign); err != nil {
+		t.Fatal(err)
+	}
+	f.x.repair(context.Background())
+	checkLines(t, "kernel after a repair", renderIPVS(t, f.k), []string{"TCP 198.51.100.8:80 rr"})
 }
 
 func TestIPVSWriteErrorsShowInState(t *testing.T) {

@@ -67,6 +67,7 @@ func (x *IPVS) sync(ctx context.Context, trig trigger, fresh map[serviceKey]stru
 	if full || writes > 0 {
 		x.gauges()
 	}
+	x.releaseIPVIPs()
 	return writes, errors.Join(errs...)
 }
 
@@ -90,9 +91,35 @@ func (x *IPVS) neededAddrs() map[netip.Addr]struct{} {
 	return need
 }
 
+// releaseIPVIPs forgets the IP VIP addresses that no table asks for and on
+// which the kernel has no service left (drained and deleted), once the
+// view matches the kernel: services on them are no longer vipbridge's.
+func (x *IPVS) releaseIPVIPs() {
+	if !x.valid {
+		return
+	}
+	var gone map[netip.Addr]struct{}
+	for a := range x.ipVIPs {
+		if _, ok := x.wantAddrs[a]; !ok {
+			if gone == nil {
+				gone = map[netip.Addr]struct{}{}
+			}
+			gone[a] = struct{}{}
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	for k := range x.have {
+		delete(gone, k.Addr)
+	}
+	for a := range gone {
+		delete(x.ipVIPs, a)
+	}
+}
+
 // read replaces the view with the kernel's owned services and addresses.
 func (x *IPVS) read() error {
-	owned := x.ownedSet()
 	svcs, err := x.k.GetServices()
 	if err != nil {
 		return fmt.Errorf("list ipvs services: %w", err)
@@ -100,7 +127,7 @@ func (x *IPVS) read() error {
 	h := make(have, len(x.want))
 	for _, s := range svcs {
 		k, hs, ok := fromService(s)
-		if !ok || !x.owns(k, owned) {
+		if !ok || !x.owns(k) {
 			continue
 		}
 		if hs.Dests, err = readDests(x.k, k); err != nil {
@@ -120,18 +147,6 @@ func (x *IPVS) read() error {
 	return nil
 }
 
-func (x *IPVS) ownedSet() map[netip.Addr]struct{} {
-	if x.cfg.Owned == nil {
-		return nil
-	}
-	as := x.cfg.Owned()
-	out := make(map[netip.Addr]struct{}, len(as))
-	for _, a := range as {
-		out[a.Unmap()] = struct{}{}
-	}
-	return out
-}
-
 func (x *IPVS) inRanges(a netip.Addr) bool {
 	for _, p := range x.cfg.Ranges {
 		if p.Contains(a) {
@@ -141,10 +156,10 @@ func (x *IPVS) inRanges(a netip.Addr) bool {
 	return false
 }
 
-// owns reports whether service k is vipbridge's: on its addresses, asked
-// for by the table, or already in the view.
-func (x *IPVS) owns(k serviceKey, owned map[netip.Addr]struct{}) bool {
-	_, mine := owned[k.Addr]
+// owns reports whether service k is vipbridge's: on its ranges or IP VIP
+// addresses, asked for by the table, or already in the view.
+func (x *IPVS) owns(k serviceKey) bool {
+	_, mine := x.ipVIPs[k.Addr]
 	return mine || x.inRanges(k.Addr) || x.want[k] != nil || x.have[k] != nil
 }
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 var (
@@ -303,7 +303,7 @@ func decodeUpstreamApps(t *testing.T, data []byte) []discovery.App {
 // TestDecodeUpstreamApps decodes every upstream Marathon app file and
 // checks that the output is well formed.
 func TestDecodeUpstreamApps(t *testing.T) {
-	dir := fixtures.Upstream(t)
+	dir := upstreamtest.Dir(t)
 	var files []string
 	for _, pattern := range []string{
 		"mesosphere-marathon-lb/tests/*.json",
@@ -356,25 +356,27 @@ func findApp(t *testing.T, apps []discovery.App, id string) discovery.App {
 // TestDecodeUpstreamAppsExpected pins concrete ports and tasks of a few
 // upstream files.
 func TestDecodeUpstreamAppsExpected(t *testing.T) {
-	read := func(rel string) []discovery.App {
-		return decodeUpstreamApps(t, fixtures.UpstreamFile(t, rel))
+	upstreamtest.Dir(t) // skip or fail here once, not from inside the subtests
+	read := func(t *testing.T, rel string) []discovery.App {
+		t.Helper()
+		return decodeUpstreamApps(t, upstreamtest.File(t, rel))
 	}
 	t.Run("docs app.json: 1.4 BRIDGE mapping with lower-case vip label", func(t *testing.T) {
-		app := findApp(t, read("mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/app.json"), "/foo")
+		app := findApp(t, read(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/app.json"), "/foo")
 		want := []discovery.Port{{Kind: discovery.PortMapped, Protocols: tcp, Name: "http", Labels: vip("vip", "192.168.0.1:80")}}
 		if !reflect.DeepEqual(app.Ports, want) || !app.HealthChecks {
 			t.Errorf("ports = %+v healthChecks=%v, want %+v and true", app.Ports, app.HealthChecks, want)
 		}
 	})
 	t.Run("minuteman example: vip_PORT0 on legacy port 0", func(t *testing.T) {
-		app := findApp(t, read("dcos-minuteman/example/app.json"), "/app1")
+		app := findApp(t, read(t, "dcos-minuteman/example/app.json"), "/app1")
 		want := []discovery.Port{{Kind: discovery.PortHost, Protocols: tcp, Labels: vip("vip_PORT0", "tcp://1.2.3.4:5000")}}
 		if !reflect.DeepEqual(app.Ports, want) {
 			t.Errorf("ports = %+v, want %+v", app.Ports, want)
 		}
 	})
 	t.Run("dcos-ui groups: container-mode VIP_0 notnet:1234 with task IP", func(t *testing.T) {
-		app := findApp(t, read("dcos-dcos-ui/tests/_fixtures/marathon-1-task/groups.json"), "/net")
+		app := findApp(t, read(t, "dcos-dcos-ui/tests/_fixtures/marathon-1-task/groups.json"), "/net")
 		if len(app.Ports) == 0 || app.Ports[0].Kind != discovery.PortContainer ||
 			!reflect.DeepEqual(app.Ports[0].Labels, vip("VIP_0", "notnet:1234")) {
 			t.Fatalf("ports = %+v, want a container port labelled VIP_0=notnet:1234", app.Ports)
@@ -382,14 +384,14 @@ func TestDecodeUpstreamAppsExpected(t *testing.T) {
 		if len(app.Tasks) != 1 || !reflect.DeepEqual(app.Tasks[0].IPs, []netip.Addr{netip.MustParseAddr("9.0.2.130")}) {
 			t.Errorf("tasks = %+v, want one task with IP 9.0.2.130", app.Tasks)
 		}
-		sleep := findApp(t, read("dcos-dcos-ui/tests/_fixtures/marathon-1-task/groups.json"), "/sleep")
+		sleep := findApp(t, read(t, "dcos-dcos-ui/tests/_fixtures/marathon-1-task/groups.json"), "/sleep")
 		if len(sleep.Ports) == 0 || sleep.Ports[0].Kind != discovery.PortHost ||
 			!reflect.DeepEqual(sleep.Ports[0].Labels, vip("VIP_0", "/new-service-1:126")) {
 			t.Errorf("/sleep ports = %+v, want host port labelled VIP_0=/new-service-1:126", sleep.Ports)
 		}
 	})
 	t.Run("marathon-lb 1.5 capture: container/bridge mapping, host port 1565", func(t *testing.T) {
-		app := findApp(t, read("mesosphere-marathon-lb/tests/marathon15_apps.json"), "/pywebserver")
+		app := findApp(t, read(t, "mesosphere-marathon-lb/tests/marathon15_apps.json"), "/pywebserver")
 		want := []discovery.Port{{Kind: discovery.PortMapped, Protocols: tcp, Name: "test"}}
 		if !reflect.DeepEqual(app.Ports, want) {
 			t.Errorf("ports = %+v, want %+v", app.Ports, want)
@@ -401,7 +403,7 @@ func TestDecodeUpstreamAppsExpected(t *testing.T) {
 		}
 	})
 	t.Run("marathon-consul apps.json: 1.4 BRIDGE tcp and udp mappings, healthy task", func(t *testing.T) {
-		app := findApp(t, read("allegro-marathon-consul/apps/testdata/apps.json"), "/bridged-webapp")
+		app := findApp(t, read(t, "allegro-marathon-consul/apps/testdata/apps.json"), "/bridged-webapp")
 		want := []discovery.Port{
 			{Kind: discovery.PortMapped, HostPortIndex: 0, Protocols: tcp},
 			{Kind: discovery.PortMapped, HostPortIndex: 1, Protocols: udp},
@@ -414,14 +416,14 @@ func TestDecodeUpstreamAppsExpected(t *testing.T) {
 		}
 	})
 	t.Run("go-marathon 1.4 and 1.5 shapes agree", func(t *testing.T) {
-		old := read("gambol99-go-marathon/tests/app-definitions/TestApplicationString-output.json")
-		cur := read("gambol99-go-marathon/tests/app-definitions/TestApplicationString-1.5-output.json")
+		old := read(t, "gambol99-go-marathon/tests/app-definitions/TestApplicationString-output.json")
+		cur := read(t, "gambol99-go-marathon/tests/app-definitions/TestApplicationString-1.5-output.json")
 		if !reflect.DeepEqual(old[0].Ports, cur[0].Ports) || len(cur[0].Ports) != 2 || cur[0].Ports[1].Kind != discovery.PortMapped {
 			t.Errorf("1.4 ports %+v, 1.5 ports %+v: want the same two mapped ports", old[0].Ports, cur[0].Ports)
 		}
 	})
 	t.Run("benchmark mock: 100 host apps", func(t *testing.T) {
-		apps := read("mesosphere-marathon/benchmark/src/main/resources/mocks/json/real/155_100.json")
+		apps := read(t, "mesosphere-marathon/benchmark/src/main/resources/mocks/json/real/155_100.json")
 		if len(apps) != 100 {
 			t.Errorf("decoded %d apps, want 100", len(apps))
 		}

@@ -139,7 +139,7 @@ func TestAuthHeaders(t *testing.T) {
 			if _, err := c.Mesos().Snapshot(context.Background()); err != nil {
 				t.Fatalf("Mesos Snapshot: %v", err)
 			}
-			run(t, c)
+			run(t, c.Stream(rec))
 			rec.waitFor(t, "connect", atLeast("connect", 1))
 			for _, path := range []string{"/v2/info", "/v2/apps", "/v2/events", mesosStatePath} {
 				if got := leader.last(path); got != tt.want {
@@ -246,7 +246,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 				cfg.MarathonURLs = []string{failing.URL, dead}
 				cfg.MesosURLs = []string{failing.URL + "/loop", dead}
 			}
-			c, _, reg := testClient(t, cfg)
+			c, rec, reg := testClient(t, cfg)
 			noDNS(c)
 			var errs []string
 			if _, err := c.Marathon().Snapshot(context.Background()); err != nil {
@@ -259,7 +259,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			} else {
 				t.Errorf("Mesos Snapshot against failing servers = nil error")
 			}
-			run(t, c)
+			run(t, c.Stream(rec))
 			waitMetric(t, func() bool {
 				return metric(t, reg, "vipbridge_marathon_reconnects_total", "reason", reasonConnect) >= 4
 			})

@@ -49,11 +49,6 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger is the logger (nil → discard).
 	Logger *slog.Logger
-	// Sink receives decoded updates, and an UpdateResync after every
-	// (re)connect of the event stream and whenever events may have been
-	// lost. It is called from Run's goroutine and must not block for long.
-	// Required for Run.
-	Sink func(discovery.Update)
 	// MaxEventSize is the largest event accepted, in bytes on the wire
 	// (0 → 16 MiB). A larger one is counted and forces a reconnect and a
 	// resync.
@@ -79,13 +74,12 @@ const (
 )
 
 // Client talks to Marathon (the SSE event stream, /v2/apps, /v2/info) and
-// to the Mesos masters (/master/state). Run keeps the event stream
-// flowing into Config.Sink; Marathon and Mesos return the sources that the
-// reconciler resyncs from.
+// to the Mesos masters (/master/state). Marathon and Mesos return the
+// sources that the reconciler resyncs from; Stream returns the event
+// stream, which feeds a Sink (the reconciler, built from those sources).
 type Client struct {
 	marathonURLs []string
 	mesosURLs    []string
-	sink         func(discovery.Update)
 	maxEvent     int
 	idle         time.Duration
 	backoff      Backoff
@@ -111,7 +105,6 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("no marathon url")
 	}
 	c := &Client{
-		sink:       cfg.Sink,
 		maxEvent:   cfg.MaxEventSize,
 		idle:       cfg.IdleTimeout,
 		backoff:    cfg.Backoff.withDefaults(),

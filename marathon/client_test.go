@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 const (
@@ -54,13 +54,13 @@ func marathonServer(t *testing.T, info, apps []byte) *httptest.Server {
 }
 
 func TestMarathonSnapshot(t *testing.T) {
-	apps := fixtures.UpstreamFile(t, upstreamApps)
+	apps := upstreamtest.File(t, upstreamApps)
 	tests := []struct {
 		name      string
 		info      []byte
 		framework string
 	}{
-		{name: "upstream info", info: fixtures.UpstreamFile(t, upstreamInfo), framework: "marathon"},
+		{name: "upstream info", info: upstreamtest.File(t, upstreamInfo), framework: "marathon"},
 		{name: "custom framework name", info: []byte(`{"leader":"127.0.0.1:8080","marathon_config":{"framework_name":"marathon-user"}}`), framework: "marathon-user"},
 		{name: "info unavailable", info: []byte(`{not json`), framework: DefaultFramework},
 	}
@@ -97,7 +97,7 @@ func TestMarathonSnapshotFailover(t *testing.T) {
 		http.Error(w, "no leader", http.StatusBadGateway)
 	}))
 	t.Cleanup(down.Close)
-	up := marathonServer(t, fixtures.UpstreamFile(t, upstreamInfo), fixtures.UpstreamFile(t, upstreamApps))
+	up := marathonServer(t, upstreamtest.File(t, upstreamInfo), upstreamtest.File(t, upstreamApps))
 	c, _, _ := testClient(t, Config{MarathonURLs: []string{down.URL, up.URL}})
 	noDNS(c)
 	if _, err := c.Marathon().Snapshot(context.Background()); err != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 var eventTime = time.Date(2014, 3, 1, 23, 29, 30, 158e6, time.UTC)
@@ -165,7 +165,7 @@ func TestDecodeEvent(t *testing.T) {
 // TestDecodeEventBusExamples decodes every JSON example of
 // docs/docs/event-bus.md: every one is a known event type.
 func TestDecodeEventBusExamples(t *testing.T) {
-	doc := fixtures.UpstreamFile(t, "mesosphere-marathon/docs/docs/event-bus.md")
+	doc := upstreamtest.File(t, "mesosphere-marathon/docs/docs/event-bus.md")
 	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllSubmatch(doc, -1)
 	if len(blocks) < 25 {
 		t.Fatalf("found %d JSON examples, want at least 25", len(blocks))
@@ -222,7 +222,7 @@ func splitSSE(b []byte) []sseFrame {
 // TestDecodeEventsCapture decodes the real SSE capture events.txt:
 // event_stream_attached, then a failed and a running task.
 func TestDecodeEventsCapture(t *testing.T) {
-	raw := fixtures.UpstreamFile(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")
+	raw := upstreamtest.File(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")
 	frames := splitSSE(raw)
 	if len(frames) != 3 {
 		t.Fatalf("got %d frames, want 3", len(frames))

@@ -52,6 +52,30 @@ func (s *eventScanner) peek() byte {
 	return 0
 }
 
+// list reads the members of an object or the elements of an array, whose
+// opening bracket was read, through close: each reads one, and commas
+// separate them.
+func (s *eventScanner) list(close byte, each func() bool) bool {
+	if s.peek() == close {
+		s.i++
+		return true
+	}
+	for {
+		if !each() {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case close:
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
 // end reports whether only whitespace is left.
 func (s *eventScanner) end() bool {
 	s.ws()
@@ -190,29 +214,17 @@ func (s *eventScanner) hostPorts(dst *[]uint16) bool {
 		return false
 	}
 	var out []uint16
-	if s.peek() == ']' {
-		s.i++
-		*dst = nil
-		return true
-	}
-	for {
+	ok := s.list(']', func() bool {
 		s.ws()
 		n, ok := s.integer()
 		if !ok || int64(int(n)) != n {
 			return false
 		}
 		out = append(out, portNumber(int(n)))
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			*dst = out
-			return true
-		default:
-			return false
-		}
-	}
+		return true
+	})
+	*dst = out
+	return ok
 }
 
 // taskIPFields are the fields of an element of ipAddresses.
@@ -231,12 +243,7 @@ func (s *eventScanner) taskIPs(dst *[]netip.Addr) bool {
 		return false
 	}
 	var out []netip.Addr
-	if s.peek() == ']' {
-		s.i++
-		*dst = nil
-		return true
-	}
-	for {
+	ok := s.list(']', func() bool {
 		var ip []byte
 		if !s.object(taskIPFields[:], func(int) bool { return s.bytes(&ip) }) {
 			return false
@@ -244,17 +251,10 @@ func (s *eventScanner) taskIPs(dst *[]netip.Addr) bool {
 		if a, ok := parseIP(string(ip)); ok {
 			out = append(out, a)
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			*dst = out
-			return true
-		default:
-			return false
-		}
-	}
+		return true
+	})
+	*dst = out
+	return ok
 }
 
 // object reads an object whose known fields are named by fields (at most
@@ -264,12 +264,8 @@ func (s *eventScanner) object(fields []string, field func(i int) bool) bool {
 		return false
 	}
 	s.i++
-	if s.peek() == '}' {
-		s.i++
-		return true
-	}
 	var seen uint32
-	for {
+	return s.list('}', func() bool {
 		s.ws()
 		key, ascii, ok := s.plainString()
 		if !ok || !ascii || s.peek() != ':' {
@@ -284,24 +280,11 @@ func (s *eventScanner) object(fields []string, field func(i int) bool) bool {
 				return false
 			}
 			seen |= 1 << i
-			if !field(i) {
-				return false
-			}
+			return field(i)
 		default:
-			if !s.skip(0) {
-				return false
-			}
+			return s.skip(0)
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
-		}
-	}
+	})
 }
 
 const (
@@ -359,51 +342,19 @@ func (s *eventScanner) skip(depth int) bool {
 			return false
 		}
 		s.i++
-		if s.peek() == '}' {
-			s.i++
-			return true
-		}
-		for {
+		return s.list('}', func() bool {
 			if s.peek() != '"' || !s.skipString() || s.peek() != ':' {
 				return false
 			}
 			s.i++
-			if !s.skip(depth + 1) {
-				return false
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return true
-			default:
-				return false
-			}
-		}
+			return s.skip(depth + 1)
+		})
 	case '[':
 		if depth >= maxSkipDepth {
 			return false
 		}
 		s.i++
-		if s.peek() == ']' {
-			s.i++
-			return true
-		}
-		for {
-			if !s.skip(depth + 1) {
-				return false
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
-			}
-		}
+		return s.list(']', func() bool { return s.skip(depth + 1) })
 	case 't':
 		return s.literal("true")
 	case 'f':

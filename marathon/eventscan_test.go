@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -279,7 +279,7 @@ func simulatorEvents(t testing.TB, legacy bool) []sseFrame {
 // TestHotDecodersOnRealEvents checks the fixtures' and the simulator's
 // events against the reference and that the fast path takes every one.
 func TestHotDecodersOnRealEvents(t *testing.T) {
-	seeds := hotSeeds(t, func(rel string) []byte { return fixtures.UpstreamFile(t, rel) })
+	seeds := hotSeeds(t, func(rel string) []byte { return upstreamtest.File(t, rel) })
 	perType := map[string]int{}
 	for _, fr := range seeds {
 		checkSameAsReference(t, []byte(fr.data))
@@ -312,7 +312,7 @@ func FuzzHotEventDecoders(f *testing.F) {
 	}
 	// Like addUpstreamSeeds: seeds are optional, a bare checkout fuzzes too.
 	read := func(rel string) []byte {
-		dir := os.Getenv(fixtures.UpstreamEnv)
+		dir := os.Getenv(upstreamtest.Env)
 		if dir == "" {
 			dir = filepath.Join("..", "..", "shared", "fixtures", "upstream")
 		}

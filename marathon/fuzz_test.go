@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 // checkApps asserts that decoded apps are well formed: IDs set, every port
@@ -113,7 +113,7 @@ func checkUpdates(t *testing.T, updates []discovery.Update) {
 // addUpstreamSeeds adds every upstream file matching the patterns as a
 // seed, when the upstream fixtures are present.
 func addUpstreamSeeds(f *testing.F, add func([]byte), patterns ...string) {
-	dir := os.Getenv(fixtures.UpstreamEnv)
+	dir := os.Getenv(upstreamtest.Env)
 	if dir == "" {
 		dir = filepath.Join("..", "..", "shared", "fixtures", "upstream")
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 type mesosTest struct {
@@ -158,7 +158,7 @@ func TestExpandPorts(t *testing.T) {
 // TestDecodeUpstreamMesosStates decodes every upstream Mesos state in
 // /state or GET_STATE form.
 func TestDecodeUpstreamMesosStates(t *testing.T) {
-	dir := fixtures.Upstream(t)
+	dir := upstreamtest.Dir(t)
 	var files []string
 	for _, pattern := range []string{
 		"dcos-dcos-net/apps/dcos_l4lb/testdata/*.json",
@@ -197,8 +197,10 @@ func TestDecodeUpstreamMesosStates(t *testing.T) {
 // TestDecodeUpstreamMesosExpected pins what the dcos-net tests expect of the
 // v1 GET_STATE files (apps/dcos_net/test/dcos_net_mesos_listener_tests.erl).
 func TestDecodeUpstreamMesosExpected(t *testing.T) {
-	decode := func(rel string) []discovery.App {
-		apps, _, err := DecodeMesosState(strings.NewReader(string(fixtures.UpstreamFile(t, rel))), "")
+	upstreamtest.Dir(t) // skip or fail here once, not from inside the subtests
+	decode := func(t *testing.T, rel string) []discovery.App {
+		t.Helper()
+		apps, _, err := DecodeMesosState(strings.NewReader(string(upstreamtest.File(t, rel))), "")
 		if err != nil {
 			t.Fatalf("DecodeMesosState(%s): %v", rel, err)
 		}
@@ -208,7 +210,7 @@ func TestDecodeUpstreamMesosExpected(t *testing.T) {
 		return apps
 	}
 	t.Run("vip-labels: /abc:80, /cbd:80, /xyz:443 and legacy tcp://def:80, tcp://jkl:80", func(t *testing.T) {
-		app := decode("dcos-dcos-net/apps/dcos_net/test/vip-labels.json")[0]
+		app := decode(t, "dcos-dcos-net/apps/dcos_net/test/vip-labels.json")[0]
 		var values []string
 		for _, p := range app.Ports {
 			for _, l := range p.Labels {
@@ -221,7 +223,7 @@ func TestDecodeUpstreamMesosExpected(t *testing.T) {
 		}
 	})
 	t.Run("tcp-and-udp: /app:80 on one port in both protocols", func(t *testing.T) {
-		app := decode("dcos-dcos-net/apps/dcos_net/test/tcp-and-udp.json")[0]
+		app := decode(t, "dcos-dcos-net/apps/dcos_net/test/tcp-and-udp.json")[0]
 		protos := map[discovery.Protocol]bool{}
 		for _, p := range app.Ports {
 			if reflect.DeepEqual(p.Labels, vip("VIP_0", "/app:80")) {
@@ -235,7 +237,7 @@ func TestDecodeUpstreamMesosExpected(t *testing.T) {
 	// The task has a health_check but no status carries "healthy": upstream
 	// weighs it 0, which is HealthNone on an app with health checks.
 	t.Run("unhealthy: container-scope /foobar:80, health check without result", func(t *testing.T) {
-		app := decode("dcos-dcos-net/apps/dcos_net/test/unhealthy.json")[0]
+		app := decode(t, "dcos-dcos-net/apps/dcos_net/test/unhealthy.json")[0]
 		if len(app.Ports) != 1 || app.Ports[0].Kind != discovery.PortContainer || app.Ports[0].ContainerPort != 80 ||
 			!app.HealthChecks || app.Tasks[0].Health != discovery.HealthNone {
 			t.Errorf("app = %+v, want one container port 80, health checks, task health none", app)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 )
 
 const upstreamMesosState = "mesosphere-mesos-dns/factories/fake.json"
@@ -47,7 +47,7 @@ func mesosStandby(t *testing.T, leader *httptest.Server) *httptest.Server {
 }
 
 func TestMesosSnapshot(t *testing.T) {
-	state := fixtures.UpstreamFile(t, upstreamMesosState)
+	state := upstreamtest.File(t, upstreamMesosState)
 	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no leader", http.StatusServiceUnavailable)
 	}))

@@ -73,7 +73,22 @@ func eventsURL(base string) string {
 	return base + "/v2/events?" + q.Encode()
 }
 
-// Run keeps Marathon's event stream open and feeds Config.Sink until ctx
+// Sink receives the event stream's updates: decoded events, and an
+// UpdateResync after every (re)connect and whenever events may have been
+// lost. Update is called from Stream.Run's goroutine and must not block
+// for long. *discovery.Reconciler satisfies it.
+type Sink interface{ Update(discovery.Update) }
+
+// Stream is Marathon's event stream of a Client, feeding a Sink.
+type Stream struct {
+	c    *Client
+	sink Sink
+}
+
+// Stream returns c's event stream feeding sink; Stream.Run runs it.
+func (c *Client) Stream(sink Sink) *Stream { return &Stream{c: c, sink: sink} }
+
+// Run keeps Marathon's event stream open and feeds the sink until ctx
 // ends, then returns nil. It never gives up: after a failed or ended
 // stream it waits a jittered, capped backoff and connects again, staying
 // on a Marathon URL while it works and moving to the next one when it does
@@ -86,15 +101,16 @@ func eventsURL(base string) string {
 // retrying after 15 minutes, so it is given backoff.StopBackOff and Run
 // loops instead. r3labs has no idle timeout; the watchdog sits in the
 // stream's http.Client transport (idleTransport).
-func (c *Client) Run(ctx context.Context) error {
-	if c.sink == nil {
+func (st *Stream) Run(ctx context.Context) error {
+	if st.sink == nil {
 		return errors.New("run event stream: no sink configured")
 	}
+	c, sink := st.c, st.sink
 	bo := newRetryBackoff(c.backoff)
 	k := 0
 	for {
 		base := c.marathonURLs[k]
-		s := c.session(ctx, base)
+		s := c.session(ctx, base, sink)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -133,8 +149,9 @@ func (s session) good(idle time.Duration) bool {
 	return s.connected && (s.events > 0 || s.lived >= idle)
 }
 
-// session runs one attempt against base until the stream ends.
-func (c *Client) session(ctx context.Context, base string) (s session) {
+// session runs one attempt against base, feeding sink, until the stream
+// ends.
+func (c *Client) session(ctx context.Context, base string, sink Sink) (s session) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sc := sse.NewClient(eventsURL(base), sse.ClientMaxBufferSize(c.maxEvent+frameSlack))
@@ -151,12 +168,12 @@ func (c *Client) session(ctx context.Context, base string) (s session) {
 		where := *resp.Request.URL // after redirects: the leader
 		where.RawQuery = ""
 		c.log.Info("event stream connected", "url", redactURL(&where))
-		c.sink(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncConnect, Received: t0})
+		sink.Update(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncConnect, Received: t0})
 		return nil
 	}
 	s.err = sc.SubscribeRawWithContext(ctx, func(ev *sse.Event) {
 		s.events++
-		c.handle(ctx, ev)
+		c.handle(ctx, ev, sink)
 	})
 	if s.connected {
 		c.metrics.connected.Set(0)
@@ -166,7 +183,7 @@ func (c *Client) session(ctx context.Context, base string) (s session) {
 	if s.reason == reasonOversized {
 		c.metrics.oversized.Inc()
 		c.log.Warn("oversized event, resyncing", "max_bytes", c.maxEvent)
-		c.sink(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncOversized, Received: time.Now()})
+		sink.Update(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncOversized, Received: time.Now()})
 	}
 	return s
 }
@@ -203,10 +220,10 @@ func checkStream(resp *http.Response) error {
 	return nil
 }
 
-// handle decodes one event and sends its updates to the sink. Malformed
+// handle decodes one event and sends its updates to sink. Malformed
 // events are counted, logged and answered with a resync (an update was
 // lost); unknown types are counted. Neither ends the stream.
-func (c *Client) handle(ctx context.Context, ev *sse.Event) {
+func (c *Client) handle(ctx context.Context, ev *sse.Event, sink Sink) {
 	received := time.Now()
 	if ctx.Err() != nil {
 		return // a partial event flushed while shutting down
@@ -223,7 +240,7 @@ func (c *Client) handle(ctx context.Context, ev *sse.Event) {
 	case err != nil:
 		c.metrics.event(typ, resultError)
 		c.log.Warn("malformed event, resyncing", "type", typ, "bytes", len(ev.Data), "err", err)
-		c.sink(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncMalformed, Received: received})
+		sink.Update(discovery.Update{Kind: discovery.UpdateResync, Reason: resyncMalformed, Received: received})
 		return
 	}
 	c.metrics.event(typ, resultOK)
@@ -236,7 +253,7 @@ func (c *Client) handle(ctx context.Context, ev *sse.Event) {
 		if u.Kind == discovery.UpdateApp {
 			u.App.Framework = fw
 		}
-		c.sink(u)
+		sink.Update(u)
 	}
 }
 

@@ -69,7 +69,6 @@ func streamBody(t *testing.T, body []byte) (session, []discovery.Update, int64) 
 		HTTPClient:   &http.Client{Transport: bodyTransport(body)},
 		MaxEventSize: sseFuzzMax,
 		Logger:       slog.New(eventSizes{mu: &mu, max: &largest}),
-		Sink:         func(u discovery.Update) { updates = append(updates, u) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -79,12 +78,17 @@ func streamBody(t *testing.T, body []byte) (session, []discovery.Update, int64) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s := c.session(ctx, c.marathonURLs[0])
+	s := c.session(ctx, c.marathonURLs[0], sinkFunc(func(u discovery.Update) { updates = append(updates, u) }))
 	if ctx.Err() != nil {
 		t.Fatalf("session over a %d-byte body did not end", len(body))
 	}
 	return s, updates, largest
 }
+
+// sinkFunc is a Sink made of a function.
+type sinkFunc func(discovery.Update)
+
+func (f sinkFunc) Update(u discovery.Update) { f(u) }
 
 // sseCrashers holds stream bodies the fuzzer once found troublesome; they
 // run as table rows and seed FuzzStream. (None so far.)

@@ -20,7 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -36,7 +36,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{wake: make(chan struct{}, 1)} }
 
-func (r *recorder) sink(u discovery.Update) {
+func (r *recorder) Update(u discovery.Update) {
 	r.mu.Lock()
 	r.updates = append(r.updates, u)
 	r.mu.Unlock()
@@ -98,7 +98,6 @@ func testClient(t *testing.T, cfg Config) (*Client, *recorder, *prometheus.Regis
 	t.Helper()
 	rec := newRecorder()
 	reg := prometheus.NewRegistry()
-	cfg.Sink = rec.sink
 	cfg.Registerer = reg
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}
@@ -121,13 +120,13 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// run starts c.Run and stops it (and checks it returned nil) at cleanup,
+// run starts s.Run and stops it (and checks it returned nil) at cleanup,
 // before any server registered earlier is closed.
-func run(t *testing.T, c *Client) {
+func run(t *testing.T, s *Stream) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -243,7 +242,7 @@ func write(w *bufio.Writer, s string) {
 
 // upstreamEvents is Marathon's events.txt capture in its wire form.
 func upstreamEvents(t *testing.T) string {
-	return crlf(string(fixtures.UpstreamFile(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")))
+	return crlf(string(upstreamtest.File(t, "mesosphere-marathon/docs/docs/rest-api/public/api/v2/examples/events.txt")))
 }
 
 // wantUpdates decodes every event of an SSE transcript the way the client
@@ -298,7 +297,7 @@ func TestStreamUpstreamFraming(t *testing.T) {
 		holdOpen(conn)
 	})
 	c, rec, reg := testClient(t, Config{MarathonURLs: []string{srv.URL}})
-	run(t, c)
+	run(t, c.Stream(rec))
 
 	want := wantUpdates(t, events)
 	us := rec.waitFor(t, "updates of events.txt", func(us []discovery.Update) bool {
@@ -395,7 +394,7 @@ func TestStreamReconnects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newStreamServer(t, tt.script)
 			c, rec, reg := testClient(t, Config{MarathonURLs: []string{srv.URL}})
-			run(t, c)
+			run(t, c.Stream(rec))
 			us := rec.waitFor(t, "second connect", atLeast("connect", 2))
 			tt.check(t, us, reg)
 		})
@@ -425,7 +424,7 @@ func TestStreamIdleWatchdog(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newStreamServer(t, tt.script)
 			c, rec, reg := testClient(t, Config{MarathonURLs: []string{srv.URL}, IdleTimeout: 200 * time.Millisecond})
-			run(t, c)
+			run(t, c.Stream(rec))
 			rec.waitFor(t, "reconnect after idle", atLeast("connect", 2))
 			if got := metric(t, reg, "vipbridge_marathon_reconnects_total", "reason", reasonIdle); got < 1 {
 				t.Errorf("reconnects{idle} = %v, want ≥ 1", got)
@@ -449,8 +448,8 @@ func TestStreamIdleBeforeHeaders(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
-	c, _, reg := testClient(t, Config{MarathonURLs: []string{srv.URL}, IdleTimeout: 200 * time.Millisecond})
-	run(t, c)
+	c, rec, reg := testClient(t, Config{MarathonURLs: []string{srv.URL}, IdleTimeout: 200 * time.Millisecond})
+	run(t, c.Stream(rec))
 	select {
 	case <-again:
 	case <-time.After(testWait):
@@ -477,7 +476,7 @@ func TestStreamOversizedEvent(t *testing.T) {
 		holdOpen(conn)
 	})
 	c, rec, reg := testClient(t, Config{MarathonURLs: []string{srv.URL}, MaxEventSize: max})
-	run(t, c)
+	run(t, c.Stream(rec))
 	us := rec.waitFor(t, "resync after oversized event", func(us []discovery.Update) bool {
 		return resyncs(us, "oversized event") >= 1 && resyncs(us, "connect") >= 2
 	})
@@ -496,9 +495,9 @@ func TestStreamOversizedEvent(t *testing.T) {
 }
 
 func TestStreamRedirectFromNonLeader(t *testing.T) {
+	events := upstreamEvents(t)
 	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
-			events := upstreamEvents(t)
 			leader := newStreamServer(t, func(_ int, w *bufio.Writer, conn net.Conn) {
 				write(w, events)
 				holdOpen(conn)
@@ -508,7 +507,7 @@ func TestStreamRedirectFromNonLeader(t *testing.T) {
 			}))
 			t.Cleanup(standby.Close)
 			c, rec, _ := testClient(t, Config{MarathonURLs: []string{standby.URL}})
-			run(t, c)
+			run(t, c.Stream(rec))
 			want := wantUpdates(t, events)
 			rec.waitFor(t, "events via the leader", func(us []discovery.Update) bool {
 				return resyncs(us, "connect") >= 1 && len(nonResync(us)) >= len(want)
@@ -562,7 +561,7 @@ func TestStreamMultipleURLs(t *testing.T) {
 				holdOpen(conn)
 			})
 			c, rec, _ := testClient(t, Config{MarathonURLs: []string{first, good.URL}})
-			run(t, c)
+			run(t, c.Stream(rec))
 			rec.waitFor(t, "event from the second URL", func(us []discovery.Update) bool {
 				return slices.ContainsFunc(us, func(u discovery.Update) bool {
 					return u.Kind == discovery.UpdateAppRemoved && u.AppID == "/foo"
@@ -577,7 +576,7 @@ func TestRunWithoutSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Run(context.Background()); err == nil {
+	if err := c.Stream(nil).Run(context.Background()); err == nil {
 		t.Errorf("Run without Sink = nil, want an error")
 	}
 }
@@ -626,7 +625,7 @@ func TestStreamAgainstSimulator(t *testing.T) {
 	if len(st.Apps) != len(sc.Apps) {
 		t.Errorf("Marathon Snapshot has %d apps, want %d", len(st.Apps), len(sc.Apps))
 	}
-	run(t, c)
+	run(t, c.Stream(rec))
 	rec.waitFor(t, "connect", atLeast("connect", 1))
 
 	if err := sim.ScaleApp("/web", 3); err != nil {

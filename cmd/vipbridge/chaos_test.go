@@ -89,7 +89,7 @@ func expectedVIPs(apps []marathontest.App, framework string, others []marathonte
 		addr, port := label[:i], label[i+1:]
 		vip := addr + ":" + port
 		if _, err := netip.ParseAddr(addr); err != nil {
-			vip = discovery.VIPName(addr, framework) + chaosZone + ":" + port
+			vip = vipName(addr, framework) + chaosZone + ":" + port
 		}
 		for _, proto := range strings.Split(protocols, ",") {
 			k := vip + " " + proto
@@ -158,8 +158,13 @@ func expectedVIPs(apps []marathontest.App, framework string, others []marathonte
 
 func addOther(out map[string][]chaosBackend, label, framework, protocol string, b chaosBackend) {
 	i := strings.LastIndex(label, ":")
-	k := discovery.VIPName(label[:i], framework) + chaosZone + ":" + label[i+1:] + " " + cmpOr(protocol, "tcp")
+	k := vipName(label[:i], framework) + chaosZone + ":" + label[i+1:] + " " + cmpOr(protocol, "tcp")
 	out[k] = append(out[k], b)
+}
+
+// vipName is a named VIP's DNS name without the zone, as Build makes it.
+func vipName(label, framework string) string {
+	return discovery.NormaliseName(label) + "." + discovery.NormaliseName(framework)
 }
 
 func cmpOr(s, def string) string {
@@ -308,16 +313,15 @@ func hasBackends(want map[string][]chaosBackend, name string) bool {
 	return false
 }
 
-// converge waits until the daemon matches the truth and returns how long
-// that took. The deadline only bounds a failing wait.
-func (e *chaosEnv) converge(what string) time.Duration {
+// converge waits until the daemon matches the truth. The deadline only
+// bounds a failing wait.
+func (e *chaosEnv) converge(what string) {
 	e.t.Helper()
-	t0 := time.Now()
-	deadline := t0.Add(eventually)
+	deadline := time.Now().Add(eventually)
 	for {
 		stale, missing, why := e.diff()
 		if stale == 0 && missing == 0 {
-			return time.Since(t0)
+			return
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s: not converged after %s: %d stale, %d missing:\n  %s", what, eventually, stale, missing, strings.Join(why, "\n  "))
@@ -326,9 +330,10 @@ func (e *chaosEnv) converge(what string) time.Duration {
 	}
 }
 
-// watchDNS queries every name continuously until stop, counting NXDOMAIN.
-func (e *chaosEnv) watchDNS(names []string) (stop func() (queries, nxdomain int, nx []string)) {
-	var q, nxc atomic.Int64
+// watchDNS queries every name continuously until stop, counting NXDOMAIN;
+// passes counts the rounds over every name done so far.
+func (e *chaosEnv) watchDNS(names []string) (passes func() int, stop func() (queries, nxdomain int, nx []string)) {
+	var q, nxc, pass atomic.Int64
 	var mu sync.Mutex
 	var bad []string
 	done := make(chan struct{})
@@ -353,10 +358,11 @@ func (e *chaosEnv) watchDNS(names []string) (stop func() (queries, nxdomain int,
 					mu.Unlock()
 				}
 			}
+			pass.Add(1)
 			time.Sleep(2 * time.Millisecond)
 		}
 	})
-	return func() (int, int, []string) {
+	return func() int { return int(pass.Load()) }, func() (int, int, []string) {
 		close(done)
 		wg.Wait()
 		return int(q.Load()), int(nxc.Load()), bad
@@ -365,9 +371,10 @@ func (e *chaosEnv) watchDNS(names []string) (stop func() (queries, nxdomain int,
 
 // watchBackends polls /v1/vips until stop; a backend in keep (weight 1 when
 // the watch began) that is missing or weighs 0 while its task still runs in
-// the truth is lost.
-func (e *chaosEnv) watchBackends(keep map[string]chaosBackend) (stop func() (polls, lost int, what []string)) {
-	var polls, lost int
+// the truth is lost. polled counts the polls done so far.
+func (e *chaosEnv) watchBackends(keep map[string]chaosBackend) (polled func() int, stop func() (polls, lost int, what []string)) {
+	var polls atomic.Int64
+	var lost int
 	var what []string
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -382,7 +389,6 @@ func (e *chaosEnv) watchBackends(keep map[string]chaosBackend) (stop func() (pol
 			if err != nil {
 				continue
 			}
-			polls++
 			for k, b := range keep {
 				vipKey := strings.SplitN(k, "|", 2)[0]
 				if slices.Contains(got[vipKey], chaosBackend{Addr: b.Addr, Weight: 1}) {
@@ -393,13 +399,14 @@ func (e *chaosEnv) watchBackends(keep map[string]chaosBackend) (stop func() (pol
 					what = append(what, fmt.Sprintf("%s %s (task %s)", vipKey, b.Addr, b.Task))
 				}
 			}
+			polls.Add(1)
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
-	return func() (int, int, []string) {
+	return func() int { return int(polls.Load()) }, func() (int, int, []string) {
 		close(done)
 		wg.Wait()
-		return polls, lost, what
+		return int(polls.Load()), lost, what
 	}
 }
 
@@ -448,7 +455,48 @@ const (
 	mOversized  = `vipbridge_marathon_oversized_events_total`
 	mEvents     = `vipbridge_marathon_events_total`
 	mConnected  = `vipbridge_marathon_stream_connected`
+	// mBuilt counts events at the end of the build that reflects them
+	// (discovery's reconcile, observeLatency), published or unchanged.
+	mBuilt = `vipbridge_event_to_dns_seconds_count`
 )
+
+// settle waits until the daemon has built a table (published, or found
+// unchanged) from everything it had applied when settle was called. The
+// reconciler applies updates, resync results and builds in one goroutine,
+// so a build that ends after now started after whatever it was applying;
+// mBuilt growing shows such a build. An event restating a running task
+// (a change of nothing) is sent, and sent again while the stream may be
+// reconnecting, so that there is one to build.
+func (e *chaosEnv) settle(what string) {
+	e.t.Helper()
+	before, tries := e.metric(mBuilt), 0
+	waitFor(e.t, what, func() bool {
+		if e.metric(mBuilt) > before {
+			return true
+		}
+		if tries%10 == 0 {
+			e.sim.EmitStatus(1)
+		}
+		tries++
+		return false
+	})
+}
+
+// healthAged waits until the daemon's last Marathon snapshot, which
+// carried the health results it knows, is older than the health grace.
+func (e *chaosEnv) healthAged() {
+	e.t.Helper()
+	waitFor(e.t, "the last health report to be older than the grace", func() bool {
+		var ready struct {
+			LastSync map[string]time.Time `json:"last_sync"`
+		}
+		if err := e.d.getJSON("/readyz", &ready); err != nil {
+			return false
+		}
+		at, ok := ready.LastSync["marathon"]
+		return ok && time.Since(at) > chaosHealthGrace+500*time.Millisecond
+	})
+}
 
 // act makes one random change to the cluster: scale, kill or a health
 // flip, keeping the stable apps at two or more healthy tasks.
@@ -512,6 +560,7 @@ type faultState struct {
 	hits    int
 	drops   int
 	backend func() (polls, lost int, what []string)
+	polled  func() int
 	polls   int
 	lost    int
 	apps    []marathontest.App
@@ -555,16 +604,20 @@ var chaosFaults = []chaosFault{
 				}
 			}
 			st.before = e.metric(mResyncOK)
-			st.backend = e.watchBackends(keep)
+			st.polled, st.backend = e.watchBackends(keep)
 			if _, err := e.sim.ChangeLeader(); err != nil {
 				e.t.Fatal(err)
 			}
 		},
 		clear: func(e *chaosEnv, st *faultState) {
 			// The resync of the reconnect, without health results, is
-			// in: the window in which a backend could drain.
+			// in: the window in which a backend could drain. It lasts
+			// until the daemon has built from that resync and /v1/vips
+			// was read twice more (once wholly after the build).
 			e.waitMetric("the resync after the leader change", mResyncOK, st.before)
-			time.Sleep(50 * time.Millisecond)
+			e.settle("a build after the resync")
+			p := st.polled()
+			waitFor(e.t, "/v1/vips read after the build", func() bool { return st.polled() >= p+2 })
 			e.sim.EndHealthGap()
 			st.polls, st.lost, _ = st.backend()
 		},
@@ -675,9 +728,9 @@ func (e *chaosEnv) run(f chaosFault, waitGrace bool) chaosResult {
 	if waitGrace {
 		// In production the last health report is minutes old at a
 		// failover (resyncs are 5 min apart): be older than the grace.
-		time.Sleep(chaosHealthGrace + 500*time.Millisecond)
+		e.healthAged()
 	}
-	stopDNS := e.watchDNS(live)
+	passes, stopDNS := e.watchDNS(live)
 	st := &faultState{}
 	t0 := time.Now()
 	f.inject(e, st)
@@ -688,7 +741,13 @@ func (e *chaosEnv) run(f chaosFault, waitGrace bool) chaosResult {
 	}
 	f.clear(e, st)
 	t1 := time.Now()
-	took := e.converge(f.name)
+	// DNS is watched through the fault's effect however slow the
+	// machine: a whole pass over the names begins after clear saw the
+	// evidence. Convergence is timed from the end of the fault, as before.
+	p := passes()
+	waitFor(e.t, "a DNS pass after the fault", func() bool { return passes() >= p+2 })
+	e.converge(f.name)
+	took := time.Since(t1)
 	queries, nx, bad := stopDNS()
 	// Converged means staying converged: nothing still in flight may
 	// undo it (a replayed event, a late resync).

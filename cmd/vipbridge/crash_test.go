@@ -24,6 +24,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/store"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -31,7 +32,7 @@ import (
 // while a simulated Marathon churns, then restarted on the same data dir.
 // After every kill the bbolt file is opened directly (bbolt's own
 // consistency check, every entry decoded, assignments unique) and through
-// discovery.OpenStore + Load; every checkpoint cycle also restarts with
+// store.Open + Load; every checkpoint cycle also restarts with
 // Marathon down (DNS must answer exactly what the stored state says, at
 // once) and then with Marathon up (DNS and /v1/vips must converge to the
 // simulator's truth).
@@ -182,7 +183,7 @@ type storeView struct {
 
 // checkStore opens the store file of a killed daemon twice: raw with bbolt
 // (page-level check, every entry decodes, keys match, addresses unique) and
-// with discovery.OpenStore + Load, which must see the same entries.
+// with store.Open + Load, which must see the same entries.
 func checkStore(t *testing.T, path string) storeView {
 	t.Helper()
 	var raw storeView
@@ -201,9 +202,9 @@ func checkStore(t *testing.T, path string) storeView {
 		t.Fatalf("store after kill: %v", err)
 	}
 
-	s, err := discovery.OpenStore(path, time.Second)
+	s, err := store.Open(path, store.Config{Timeout: time.Second})
 	if err != nil {
-		t.Fatalf("OpenStore after kill: %v", err)
+		t.Fatalf("store.Open after kill: %v", err)
 	}
 	defer s.Close()
 	st, err := s.Load()
@@ -220,8 +221,8 @@ func checkStore(t *testing.T, path string) storeView {
 	return raw
 }
 
-// rawEntries decodes every app and assignment under v1/ (store.go's
-// layout) and checks that no address is assigned twice.
+// rawEntries decodes every app and assignment under v1/ (the layout of
+// discovery/store/buckets.go) and checks that no address is assigned twice.
 func rawEntries(tx *bbolt.Tx, out *storeView) error {
 	root := tx.Bucket([]byte("v1"))
 	if root == nil {

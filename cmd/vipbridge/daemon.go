@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,7 +16,9 @@ import (
 
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/store"
 	"github.com/vipbridge/vipbridge/dnsserver"
+	"github.com/vipbridge/vipbridge/lb"
 	"github.com/vipbridge/vipbridge/marathon"
 )
 
@@ -56,21 +57,29 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	store, err := discovery.OpenStore(filepath.Join(cfg.DataDir, "vipbridge.db"), time.Second)
+	db, err := store.Open(filepath.Join(cfg.DataDir, "vipbridge.db"), store.Config{Timeout: time.Second, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close() // after rec.Run, which flushes it once on its way out
 
-	var rec *discovery.Reconciler
-	dataplane, err := newDataplane(cfg, reg, log, func() []netip.Addr { return rec.IPVIPs() })
-	if err != nil {
-		return err
-	}
-	if c, ok := dataplane.(interface{ Close() }); ok {
-		defer c.Close()
+	// The dataplane --lb chose: IPVS runs beside the reconciler and
+	// reports its state to the API; None only takes the tables.
+	var (
+		dataplane discovery.Dataplane = &lb.None{}
+		states    httpapi.Dataplane
+		ipvs      *lb.IPVS
+	)
+	if lbKind(cfg, log) == "ipvs" {
+		if ipvs, err = newIPVS(cfg, reg, log); err != nil {
+			return err
+		}
+		defer ipvs.Close()
+		dataplane, states = ipvs, ipvs
 	}
 
+	// Marathon's and Mesos's snapshots feed the reconciler, which then
+	// takes Marathon's event stream.
 	client, err := marathon.New(marathon.Config{
 		MarathonURLs:  cfg.Marathon,
 		MesosURLs:     cfg.Mesos,
@@ -82,7 +91,6 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		MaxEventSize:  cfg.MaxEventSize,
 		Registerer:    reg,
 		Logger:        log,
-		Sink:          func(u discovery.Update) { rec.Update(u) },
 	})
 	if err != nil {
 		return err
@@ -91,8 +99,8 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if mesos := client.Mesos(); mesos != nil {
 		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
 	}
-	rec, err = discovery.NewReconciler(discovery.Config{
-		Store:       store,
+	rec, err := discovery.NewReconciler(discovery.Config{
+		Store:       db,
 		Sources:     sources,
 		Dataplane:   dataplane,
 		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
@@ -104,6 +112,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return err
 	}
+	events := client.Stream(rec)
 
 	dnsReady := make(chan net.Addr, 1)
 	dns, err := dnsserver.New(dnsserver.Config{
@@ -121,20 +130,17 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
-	apiCfg := httpapi.Config{Tables: rec, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log}
-	if states, ok := dataplane.(httpapi.Dataplane); ok {
-		apiCfg.Dataplane = states
-	}
-	api := httpapi.NewServer(httpLn, httpapi.New(apiCfg), log)
+	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
+		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
+	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return store.Run(ctx) })
 	g.Go(func() error { return rec.Run(ctx) })
-	g.Go(func() error { return client.Run(ctx) })
+	g.Go(func() error { return events.Run(ctx) })
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
-	if runner, ok := dataplane.(interface{ Run(context.Context) error }); ok {
-		g.Go(func() error { return runner.Run(ctx) })
+	if ipvs != nil {
+		g.Go(func() error { return ipvs.Run(ctx) })
 	}
 	g.Go(func() error {
 		select {

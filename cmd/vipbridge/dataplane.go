@@ -7,14 +7,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/lb"
 )
 
-// newDataplane builds the dataplane --lb names. "auto" is ipvs when the
-// kernel has IPVS, else none (said in the log); owned lists the IP VIP
-// addresses discovery recorded, which the ipvs dataplane may clean up.
-func newDataplane(cfg config, reg prometheus.Registerer, log *slog.Logger, owned func() []netip.Addr) (discovery.Dataplane, error) {
+// lbKind resolves --lb to "ipvs" or "none": "auto" is ipvs when the kernel
+// has IPVS, else none (said in the log).
+func lbKind(cfg config, log *slog.Logger) string {
 	kind := cfg.LB
 	if kind == "auto" {
 		kind = "ipvs"
@@ -24,20 +22,22 @@ func newDataplane(cfg config, reg prometheus.Registerer, log *slog.Logger, owned
 		}
 	}
 	log.Info("dataplane", "lb", kind)
-	if kind != "ipvs" {
-		return lb.New(kind)
-	}
-	dp, err := lb.New("ipvs", lb.IPVSConfig{
+	return kind
+}
+
+// newIPVS builds the IPVS dataplane from the --lb-* flags and the VIP
+// ranges, whose services it owns.
+func newIPVS(cfg config, reg prometheus.Registerer, log *slog.Logger) (*lb.IPVS, error) {
+	x, err := lb.NewIPVS(lb.IPVSConfig{
 		Interface:  cfg.LBInterface,
 		Scheduler:  cfg.LBScheduler,
 		Drain:      cfg.LBDrain,
 		Ranges:     []netip.Prefix{cfg.VIPRange, cfg.VIP6Range},
-		Owned:      owned,
 		Registerer: reg,
 		Logger:     log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane ipvs: %w", err)
 	}
-	return dp, nil
+	return x, nil
 }

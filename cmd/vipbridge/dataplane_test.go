@@ -23,18 +23,13 @@ func TestAutoWithoutIPVS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	dp, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)), nil)
-	if err != nil {
-		t.Fatalf("newDataplane(auto) = %v", err)
-	}
-	if _, ok := dp.(*lb.None); !ok {
-		t.Errorf("newDataplane(auto) = %T, want *lb.None", dp)
+	if kind := lbKind(cfg, slog.New(slog.NewTextHandler(&logs, nil))); kind != "none" {
+		t.Errorf("lbKind(auto) = %q, want none", kind)
 	}
 	if !strings.Contains(logs.String(), "no IPVS in this kernel") {
 		t.Errorf("log = %q, want the fallback said", logs.String())
 	}
-	cfg.LB = "ipvs"
-	if _, err := newDataplane(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "ip_vs") {
-		t.Errorf("newDataplane(ipvs) error = %v, want one naming the ip_vs module", err)
+	if _, err := newIPVS(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "ip_vs") {
+		t.Errorf("newIPVS() error = %v, want one naming the ip_vs module", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vipbridge/vipbridge/fixtures"
+	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -186,7 +186,7 @@ func fetch(t *testing.T, url string) any {
 }
 
 func TestMarathonShapeMatchesUpstream(t *testing.T) {
-	root := fixtures.Upstream(t)
+	root := upstreamtest.Dir(t)
 	files := globJSON(t, root, "mesosphere-marathon", "mesosphere-marathon-lb", "allegro-marathon-consul", "gambol99-go-marathon", "dcos-dcos-ui")
 	upstream := readJSONFiles(t, files...)
 	raml := ramlProperties(t, root)
@@ -233,7 +233,7 @@ func TestMarathonShapeMatchesUpstream(t *testing.T) {
 }
 
 func TestMesosShapeMatchesUpstream(t *testing.T) {
-	root := fixtures.Upstream(t)
+	root := upstreamtest.Dir(t)
 	files := globJSON(t, root, "dcos-dcos-net/apps/dcos_l4lb/testdata", "dcos-mesos_state", "mesosphere-mesos-dns")
 	want := map[string]bool{}
 	for _, d := range readJSONFiles(t, files...) {
@@ -288,7 +288,7 @@ func eventExamples(t *testing.T, root string) map[string]map[string]bool {
 }
 
 func TestEventShapeMatchesUpstream(t *testing.T) {
-	root := fixtures.Upstream(t)
+	root := upstreamtest.Dir(t)
 	want := eventExamples(t, root)
 	// Fields documented outside the examples: status_update_event carries
 	// ipAddresses (Formats.scala, InstanceChangedEventsGenerator; UPSTREAM.md

@@ -57,9 +57,6 @@ func NewServer(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
 	}
 }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
 // Run serves until ctx ends, then shuts down gracefully: it stops
 // accepting, waits up to 5s for requests in flight, closes what remains and
 // returns nil. It returns an error only if serving fails. Run may be

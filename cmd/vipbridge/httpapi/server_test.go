@@ -18,7 +18,7 @@ func TestServerRunAndShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 
-	url := "http://" + s.Addr().String() + "/healthz"
+	url := "http://" + ln.Addr().String() + "/healthz"
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
@@ -33,7 +33,7 @@ func TestServerRunAndShutdown(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run after cancel = %v, want nil", err)
 	}
-	if c, err := net.Dial("tcp", s.Addr().String()); err == nil {
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		c.Close()
 		t.Errorf("listener still accepts after Run returned")
 	}

@@ -1,5 +1,9 @@
 package discovery
 
+// The incremental build (incBuilder): given the apps that changed, it
+// recomputes only the VIPs they declare, and its result equals Build's over
+// the same apps.
+
 import (
 	"slices"
 	"time"
@@ -114,20 +118,8 @@ func (b *incBuilder) build(changes map[appRef]*App, alloc *Allocator, now time.T
 	for name := range dirtyNames {
 		errsDirty = b.collisions(name) || errsDirty
 	}
-	if alloc != nil {
-		for k := range dirtyKeys {
-			if !k.IP.IsValid() || len(b.byKey[k]) == 0 {
-				continue
-			}
-			ip := k.IP.As16()
-			if _, ok := b.reserved[ip]; ok {
-				continue
-			}
-			b.reserved[ip] = struct{}{}
-			alloc.Reserve(k.IP)
-			// A name may hold the address: Build would move it now.
-			full = full || alloc.v4.prefix.Contains(k.IP) || alloc.v6.prefix.Contains(k.IP)
-		}
+	if alloc != nil && b.reserve(dirtyKeys, alloc) {
+		full = true // a name may hold a reserved address: Build would move it now
 	}
 	full = full || len(b.allocErrs) > 0
 	res := incResult{base: b.vips, changed: map[string]struct{}{}}
@@ -154,6 +146,24 @@ func (b *incBuilder) build(changes map[appRef]*App, alloc *Allocator, now time.T
 	b.vips = vips
 	res.table = &Table{VIPs: vips, Errors: b.errs, Built: now}
 	return res
+}
+
+// reserve reserves the addresses of the IP VIPs among keys not reserved
+// yet, and reports whether one lies in a range names are assigned from.
+func (b *incBuilder) reserve(keys map[VIPKey]struct{}, alloc *Allocator) (inRange bool) {
+	for k := range keys {
+		if !k.IP.IsValid() || len(b.byKey[k]) == 0 {
+			continue
+		}
+		ip := k.IP.As16()
+		if _, ok := b.reserved[ip]; ok {
+			continue
+		}
+		b.reserved[ip] = struct{}{}
+		alloc.Reserve(k.IP)
+		inRange = inRange || alloc.v4.prefix.Contains(k.IP) || alloc.v6.prefix.Contains(k.IP)
+	}
+	return inRange
 }
 
 // add computes app's contribution and indexes it.
@@ -300,33 +310,7 @@ func (b *incBuilder) merge(keys map[VIPKey]struct{}, alloc *Allocator, now time.
 
 // vip computes the VIP of k from its declaring apps, as Build's finish does.
 func (b *incBuilder) vip(k VIPKey, alloc *Allocator, now time.Time, failed map[allocKey]bool) (VIP, bool, []LabelError) {
-	refs := b.byKey[k]
-	if len(refs) == 0 {
-		return VIP{}, false, nil
-	}
-	v := VIP{Key: k}
-	var first LabelError
-	if len(refs) == 1 {
-		for ref := range refs {
-			acc := b.apps[ref].vips[k]
-			v.Backends, v.Labels, v.Apps, first = acc.backends, acc.labels, acc.apps, acc.first
-		}
-	} else {
-		var bes []Backend
-		var labels, apps []string
-		n := 0
-		for ref := range refs {
-			acc := b.apps[ref].vips[k]
-			bes = append(bes, acc.backends...)
-			labels = append(labels, acc.labels...)
-			apps = append(apps, acc.apps...)
-			if n == 0 || acc.first.AppID < first.AppID {
-				first = acc.first
-			}
-			n++
-		}
-		v.Backends, v.Labels, v.Apps = mergeBackends(bes), sortedSet(labels), sortedSet(apps)
-	}
+	v, first := b.declared(k)
 	if len(v.Backends) == 0 {
 		return VIP{}, false, nil
 	}
@@ -360,6 +344,36 @@ func (b *incBuilder) vip(k VIPKey, alloc *Allocator, now time.Time, failed map[a
 		}
 	}
 	return v, true, errs
+}
+
+// declared merges what k's declaring apps contribute: its backends, labels
+// and apps, and the first label (of the app with the smallest ID).
+func (b *incBuilder) declared(k VIPKey) (VIP, LabelError) {
+	v := VIP{Key: k}
+	var first LabelError
+	refs := b.byKey[k]
+	if len(refs) == 1 {
+		for ref := range refs {
+			acc := b.apps[ref].vips[k]
+			v.Backends, v.Labels, v.Apps, first = acc.backends, acc.labels, acc.apps, acc.first
+		}
+		return v, first
+	}
+	var bes []Backend
+	var labels, apps []string
+	n := 0
+	for ref := range refs {
+		acc := b.apps[ref].vips[k]
+		bes = append(bes, acc.backends...)
+		labels = append(labels, acc.labels...)
+		apps = append(apps, acc.apps...)
+		if n == 0 || acc.first.AppID < first.AppID {
+			first = acc.first
+		}
+		n++
+	}
+	v.Backends, v.Labels, v.Apps = mergeBackends(bes), sortedSet(labels), sortedSet(apps)
+	return v, first
 }
 
 // touch refreshes the LastSeen of every name of vips, as a Build would.

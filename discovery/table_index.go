@@ -1,10 +1,10 @@
 package discovery
 
+// A Table's DNS names index: built whole (NewTable, WithAnnounced) or
+// edited for the names that changed only (reindexed).
+
 import (
-	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
@@ -74,16 +74,6 @@ func (t *Table) entry(name string, announce func(*VIP) bool) *NameEntry {
 	return e
 }
 
-func compareVIPToKey(v VIP, k VIPKey) int { return compareKey(v.Key, k) }
-
-// VIP returns the VIP with key k.
-func (t *Table) VIP(k VIPKey) (*VIP, bool) {
-	if t == nil {
-		return nil, false
-	}
-	return t.VIPs.Get(k)
-}
-
 // index builds the DNS names of the announced named VIPs in vips (sorted),
 // so each name's ports come out sorted by protocol, then port.
 func index(vips VIPList, announce func(*VIP) bool) cowmap.Map[*NameEntry] {
@@ -117,68 +107,6 @@ func index(vips VIPList, announce func(*VIP) bool) cowmap.Map[*NameEntry] {
 		e.Ports = append(e.Ports, PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
 	}
 	return names.Map()
-}
-
-// String renders t as sorted text, one VIP per line, then one line per
-// label error; golden files compare it:
-//
-//	tcp foo.marathon:80 11.0.0.37 fd01:c::1 -> 10.0.0.1:31000 w=1 task=t1, 10.0.0.2:31001 w=0 task=t2
-//	udp 10.0.0.1:53 -> 10.0.0.2:31002 w=1 task=t3
-//	error /app VIP_0=/foo:0: port 0 out of range 1-65535
-//
-// Generation, Built and Stale are left out, so equal VIPs and errors render
-// equally.
-func (t *Table) String() string {
-	if t == nil {
-		return ""
-	}
-	var b strings.Builder
-	for v := range t.VIPs.All() {
-		writeVIP(&b, v)
-	}
-	for _, e := range t.Errors {
-		b.WriteString("error ")
-		b.WriteString(e.AppID)
-		b.WriteByte(' ')
-		b.WriteString(e.Key)
-		b.WriteByte('=')
-		b.WriteString(e.Value)
-		b.WriteString(": ")
-		b.WriteString(e.Reason)
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-func writeVIP(b *strings.Builder, v *VIP) {
-	b.WriteString(v.Key.Protocol.String())
-	b.WriteByte(' ')
-	if v.Key.IP.IsValid() {
-		b.WriteString(netip.AddrPortFrom(v.Key.IP, v.Key.Port).String())
-	} else {
-		b.WriteString(v.Key.Name)
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatUint(uint64(v.Key.Port), 10))
-		for _, a := range [...]netip.Addr{v.Addr4, v.Addr6} {
-			if a.IsValid() {
-				b.WriteByte(' ')
-				b.WriteString(a.String())
-			}
-		}
-	}
-	b.WriteString(" ->")
-	for i, be := range v.Backends {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte(' ')
-		b.WriteString(be.Addr.String())
-		b.WriteString(" w=")
-		b.WriteString(strconv.FormatUint(uint64(be.Weight), 10))
-		b.WriteString(" task=")
-		b.WriteString(be.TaskID)
-	}
-	b.WriteByte('\n')
 }
 
 // compareVIP orders VIPs by Key.

@@ -1,4 +1,4 @@
-package discovery
+package store
 
 import (
 	"context"
@@ -14,46 +14,48 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/vipbridge/vipbridge/discovery"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
 var storeT0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func storeApp(id, version string, tasks ...string) App {
-	a := App{
+func storeApp(id, version string, tasks ...string) discovery.App {
+	a := discovery.App{
 		ID:        id,
 		Framework: "marathon",
 		Version:   version,
-		Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP},
-			Labels: []Label{{Key: "VIP_0", Value: id + ":80"}}}},
+		Ports: []discovery.Port{{Kind: discovery.PortHost, Protocols: []discovery.Protocol{discovery.TCP},
+			Labels: []discovery.Label{{Key: "VIP_0", Value: id + ":80"}}}},
 	}
 	for i, t := range tasks {
-		a.Tasks = append(a.Tasks, Task{
+		a.Tasks = append(a.Tasks, discovery.Task{
 			ID: t, Host: "agent1", AgentIP: netip.MustParseAddr("10.0.0.1"),
-			HostPorts: []uint16{uint16(31000 + i)}, State: TaskRunning, Health: HealthHealthy, Updated: storeT0,
+			HostPorts: []uint16{uint16(31000 + i)}, State: discovery.TaskRunning, Health: discovery.HealthHealthy, Updated: storeT0,
 		})
 	}
 	return a
 }
 
-func openTestStore(t *testing.T, path string) *Store {
+func openTestStore(t *testing.T, path string) *DB {
 	t.Helper()
-	s, err := OpenStore(path, 100*time.Millisecond)
+	s, err := Open(path, Config{Timeout: 100 * time.Millisecond})
 	if err != nil {
-		t.Fatalf("OpenStore(%s): %v", path, err)
+		t.Fatalf("Open(%s): %v", path, err)
 	}
 	return s
 }
 
-func flush(t *testing.T, s *Store) {
+func flush(t *testing.T, s *DB) {
 	t.Helper()
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
 }
 
-func load(t *testing.T, s *Store) Stored {
+func load(t *testing.T, s *DB) discovery.Stored {
 	t.Helper()
 	st, err := s.Load()
 	if err != nil {
@@ -63,7 +65,7 @@ func load(t *testing.T, s *Store) Stored {
 }
 
 // appIDs lists "<source>:<id>@<version>" of st, sorted.
-func appIDs(st Stored) []string {
+func appIDs(st discovery.Stored) []string {
 	var out []string
 	for src, apps := range st.Sources {
 		for _, a := range apps {
@@ -74,38 +76,57 @@ func appIDs(st Stored) []string {
 	return out
 }
 
-// counterValue returns the value of the counter named name in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// counted returns the value of c.
+func counted(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestStoreMetrics: Open registers the store's metrics with
+// Config.Registerer, and fails when they are registered already.
+func TestStoreMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "a.db"), Config{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	mfs, err := reg.Gather()
 	if err != nil {
-		t.Fatalf("Gather: %v", err)
+		t.Fatal(err)
 	}
+	var names []string
 	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
+		names = append(names, mf.GetName())
 	}
-	return 0
+	want := []string{"vipbridge_store_commit_duration_seconds", "vipbridge_store_commits_total", "vipbridge_store_write_errors_total"}
+	if !slices.Equal(names, want) {
+		t.Errorf("registered metrics = %v, want %v", names, want)
+	}
+	if s2, err := Open(filepath.Join(dir, "b.db"), Config{Registerer: reg}); err == nil {
+		s2.Close()
+		t.Error("Open with the metrics registered already succeeded")
+	}
 }
 
 func TestStoreRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vipbridge.db")
 	s := openTestStore(t, path)
-	apps := []App{storeApp("/a", "v1", "a.1", "a.2"), storeApp("/b", "v1")}
-	assign := []Assignment{
+	apps := []discovery.App{storeApp("/a", "v1", "a.1", "a.2"), storeApp("/b", "v1")}
+	assign := []discovery.Assignment{
 		{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0},
 		{Name: "a.marathon", Addr: netip.MustParseAddr("fd01:c::5"), LastSeen: storeT0},
 	}
-	s.Write(Batch{Source: "marathon", Put: apps, Assign: assign, LastSync: storeT0})
-	s.Write(Batch{Source: "mesos", Put: []App{storeApp("hello-world/t1", "")}})
+	s.Write(discovery.Batch{Source: "marathon", Put: apps, Assign: assign, LastSync: storeT0})
+	s.Write(discovery.Batch{Source: "mesos", Put: []discovery.App{storeApp("hello-world/t1", "")}})
 	flush(t, s)
 
-	check := func(st Stored) {
+	check := func(st discovery.Stored) {
 		t.Helper()
 		if !reflect.DeepEqual(st.Sources["marathon"], apps) {
 			t.Errorf("Load().Sources[marathon] = %+v, want %+v", st.Sources["marathon"], apps)
@@ -116,8 +137,8 @@ func TestStoreRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(st.Assignments, assign) {
 			t.Errorf("Load().Assignments = %+v, want %+v", st.Assignments, assign)
 		}
-		if !st.LastSync.Equal(storeT0) || st.Schema != storeSchema {
-			t.Errorf("Load() LastSync, Schema = %v, %d, want %v, %d", st.LastSync, st.Schema, storeT0, storeSchema)
+		if !st.LastSync.Equal(storeT0) || st.Schema != schema {
+			t.Errorf("Load() LastSync, Schema = %v, %d, want %v, %d", st.LastSync, st.Schema, storeT0, schema)
 		}
 	}
 	check(load(t, s))
@@ -134,8 +155,8 @@ func TestStoreEmpty(t *testing.T) {
 	s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
 	defer s.Close()
 	st := load(t, s)
-	if len(st.Sources) != 0 || len(st.Assignments) != 0 || !st.LastSync.IsZero() || st.Schema != storeSchema {
-		t.Errorf("Load() of a new store = %+v, want empty with schema %d", st, storeSchema)
+	if len(st.Sources) != 0 || len(st.Assignments) != 0 || !st.LastSync.IsZero() || st.Schema != schema {
+		t.Errorf("Load() of a new store = %+v, want empty with schema %d", st, schema)
 	}
 }
 
@@ -144,13 +165,13 @@ func TestStoreLocked(t *testing.T) {
 	s := openTestStore(t, path)
 	defer s.Close()
 
-	_, err := OpenStore(path, 100*time.Millisecond)
+	_, err := Open(path, Config{Timeout: 100 * time.Millisecond})
 	if err == nil {
-		t.Fatal("second OpenStore on a locked file succeeded")
+		t.Fatal("second Open on a locked file succeeded")
 	}
 	for _, want := range []string{path, "locked by another process", "another vipbridge"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("second OpenStore error %q does not mention %q", err, want)
+			t.Errorf("second Open error %q does not mention %q", err, want)
 		}
 	}
 }
@@ -166,60 +187,60 @@ func TestStoreNewerSchema(t *testing.T) {
 	}
 	s.Close()
 
-	_, err = OpenStore(path, 100*time.Millisecond)
+	_, err = Open(path, Config{Timeout: 100 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "schema 2 is newer") {
-		t.Fatalf("OpenStore of a schema 2 file: err = %v, want schema 2 is newer", err)
+		t.Fatalf("Open of a schema 2 file: err = %v, want schema 2 is newer", err)
 	}
 }
 
 func TestStoreWrites(t *testing.T) {
 	tests := []struct {
 		name    string
-		flushed []Batch // each written and flushed on its own
-		queued  []Batch // written together, then flushed once
+		flushed []discovery.Batch // each written and flushed on its own
+		queued  []discovery.Batch // written together, then flushed once
 		want    []string
 	}{
 		{
 			name:   "latest put wins",
-			queued: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1")}}, {Source: "m", Put: []App{storeApp("/a", "v2")}}},
+			queued: []discovery.Batch{{Source: "m", Put: []discovery.App{storeApp("/a", "v1")}}, {Source: "m", Put: []discovery.App{storeApp("/a", "v2")}}},
 			want:   []string{"m:/a@v2"},
 		},
 		{
 			name:    "delete",
-			flushed: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1"), storeApp("/b", "v1")}}},
-			queued:  []Batch{{Source: "m", Delete: []string{"/a"}}},
+			flushed: []discovery.Batch{{Source: "m", Put: []discovery.App{storeApp("/a", "v1"), storeApp("/b", "v1")}}},
+			queued:  []discovery.Batch{{Source: "m", Delete: []string{"/a"}}},
 			want:    []string{"m:/b@v1"},
 		},
 		{
 			name:   "put after delete",
-			queued: []Batch{{Source: "m", Delete: []string{"/a"}}, {Source: "m", Put: []App{storeApp("/a", "v3")}}},
+			queued: []discovery.Batch{{Source: "m", Delete: []string{"/a"}}, {Source: "m", Put: []discovery.App{storeApp("/a", "v3")}}},
 			want:   []string{"m:/a@v3"},
 		},
 		{
 			name:    "replace on disk",
-			flushed: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1"), storeApp("/b", "v1")}}, {Source: "o", Put: []App{storeApp("/x", "v1")}}},
-			queued:  []Batch{{Source: "m", Replace: true, Put: []App{storeApp("/c", "v1")}}},
+			flushed: []discovery.Batch{{Source: "m", Put: []discovery.App{storeApp("/a", "v1"), storeApp("/b", "v1")}}, {Source: "o", Put: []discovery.App{storeApp("/x", "v1")}}},
+			queued:  []discovery.Batch{{Source: "m", Replace: true, Put: []discovery.App{storeApp("/c", "v1")}}},
 			want:    []string{"m:/c@v1", "o:/x@v1"},
 		},
 		{
 			name: "replace supersedes queued puts",
-			queued: []Batch{
-				{Source: "m", Put: []App{storeApp("/a", "v1")}},
-				{Source: "m", Replace: true, Put: []App{storeApp("/b", "v1")}},
-				{Source: "m", Put: []App{storeApp("/c", "v1")}},
+			queued: []discovery.Batch{
+				{Source: "m", Put: []discovery.App{storeApp("/a", "v1")}},
+				{Source: "m", Replace: true, Put: []discovery.App{storeApp("/b", "v1")}},
+				{Source: "m", Put: []discovery.App{storeApp("/c", "v1")}},
 				{Source: "m", Delete: []string{"/b"}},
 			},
 			want: []string{"m:/c@v1"},
 		},
 		{
 			name:    "replace with nothing empties the source",
-			flushed: []Batch{{Source: "m", Put: []App{storeApp("/a", "v1")}}},
-			queued:  []Batch{{Source: "m", Replace: true}},
+			flushed: []discovery.Batch{{Source: "m", Put: []discovery.App{storeApp("/a", "v1")}}},
+			queued:  []discovery.Batch{{Source: "m", Replace: true}},
 			want:    nil,
 		},
 		{
 			name:   "invalid changes dropped",
-			queued: []Batch{{Put: []App{storeApp("/a", "v1")}}, {Source: "m", Put: []App{storeApp("", "v1"), storeApp("/b", "v1")}}},
+			queued: []discovery.Batch{{Put: []discovery.App{storeApp("/a", "v1")}}, {Source: "m", Put: []discovery.App{storeApp("", "v1"), storeApp("/b", "v1")}}},
 			want:   []string{"m:/b@v1"},
 		},
 	}
@@ -245,53 +266,29 @@ func TestStoreWrites(t *testing.T) {
 func TestStoreAssignments(t *testing.T) {
 	s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
 	defer s.Close()
-	a4 := Assignment{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0}
-	a6 := Assignment{Name: "a.marathon", Addr: netip.MustParseAddr("fd01:c::5"), LastSeen: storeT0}
-	b4 := Assignment{Name: "b.marathon", Addr: netip.MustParseAddr("11.0.0.6"), LastSeen: storeT0}
-	s.Write(Batch{Assign: []Assignment{a4, a6, b4}})
+	a4 := discovery.Assignment{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0}
+	a6 := discovery.Assignment{Name: "a.marathon", Addr: netip.MustParseAddr("fd01:c::5"), LastSeen: storeT0}
+	b4 := discovery.Assignment{Name: "b.marathon", Addr: netip.MustParseAddr("11.0.0.6"), LastSeen: storeT0}
+	s.Write(discovery.Batch{Assign: []discovery.Assignment{a4, a6, b4}})
 	flush(t, s)
 	later := a4
 	later.LastSeen = storeT0.Add(time.Hour)
-	s.Write(Batch{Assign: []Assignment{later}, Unassign: []string{"b.marathon/4", "a.marathon/6"}})
+	s.Write(discovery.Batch{Assign: []discovery.Assignment{later}, Unassign: []string{"b.marathon/4", "a.marathon/6"}})
 	flush(t, s)
-	if got := load(t, s).Assignments; !reflect.DeepEqual(got, []Assignment{later}) {
-		t.Errorf("Assignments = %+v, want %+v", got, []Assignment{later})
-	}
-}
-
-func TestStoreRunFlushesAtEnd(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vipbridge.db")
-	s := openTestStore(t, path)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	for i := range 100 {
-		s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "v"+string(rune('0'+i%10)))}})
-	}
-	s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "last")}})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v, want nil", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTestStore(t, path)
-	defer s.Close()
-	if got := appIDs(load(t, s)); !slices.Equal(got, []string{"m:/a@last"}) {
-		t.Errorf("apps after Run = %v, want [m:/a@last]", got)
+	if got := load(t, s).Assignments; !reflect.DeepEqual(got, []discovery.Assignment{later}) {
+		t.Errorf("Assignments = %+v, want %+v", got, []discovery.Assignment{later})
 	}
 }
 
 func TestStoreWriteErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		open func(t *testing.T, path string) *Store
+		open func(t *testing.T, path string) *DB
 		want error
 	}{
 		{
 			name: "closed",
-			open: func(t *testing.T, path string) *Store {
+			open: func(t *testing.T, path string) *DB {
 				s := openTestStore(t, path)
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
@@ -302,9 +299,9 @@ func TestStoreWriteErrors(t *testing.T) {
 		},
 		{
 			name: "read-only",
-			open: func(t *testing.T, path string) *Store {
+			open: func(t *testing.T, path string) *DB {
 				openTestStore(t, path).Close()
-				s, err := openStore(path, &bbolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+				s, err := open(path, Config{}, &bbolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -317,19 +314,17 @@ func TestStoreWriteErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.open(t, filepath.Join(t.TempDir(), "vipbridge.db"))
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(s.met.collectors()...)
 
-			s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "v1")}})
+			s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/a", "v1")}})
 			err := s.Flush(context.Background())
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Flush = %v, want %v", err, tt.want)
 			}
-			s.Write(Batch{Source: "m", Put: []App{storeApp("/b", "v1")}})
+			s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/b", "v1")}})
 			if err := s.Flush(context.Background()); !errors.Is(err, tt.want) {
 				t.Fatalf("second Flush = %v, want %v", err, tt.want)
 			}
-			if got := counterValue(t, reg, "vipbridge_store_write_errors_total"); got != 2 {
+			if got := counted(t, s.met.writeErrors); got != 2 {
 				t.Errorf("vipbridge_store_write_errors_total = %v, want 2", got)
 			}
 			s.mu.Lock()
@@ -339,25 +334,17 @@ func TestStoreWriteErrors(t *testing.T) {
 				t.Errorf("pending changes after failed writes = %d, want 2 (kept for retry)", pending)
 			}
 
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx) }()
-			s.Write(Batch{Source: "m", Put: []App{storeApp("/c", "v1")}})
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run with failing writes = %v, want nil", err)
-			}
 		})
 	}
 }
 
 func TestStoreQueueMerge(t *testing.T) {
-	failed := newStoreQueue()
-	failed.add(Batch{Source: "m", Put: []App{storeApp("/a", "old"), storeApp("/b", "old")}, LastSync: storeT0})
-	failed.add(Batch{Source: "r", Put: []App{storeApp("/x", "old")}})
-	newer := newStoreQueue()
-	newer.add(Batch{Source: "m", Put: []App{storeApp("/a", "new")}, Delete: []string{"/c"}})
-	newer.add(Batch{Source: "r", Replace: true, Put: []App{storeApp("/y", "new")}})
+	failed := newQueue()
+	failed.add(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/a", "old"), storeApp("/b", "old")}, LastSync: storeT0})
+	failed.add(discovery.Batch{Source: "r", Put: []discovery.App{storeApp("/x", "old")}})
+	newer := newQueue()
+	newer.add(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/a", "new")}, Delete: []string{"/c"}})
+	newer.add(discovery.Batch{Source: "r", Replace: true, Put: []discovery.App{storeApp("/y", "new")}})
 	failed.merge(newer)
 
 	got := map[string]string{}
@@ -385,7 +372,7 @@ func TestStoreQueueMerge(t *testing.T) {
 func TestStoreLoadSkipsBadEntries(t *testing.T) {
 	s := openTestStore(t, filepath.Join(t.TempDir(), "vipbridge.db"))
 	defer s.Close()
-	s.Write(Batch{Source: "m", Put: []App{storeApp("/good", "v1")}})
+	s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/good", "v1")}})
 	flush(t, s)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		apps := nestedBucket(tx, bucketRoot, bucketSources, []byte("m"), bucketApps)
@@ -403,7 +390,7 @@ func TestStoreLoadSkipsBadEntries(t *testing.T) {
 	}
 }
 
-func ExampleStore() {
+func ExampleDB() {
 	dir, err := os.MkdirTemp("", "vipbridge")
 	if err != nil {
 		fmt.Println(err)
@@ -411,14 +398,14 @@ func ExampleStore() {
 	}
 	defer os.RemoveAll(dir)
 
-	s, err := OpenStore(filepath.Join(dir, "vipbridge.db"), time.Second)
+	s, err := Open(filepath.Join(dir, "vipbridge.db"), Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer s.Close()
-	s.Write(Batch{Source: "marathon", Put: []App{{ID: "/web", Framework: "marathon"}, {ID: "/db", Framework: "marathon"}}})
-	s.Write(Batch{Source: "marathon", Delete: []string{"/db"}})
+	s.Write(discovery.Batch{Source: "marathon", Put: []discovery.App{{ID: "/web", Framework: "marathon"}, {ID: "/db", Framework: "marathon"}}})
+	s.Write(discovery.Batch{Source: "marathon", Delete: []string{"/db"}})
 	if err := s.Flush(context.Background()); err != nil {
 		fmt.Println(err)
 		return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -133,32 +132,29 @@ type recTest struct {
 	dp    *fakeDataplane
 	clock *fakeClock
 	reg   *prometheus.Registry
-	store *Store
+	store *memStore
 	stop  func()
 }
 
 // startReconciler runs a reconciler with one fake source "marathon" holding
-// apps, a recording dataplane and a store at path ("" for a new temp file).
-func startReconciler(t testing.TB, path string, srcErr error, apps ...App) *recTest {
+// apps, a recording dataplane and store (nil for a new, empty one).
+func startReconciler(t testing.TB, store *memStore, srcErr error, apps ...App) *recTest {
 	t.Helper()
-	rt := newRecTest(t, path, srcErr, apps...)
+	rt := newRecTest(t, store, srcErr, apps...)
 	rt.run(t)
 	return rt
 }
 
 // newRecTest is startReconciler without Run.
-func newRecTest(t testing.TB, path string, srcErr error, apps ...App) *recTest {
+func newRecTest(t testing.TB, store *memStore, srcErr error, apps ...App) *recTest {
 	t.Helper()
-	if path == "" {
-		path = filepath.Join(t.TempDir(), "vipbridge.db")
-	}
-	store, err := OpenStore(path, 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
+	if store == nil {
+		store = newMemStore()
 	}
 	rt := &recTest{src: &fakeSource{}, dp: &fakeDataplane{}, clock: &fakeClock{now: storeT0},
 		reg: prometheus.NewRegistry(), store: store}
 	rt.src.set(srcErr, apps...)
+	var err error
 	rt.r, err = NewReconciler(Config{
 		Store:      store,
 		Sources:    []SourceConfig{{Name: "marathon", Source: rt.src, Interval: time.Hour}},
@@ -170,7 +166,7 @@ func newRecTest(t testing.TB, path string, srcErr error, apps ...App) *recTest {
 		t.Fatal(err)
 	}
 	rt.dp.r = rt.r
-	rt.stop = func() { store.Close() }
+	rt.stop = func() {}
 	t.Cleanup(func() { rt.stop() })
 	return rt
 }
@@ -189,7 +185,6 @@ func (rt *recTest) run(t testing.TB) {
 		once.Do(func() {
 			cancel()
 			<-done
-			rt.store.Close()
 		})
 	}
 }
@@ -236,7 +231,7 @@ func (rt *recTest) resyncAt(t testing.TB, d time.Duration) {
 }
 
 func TestReconcilerInitialSync(t *testing.T) {
-	rt := newRecTest(t, "", nil, webApp("/web", false, 31000, 31001), webApp("/nolabel", false))
+	rt := newRecTest(t, nil, nil, webApp("/web", false, 31000, 31001), webApp("/nolabel", false))
 	if st := rt.r.Status(); st.Loaded || !st.Stale || st.Synced {
 		t.Errorf("status before the first sync with an empty store = %+v, want not loaded, stale", st)
 	}
@@ -259,8 +254,8 @@ func TestReconcilerInitialSync(t *testing.T) {
 }
 
 func TestReconcilerRestartWithUpstreamDown(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vipbridge.db")
-	first := startReconciler(t, path, nil, webApp("/web", false, 31000))
+	store := newMemStore()
+	first := startReconciler(t, store, nil, webApp("/web", false, 31000))
 	first.waitSynced(t)
 	first.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31001, TaskRunning, HealthNone)})
 	first.waitSummary(t, "web.marathon:80* 31000/1 31001/1")
@@ -268,7 +263,7 @@ func TestReconcilerRestartWithUpstreamDown(t *testing.T) {
 	first.stop()
 
 	down := errors.New("dial tcp 127.0.0.1:8080: connect: connection refused")
-	rt := startReconciler(t, path, down)
+	rt := startReconciler(t, store, down)
 	tab := rt.r.Table()
 	if got := summary(tab); !slices.Equal(got, []string{"web.marathon:80* 31000/1 31001/1"}) {
 		t.Errorf("table at start = %v, want the stored state", got)
@@ -290,7 +285,7 @@ func TestReconcilerRestartWithUpstreamDown(t *testing.T) {
 }
 
 func TestReconcilerStaleKeepsState(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	rt.waitSynced(t)
 	rt.src.set(errors.New("502 Bad Gateway"))
 	rt.r.Resync("marathon")
@@ -363,7 +358,7 @@ func TestReconcilerUpdates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rt := startReconciler(t, "", nil, tt.apps...)
+			rt := startReconciler(t, nil, nil, tt.apps...)
 			rt.waitSynced(t)
 			for _, u := range tt.updates {
 				rt.r.Update(u)
@@ -374,7 +369,7 @@ func TestReconcilerUpdates(t *testing.T) {
 }
 
 func TestReconcilerUnknownAppResyncs(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	rt.waitSynced(t)
 	rt.src.set(nil, webApp("/web", false, 31000), webApp("/new", false, 33000))
 	rt.r.Update(Update{Kind: UpdateTask, AppID: "/new", Task: webTask("/new", 33000, TaskRunning, HealthNone)})
@@ -382,7 +377,7 @@ func TestReconcilerUnknownAppResyncs(t *testing.T) {
 }
 
 func TestReconcilerOrderOfEffects(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/old", false, 31000), webApp("/stay", false, 32000))
+	rt := startReconciler(t, nil, nil, webApp("/old", false, 31000), webApp("/stay", false, 32000))
 	rt.waitSynced(t)
 	rt.waitSummary(t, "old.marathon:80* 31000/1", "stay.marathon:80* 32000/1")
 	before := len(rt.dp.applied())
@@ -414,7 +409,7 @@ func TestReconcilerOrderOfEffects(t *testing.T) {
 }
 
 func TestReconcilerNotReadyNotAnnounced(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", true, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", true, 31000))
 	rt.waitSynced(t)
 	rt.waitSummary(t, "web.marathon:80 31000/0")
 	rt.r.Update(Update{Kind: UpdateHealth, AppID: "/web", TaskID: "web.31000", Health: HealthHealthy})
@@ -424,7 +419,7 @@ func TestReconcilerNotReadyNotAnnounced(t *testing.T) {
 }
 
 func TestReconcilerNoPublishWhenUnchanged(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	rt.waitSynced(t)
 	gen := rt.r.Table().Generation
 	applies := len(rt.dp.applied())
@@ -446,7 +441,7 @@ func TestReconcilerNoPublishWhenUnchanged(t *testing.T) {
 func TestReconcilerHealthGrace(t *testing.T) {
 	app := webApp("/web", true)
 	app.Tasks = []Task{webTask("/web", 31000, TaskRunning, HealthHealthy)}
-	rt := startReconciler(t, "", nil, app)
+	rt := startReconciler(t, nil, nil, app)
 	rt.waitSynced(t)
 	rt.waitSummary(t, "web.marathon:80* 31000/1")
 
@@ -470,7 +465,7 @@ func TestReconcilerHealthGrace(t *testing.T) {
 func TestReconcilerHealthGraceFromFailover(t *testing.T) {
 	app := webApp("/web", true)
 	app.Tasks = []Task{webTask("/web", 31000, TaskRunning, HealthHealthy)}
-	rt := startReconciler(t, "", nil, app)
+	rt := startReconciler(t, nil, nil, app)
 	rt.waitSynced(t)
 	rt.waitSummary(t, "web.marathon:80* 31000/1")
 
@@ -482,7 +477,7 @@ func TestReconcilerHealthGraceFromFailover(t *testing.T) {
 }
 
 func TestReconcilerApplyErrorRetries(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	rt.waitSynced(t)
 	rt.dp.mu.Lock()
 	rt.dp.fail = 1
@@ -497,29 +492,6 @@ func TestReconcilerApplyErrorRetries(t *testing.T) {
 	rt.waitSummary(t, "web.marathon:80* 31000/1 31001/1")
 	if got := counterValue(t, rt.reg, "vipbridge_dataplane_apply_errors_total"); got != 1 {
 		t.Errorf("vipbridge_dataplane_apply_errors_total = %v, want 1", got)
-	}
-}
-
-func TestReconcilerPersists(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vipbridge.db")
-	rt := startReconciler(t, path, nil, webApp("/web", false, 31000), webApp("/gone", false, 32000))
-	rt.waitSynced(t)
-	rt.r.Update(Update{Kind: UpdateAppRemoved, AppID: "/gone"})
-	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31001, TaskRunning, HealthNone)})
-	rt.waitSummary(t, "web.marathon:80* 31000/1 31001/1")
-	rt.stop()
-
-	s := openTestStore(t, path)
-	defer s.Close()
-	st := load(t, s)
-	if got := appIDs(st); !slices.Equal(got, []string{"marathon:/web@"}) {
-		t.Errorf("stored apps = %v, want [marathon:/web@]", got)
-	}
-	if n := len(st.Sources["marathon"][0].Tasks); n != 2 {
-		t.Errorf("stored tasks of /web = %d, want 2", n)
-	}
-	if len(st.Assignments) == 0 || !st.LastSync.Equal(storeT0) {
-		t.Errorf("stored assignments %v, last sync %v, want some, %v", st.Assignments, st.LastSync, storeT0)
 	}
 }
 
@@ -541,7 +513,7 @@ func TestReconcilerQueueFull(t *testing.T) {
 }
 
 func TestReconcilerEventLatency(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	rt.waitSynced(t)
 	rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: webTask("/web", 31001, TaskRunning, HealthNone), Received: time.Now()})
 	rt.waitSummary(t, "web.marathon:80* 31000/1 31001/1")
@@ -571,13 +543,12 @@ func BenchmarkUpdateToPublish(b *testing.B) {
 		}
 		apps = append(apps, webApp(fmt.Sprintf("/app%d", i), false, ports...))
 	}
-	rt := startReconciler(b, "", nil, apps...)
+	rt := startReconciler(b, nil, nil, apps...)
 	rt.waitSynced(b)
 	sub, unsub := rt.r.Subscribe()
 	defer unsub()
 	states := []TaskState{TaskKilling, TaskRunning}
 	b.ReportAllocs()
-	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		gen := rt.r.Table().Generation
@@ -586,24 +557,6 @@ func BenchmarkUpdateToPublish(b *testing.B) {
 			<-sub
 		}
 		i++
-	}
-}
-
-func TestReconcilerDropsUnconfiguredSource(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vipbridge.db")
-	s := openTestStore(t, path)
-	s.Write(Batch{Source: "marathon", Put: []App{webApp("/web", false, 31000)}})
-	s.Write(Batch{Source: "removed", Put: []App{webApp("/old", false, 32000)}})
-	flush(t, s)
-	s.Close()
-
-	rt := newRecTest(t, path, nil)
-	if got := summary(rt.r.Table()); !slices.Equal(got, []string{"web.marathon:80* 31000/1"}) {
-		t.Errorf("table at start = %v, want only the configured source's apps", got)
-	}
-	flush(t, rt.store)
-	if got := appIDs(load(t, rt.store)); !slices.Equal(got, []string{"marathon:/web@"}) {
-		t.Errorf("stored apps = %v, want the unconfigured source's removed", got)
 	}
 }
 
@@ -644,11 +597,7 @@ func ExampleReconciler() {
 // TestReconcilerConnectResyncsEverySource: the event stream has no replay,
 // so a reconnect resyncs Mesos as well; other resync reasons only Marathon.
 func TestReconcilerConnectResyncsEverySource(t *testing.T) {
-	store, err := OpenStore(filepath.Join(t.TempDir(), "vipbridge.db"), 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newMemStore()
 	marathon, mesos := &fakeSource{}, &fakeSource{}
 	r, err := NewReconciler(Config{Store: store, Sources: []SourceConfig{
 		{Name: "marathon", Source: marathon, Interval: time.Hour},
@@ -684,42 +633,10 @@ func TestReconcilerConnectResyncsEverySource(t *testing.T) {
 	}
 }
 
-func TestReconcilerIPVIPs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vipbridge.db")
-	ipApp := func(id, vip string, port uint16) App {
-		a := webApp(id, false, port)
-		a.Ports[0].Labels = []Label{{Key: "VIP_0", Value: vip}}
-		return a
-	}
-	rt := startReconciler(t, path, nil, ipApp("/a", "10.9.0.1:80", 31000), webApp("/web", false, 31001))
-	rt.waitSynced(t)
-	if got, want := rt.r.IPVIPs(), []netip.Addr{netip.MustParseAddr("10.9.0.1")}; !slices.Equal(got, want) {
-		t.Fatalf("IPVIPs() = %v, want %v", got, want)
-	}
-	rt.stop()
-
-	// After a restart the stored state's IP VIPs are owned before any sync,
-	// and an IP VIP that goes away stays listed so its service is cleaned.
-	rt = startReconciler(t, path, errors.New("marathon down"))
-	if got := rt.r.IPVIPs(); len(got) != 1 || got[0] != netip.MustParseAddr("10.9.0.1") {
-		t.Fatalf("IPVIPs() after restart = %v, want [10.9.0.1]", got)
-	}
-	rt.src.set(nil, ipApp("/b", "10.9.0.2:80", 31002))
-	rt.r.Resync("marathon")
-	rt.waitFor(t, "/b", func(tab *Table, _ Status) bool {
-		_, ok := tab.VIP(VIPKey{Protocol: TCP, IP: netip.MustParseAddr("10.9.0.2"), Port: 80})
-		return ok
-	})
-	want := []netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2")}
-	if got := rt.r.IPVIPs(); !slices.Equal(got, want) {
-		t.Errorf("IPVIPs() = %v, want %v", got, want)
-	}
-}
-
 // TestReconcilerTableReceived: a table carries when the oldest event it
 // reflects arrived, for the dataplane's event → kernel latency.
 func TestReconcilerTableReceived(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	tab := rt.waitSummary(t, "web.marathon:80* 31000/1")
 	if !tab.Received.IsZero() {
 		t.Errorf("Received of a snapshot-only table = %v, want zero", tab.Received)
@@ -735,7 +652,7 @@ func TestReconcilerTableReceived(t *testing.T) {
 // TestReconcilerLateEventResyncs: an update older than what the model knows
 // shows events arriving out of order; the reconciler converges by a resync.
 func TestReconcilerLateEventResyncs(t *testing.T) {
-	rt := startReconciler(t, "", nil, webApp("/web", false, 31000))
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
 	rt.waitSynced(t)
 	before := rt.src.callCount()
 	newer, older := webTask("/web", 31000, TaskRunning, HealthNone), webTask("/web", 31000, TaskStarting, HealthNone)
@@ -751,57 +668,11 @@ func TestReconcilerLateEventResyncs(t *testing.T) {
 	}
 }
 
-// TestReconcilerRecordsSyncAfterItsApps: a sync is recorded in the store
-// (last_sync, which makes a restart count as loaded) only with or after
-// its apps, never before them: a crash in between must not leave a store
-// that claims a sync whose apps it lacks.
-func TestReconcilerRecordsSyncAfterItsApps(t *testing.T) {
-	rt := newRecTest(t, "", nil, webApp("/web", false, 31000))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = rt.store.Run(ctx)
-	}()
-	defer func() { cancel(); <-done }()
-	stored := func() Stored {
-		t.Helper()
-		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer fcancel()
-		if err := rt.store.Flush(fctx); err != nil {
-			t.Fatal(err)
-		}
-		st, err := rt.store.Load()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	state, err := rt.src.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt.r.applyResult(syncResult{source: "marathon", state: state, at: rt.clock.Now()})
-	if st := stored(); !st.LastSync.IsZero() {
-		t.Errorf("last_sync %v stored before the sync's apps (%d stored)", st.LastSync, len(st.Sources["marathon"]))
-	}
-	if err := rt.r.reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st := stored()
-	if !st.LastSync.Equal(storeT0) || len(st.Sources["marathon"]) != 1 {
-		t.Errorf("after the build: last_sync %v, %d apps; want %v, 1", st.LastSync, len(st.Sources["marathon"]), storeT0)
-	}
-}
-
 // TestReconcilerFirstSnapshotWaitsForStream: with StreamWait, the first
 // snapshot is the one the event stream's connect asks for, so that a
 // start-up takes one snapshot, not two.
 func TestReconcilerFirstSnapshotWaitsForStream(t *testing.T) {
-	store, err := OpenStore(filepath.Join(t.TempDir(), "vipbridge.db"), 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newMemStore()
 	src := &fakeSource{}
 	src.set(nil, webApp("/web", false, 31000))
 	r, err := NewReconciler(Config{
@@ -818,7 +689,7 @@ func TestReconcilerFirstSnapshotWaitsForStream(t *testing.T) {
 		defer close(done)
 		_ = r.Run(ctx)
 	}()
-	defer func() { cancel(); <-done; store.Close() }()
+	defer func() { cancel(); <-done }()
 	changed, unsub := r.Subscribe()
 	defer unsub()
 	r.Update(Update{Kind: UpdateResync, Reason: ResyncConnect})

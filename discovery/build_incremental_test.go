@@ -2,12 +2,10 @@ package discovery
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/netip"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -272,63 +270,43 @@ func (g *appGen) task(app string, i int) Task {
 	return t
 }
 
-// nopDataplane programs nothing and keeps nothing.
-type nopDataplane struct{}
-
-func (nopDataplane) Apply(context.Context, *Table) error { return nil }
-
-// benchmarkUpdateToPublish measures one task update (a healthy task of /group0/app0
-// flips between running and killing, so a VIP's weights change) through to
-// a published Table, with nApps apps of 10 tasks each in the model, a store,
-// and a dataplane that does nothing. full selects the reference path
-// (Build and a full names index at every update).
-func benchmarkUpdateToPublish(b *testing.B, nApps int, full bool) {
-	apps := benchApps(nApps, 10)
-	store, err := OpenStore(filepath.Join(b.TempDir(), "vipbridge.db"), 100*time.Millisecond)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	r, err := NewReconciler(Config{Store: store, Dataplane: nopDataplane{},
-		Sources: []SourceConfig{{Name: "marathon", Source: staticSource{Apps: apps}, Interval: time.Hour}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.fullBuild = full
-	sub, unsub := r.Subscribe()
-	defer unsub()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for !r.Status().Synced || r.Table().Stale || r.Table().VIPs.Len() == 0 {
-		select {
-		case <-sub:
-		case <-time.After(time.Minute):
-			b.Fatal("the reconciler did not sync")
-		}
-	}
-	task := apps[0].Tasks[1] // healthy: its weight follows its state
+// BenchmarkBuildOneUpdate10kApps compares, for one task update among
+// 10,000 apps, the reference (Build, then every name indexed) with the
+// reconciler's build (tableBuilder.next). BenchmarkUpdateToPublish measures
+// the whole path, store and publish included.
+func BenchmarkBuildOneUpdate10kApps(b *testing.B) {
+	apps := benchApps(10000, 10)
 	states := []TaskState{TaskKilling, TaskRunning}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		gen := r.Table().Generation
-		task.State = states[i%2]
-		r.Update(Update{Kind: UpdateTask, AppID: apps[0].ID, Task: task})
-		for r.Table().Generation == gen {
-			select {
-			case <-sub:
-			case <-time.After(time.Minute):
-				b.Fatal("the update was never published")
-			}
-		}
-		i++
+	flip := func(i int) App { // a healthy task of apps[0]: its weight follows its state
+		a := apps[0]
+		a.Tasks = slices.Clone(a.Tasks)
+		a.Tasks[1].State = states[i%2]
+		return a
 	}
+	b.Run("full", func(b *testing.B) {
+		apps := slices.Clone(apps)
+		alloc := NewAllocator(AllocConfig{}, nil)
+		prev := Build(apps, alloc, t0).WithAnnounced(announcer(nil))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			apps[0] = flip(i)
+			prev = Build(apps, alloc, t0).WithAnnounced(announcer(prev))
+		}
+	})
+	b.Run("incremental", func(b *testing.B) {
+		tables := newTableBuilder(AllocConfig{}, nil)
+		all := make(map[appRef]*App, len(apps))
+		for i := range apps {
+			all[appRef{marathonSource, apps[i].ID}] = &apps[i]
+		}
+		prev := tables.next(all, nil, t0, true).next
+		if step := tables.next(nil, prev, t0, false); step.next != nil { // the first expiry, out of the loop
+			prev = step.next
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			a := flip(i)
+			prev = tables.next(map[appRef]*App{{marathonSource, a.ID}: &a}, prev, t0, false).next
+		}
+	})
 }
-
-func BenchmarkUpdateToPublish1kApps(b *testing.B)      { benchmarkUpdateToPublish(b, 1000, false) }
-func BenchmarkUpdateToPublish10kApps(b *testing.B)     { benchmarkUpdateToPublish(b, 10000, false) }
-func BenchmarkUpdateToPublish1kAppsFull(b *testing.B)  { benchmarkUpdateToPublish(b, 1000, true) }
-func BenchmarkUpdateToPublish10kAppsFull(b *testing.B) { benchmarkUpdateToPublish(b, 10000, true) }

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// TestApplyTaskOutOfOrder replays old and duplicated task updates, as
+// TestUpdateTaskOutOfOrder replays old and duplicated task updates, as
 // Marathon's event bus may deliver them; found by the chaos test
 // (cmd/vipbridge/chaos_test.go, "events out of order and duplicated").
-func TestApplyTaskOutOfOrder(t *testing.T) {
+func TestUpdateTaskOutOfOrder(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration, st TaskState) Update {
 		task := webTask("/web", 31000, st, HealthNone)
@@ -35,7 +35,7 @@ func TestApplyTaskOutOfOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newSourceModel([]App{webApp("/web", false)})
 			for _, u := range tt.updates {
-				m.apply(u, t0)
+				m.update(u, t0)
 			}
 			var got []TaskState
 			for _, task := range m.apps["/web"].Tasks {
@@ -53,7 +53,7 @@ func TestTombstonesExpireWithResyncs(t *testing.T) {
 	m := newSourceModel([]App{webApp("/web", false, 31000)})
 	dead := webTask("/web", 31000, TaskTerminal, HealthNone)
 	dead.Updated = t0
-	m.apply(Update{Kind: UpdateTask, AppID: "/web", Task: dead}, t0)
+	m.update(Update{Kind: UpdateTask, AppID: "/web", Task: dead}, t0)
 	if len(m.gone) != 1 {
 		t.Fatalf("tombstones after a terminal update = %d, want 1", len(m.gone))
 	}
@@ -67,11 +67,11 @@ func TestTombstonesExpireWithResyncs(t *testing.T) {
 	}
 }
 
-// TestApplyAfterSnapshotRemoval: a task that a snapshot no longer has ended
+// TestUpdateAfterSnapshotRemoval: a task that a snapshot no longer has ended
 // between events; a late or replayed event must not bring it back (found by
 // the chaos test under load: a replayed TASK_KILLING re-added a weight-0
 // backend until the next resync).
-func TestApplyAfterSnapshotRemoval(t *testing.T) {
+func TestUpdateAfterSnapshotRemoval(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration, st TaskState) Update {
 		task := webTask("/web", 31000, st, HealthNone)
@@ -91,12 +91,12 @@ func TestApplyAfterSnapshotRemoval(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newSourceModel([]App{webApp("/web", false)})
-			m.apply(at(time.Second, TaskRunning), t0)
+			m.update(at(time.Second, TaskRunning), t0)
 			if n := len(m.apps["/web"].Tasks); n != 1 {
 				t.Fatalf("tasks after running = %d, want 1", n)
 			}
 			m.replace([]App{webApp("/web", false)}, t0.Add(time.Minute), time.Minute) // the snapshot: task gone
-			m.apply(tt.replay, t0.Add(time.Minute))
+			m.update(tt.replay, t0.Add(time.Minute))
 			if n := len(m.apps["/web"].Tasks); n != tt.want {
 				t.Errorf("tasks after replaying %v = %d, want %d", tt.replay.Task.State, n, tt.want)
 			}
@@ -104,17 +104,17 @@ func TestApplyAfterSnapshotRemoval(t *testing.T) {
 	}
 	t.Run("killing of a task never seen is not a backend", func(t *testing.T) {
 		m := newSourceModel([]App{webApp("/web", false)})
-		m.apply(at(0, TaskKilling), t0)
+		m.update(at(0, TaskKilling), t0)
 		if n := len(m.apps["/web"].Tasks); n != 0 {
 			t.Errorf("tasks = %d, want 0", n)
 		}
 	})
 }
 
-// TestApplyHealthOutOfOrder: a replayed older health event must not undo a
+// TestUpdateHealthOutOfOrder: a replayed older health event must not undo a
 // newer one, before or after a resync (found by the chaos test under load:
 // a replayed "unhealthy" drained a healthy backend until the next resync).
-func TestApplyHealthOutOfOrder(t *testing.T) {
+func TestUpdateHealthOutOfOrder(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	health := func(d time.Duration, h Health) Update {
 		return Update{Kind: UpdateHealth, AppID: "/web", TaskID: webTask("/web", 31000, TaskRunning, h).ID, Health: h,
@@ -124,9 +124,9 @@ func TestApplyHealthOutOfOrder(t *testing.T) {
 	app := webApp("/web", true, 31000)
 
 	m := newSourceModel([]App{app})
-	m.apply(health(time.Second, HealthUnhealthy), t0)
-	m.apply(health(2*time.Second, HealthHealthy), t0)
-	m.apply(health(time.Second, HealthUnhealthy), t0) // replayed
+	m.update(health(time.Second, HealthUnhealthy), t0)
+	m.update(health(2*time.Second, HealthHealthy), t0)
+	m.update(health(time.Second, HealthUnhealthy), t0) // replayed
 	if got := healthOf(m); got != HealthHealthy {
 		t.Errorf("health after a replayed older event = %v, want healthy", got)
 	}
@@ -134,20 +134,20 @@ func TestApplyHealthOutOfOrder(t *testing.T) {
 	synced := webApp("/web", true, 31000)
 	synced.Tasks[0].Health = HealthHealthy
 	m.replace([]App{synced}, t0.Add(time.Minute), time.Minute)
-	m.apply(health(time.Second, HealthUnhealthy), t0.Add(time.Minute)) // replayed after a resync
+	m.update(health(time.Second, HealthUnhealthy), t0.Add(time.Minute)) // replayed after a resync
 	if got := healthOf(m); got != HealthHealthy {
 		t.Errorf("health after a resync and a replayed older event = %v, want healthy", got)
 	}
-	m.apply(health(3*time.Second, HealthUnhealthy), t0.Add(time.Minute))
+	m.update(health(3*time.Second, HealthUnhealthy), t0.Add(time.Minute))
 	if got := healthOf(m); got != HealthUnhealthy {
 		t.Errorf("health after a newer event = %v, want unhealthy", got)
 	}
 }
 
-// TestApplyRestatedTask: an update that restates a running task (as
+// TestUpdateRestatedTask: an update that restates a running task (as
 // Marathon's task reconciliation does for every task) moves the task's
 // time on but marks nothing to build or store; one that changes it does.
-func TestApplyRestatedTask(t *testing.T) {
+func TestUpdateRestatedTask(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration, st TaskState, h Health) Update {
 		task := webTask("/web", 31000, st, h)
@@ -168,10 +168,10 @@ func TestApplyRestatedTask(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newSourceModel([]App{webApp("/web", false)})
-			m.apply(at(0, TaskRunning, HealthNone), t0)
+			m.update(at(0, TaskRunning, HealthNone), t0)
 			clear(m.changed)
 			clear(m.dirty)
-			m.apply(tt.second, t0)
+			m.update(tt.second, t0)
 			_, changed := m.changed["/web"]
 			_, dirty := m.dirty["/web"]
 			if changed != tt.marked || dirty != tt.marked {
@@ -187,22 +187,22 @@ func TestApplyRestatedTask(t *testing.T) {
 	m := newSourceModel([]App{webApp("/web", false)})
 	starting, running := at(0, TaskStarting, HealthNone), at(0, TaskRunning, HealthNone)
 	starting.Task.ID, running.Task.ID = "inst1.a", "inst1.b"
-	m.apply(starting, t0)
-	m.apply(running, t0)
+	m.update(starting, t0)
+	m.update(running, t0)
 	clear(m.changed)
 	clear(m.dirty)
 	inst := at(time.Second, TaskRunning, HealthNone)
 	inst.Task.ID = "inst1"
-	m.apply(inst, t0)
+	m.update(inst, t0)
 	if _, ok := m.changed["/web"]; !ok {
 		t.Errorf("an instance update that starts one of its tasks left the app unmarked: %+v", m.apps["/web"].Tasks)
 	}
 
 	// The restated time orders later events: an older one is late.
 	m = newSourceModel([]App{webApp("/web", false)})
-	m.apply(at(0, TaskRunning, HealthNone), t0)
-	m.apply(at(2*time.Second, TaskRunning, HealthNone), t0)
-	m.apply(at(time.Second, TaskKilling, HealthNone), t0)
+	m.update(at(0, TaskRunning, HealthNone), t0)
+	m.update(at(2*time.Second, TaskRunning, HealthNone), t0)
+	m.update(at(time.Second, TaskKilling, HealthNone), t0)
 	if st := m.apps["/web"].Tasks[0].State; st != TaskRunning || m.late != 1 {
 		t.Errorf("after a late killing: state %v, late %d; want running, 1", st, m.late)
 	}
@@ -246,7 +246,7 @@ func TestHealthEventOlderThanSnapshot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newSourceModel([]App{webApp("/web", true, 31000)})
 			for _, u := range tt.before {
-				m.apply(u, t0)
+				m.update(u, t0)
 			}
 			snap := webApp("/web", true, 31000)
 			snap.Tasks[0].Health = HealthHealthy
@@ -255,7 +255,7 @@ func TestHealthEventOlderThanSnapshot(t *testing.T) {
 			}
 			m.replace([]App{snap}, t0.Add(time.Minute), time.Minute)
 			m.late = 0
-			m.apply(tt.event, t0.Add(time.Minute))
+			m.update(tt.event, t0.Add(time.Minute))
 			if got := m.apps["/web"].Tasks[0].Health; got != tt.want || m.late != tt.late {
 				t.Errorf("health %v, late %d; want %v, %d", got, m.late, tt.want, tt.late)
 			}
@@ -282,7 +282,7 @@ func TestHealthEventTimePerTask(t *testing.T) {
 		health(31000, time.Second, HealthHealthy),     // duplicated
 		health(31001, 4*time.Second, HealthUnhealthy), // replayed
 	} {
-		m.apply(u, t0)
+		m.update(u, t0)
 	}
 	if got := m.apps["/web"].Tasks[1].Health; got != HealthHealthy || m.late != 1 {
 		t.Errorf("second task: health %v, late %d after its replayed older event; want healthy, 1", got, m.late)
@@ -317,7 +317,7 @@ func TestHealthTimeIsNoChange(t *testing.T) {
 	}
 	u := Update{Kind: UpdateHealth, AppID: "/web", TaskID: second.Tasks[0].ID, Health: HealthUnhealthy,
 		Task: Task{Updated: t0.Add(1500 * time.Millisecond)}}
-	m.apply(u, t0.Add(time.Minute))
+	m.update(u, t0.Add(time.Minute))
 	if got := m.apps["/web"].Tasks[0].Health; got != HealthHealthy {
 		t.Errorf("health after an event older than the last snapshot's result = %v, want healthy", got)
 	}

@@ -1,11 +1,11 @@
 package discovery
 
-import "slices"
-
 // Which names DNS announces, and when they are withdrawn (DESIGN.md "Order
 // of effects"): a name is announced once its VIP is Ready and stays while it
 // has backends; a name that goes away is withdrawn before the dataplane
 // removes its service.
+
+import "slices"
 
 // sameTable reports whether a and b have the same VIPs and errors.
 func sameTable(a, b *Table) bool {

@@ -1,5 +1,9 @@
 package discovery
 
+// The source model: one source's apps and tasks, replaced by full
+// snapshots and changed by incremental updates, with the rules that keep
+// late, replayed and out-of-order events from undoing newer state.
+
 import (
 	"reflect"
 	"slices"
@@ -185,16 +189,16 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 	return a
 }
 
-// apply applies one incremental update and reports whether the model does
+// update applies one incremental update and reports whether the model does
 // not know what the update refers to (the caller then resyncs).
-func (m *sourceModel) apply(u Update, now time.Time) (unknown bool) {
+func (m *sourceModel) update(u Update, now time.Time) (unknown bool) {
 	switch u.Kind {
 	case UpdateTask:
-		return m.applyTask(u, now)
+		return m.updateTask(u, now)
 	case UpdateHealth:
-		return m.applyHealth(u, now)
+		return m.updateHealth(u, now)
 	case UpdateApp:
-		return m.applyApp(u)
+		return m.updateApp(u)
 	case UpdateAppRemoved:
 		id := updateAppID(u)
 		if _, ok := m.apps[id]; ok {
@@ -220,14 +224,14 @@ func taskMatches(t Task, id string) bool {
 	return t.ID == id || strings.HasPrefix(t.ID, id+".")
 }
 
-// applyTask upserts or (terminal) removes u.Task. Fields the event lacks
+// updateTask upserts or (terminal) removes u.Task. Fields the event lacks
 // (health, agent IP, addresses, ports) keep their known values; an update
 // older than the known task (by Task.Updated, then by lifecycle for equal
 // times: Marathon stamps TASK_STAGING and TASK_RUNNING in the same
 // millisecond) is ignored, as Marathon does not order events
 // (docs/docs/event-bus.md), and so is one no newer than the terminal
 // update that removed the task.
-func (m *sourceModel) applyTask(u Update, now time.Time) bool {
+func (m *sourceModel) updateTask(u Update, now time.Time) bool {
 	a, ok := m.apps[u.AppID]
 	if !ok {
 		return true
@@ -327,9 +331,9 @@ func mergeTask(old, nt Task) Task {
 	return out
 }
 
-// applyHealth sets the health of the tasks matching u.TaskID (looking in
+// updateHealth sets the health of the tasks matching u.TaskID (looking in
 // u.AppID first, then everywhere).
-func (m *sourceModel) applyHealth(u Update, now time.Time) bool {
+func (m *sourceModel) updateHealth(u Update, now time.Time) bool {
 	if u.TaskID == "" {
 		return true
 	}
@@ -383,9 +387,9 @@ func (m *sourceModel) setHealth(a App, id string, h Health, at time.Time) bool {
 	return true
 }
 
-// applyApp replaces an app's definition and keeps its tasks. An app not
+// updateApp replaces an app's definition and keeps its tasks. An app not
 // known yet is added, and reported unknown so that its tasks get fetched.
-func (m *sourceModel) applyApp(u Update) bool {
+func (m *sourceModel) updateApp(u Update) bool {
 	na := u.App
 	if na.ID == "" {
 		na.ID = u.AppID

@@ -1,4 +1,4 @@
-package discovery
+package store
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vipbridge/vipbridge/discovery"
 )
 
 // TestStoreBoundedTransactions: a drain bigger than the per-transaction
@@ -17,7 +19,7 @@ func TestStoreBoundedTransactions(t *testing.T) {
 		name    string
 		txBytes int
 	}{
-		{name: "one transaction", txBytes: storeTxBytes},
+		{name: "one transaction", txBytes: defaultTxBytes},
 		{name: "one app per transaction", txBytes: 1},
 		{name: "about four apps per transaction", txBytes: 16 << 10},
 	}
@@ -27,15 +29,15 @@ func TestStoreBoundedTransactions(t *testing.T) {
 			s := openTestStore(t, path)
 			defer s.Close()
 			s.txBytes = tt.txBytes
-			s.Write(Batch{Source: "m", Put: bigApps(20, "v1"), LastSync: storeT0})
-			s.Write(Batch{Source: "old", Put: []App{storeApp("/gone", "v1")}})
+			s.Write(discovery.Batch{Source: "m", Put: bigApps(20, "v1"), LastSync: storeT0})
+			s.Write(discovery.Batch{Source: "old", Put: []discovery.App{storeApp("/gone", "v1")}})
 			flush(t, s)
 
 			later := storeT0.Add(time.Minute)
-			s.Write(Batch{Source: "m", Put: bigApps(10, "v2"), Delete: []string{"/big/019"}})
-			s.Write(Batch{Source: "old", Replace: true, Put: []App{storeApp("/new", "v1")}})
-			s.Write(Batch{Assign: []Assignment{{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0}}})
-			s.Write(Batch{LastSync: later})
+			s.Write(discovery.Batch{Source: "m", Put: bigApps(10, "v2"), Delete: []string{"/big/019"}})
+			s.Write(discovery.Batch{Source: "old", Replace: true, Put: []discovery.App{storeApp("/new", "v1")}})
+			s.Write(discovery.Batch{Assign: []discovery.Assignment{{Name: "a.marathon", Addr: netip.MustParseAddr("11.0.0.5"), LastSeen: storeT0}}})
+			s.Write(discovery.Batch{LastSync: later})
 			flush(t, s)
 
 			st := load(t, s)
@@ -51,7 +53,7 @@ func TestStoreBoundedTransactions(t *testing.T) {
 					t.Errorf("app %s version %.2s, want %s", a.ID, a.Version, want)
 				}
 			}
-			if got := appIDs(Stored{Sources: map[string][]App{"old": st.Sources["old"]}}); len(got) != 1 || got[0] != "old:/new@v1" {
+			if got := appIDs(discovery.Stored{Sources: map[string][]discovery.App{"old": st.Sources["old"]}}); len(got) != 1 || got[0] != "old:/new@v1" {
 				t.Errorf("replaced source = %v, want [old:/new@v1]", got)
 			}
 			if len(st.Assignments) != 1 || !st.LastSync.Equal(later) {
@@ -71,7 +73,7 @@ func TestStoreBoundedTransactionsCrash(t *testing.T) {
 	path := filepath.Join(dir, "vipbridge.db")
 	s := openTestStore(t, path)
 	defer s.Close()
-	s.Write(Batch{Source: "m", Put: []App{storeApp("/kept", "v1")}, LastSync: storeT0})
+	s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/kept", "v1")}, LastSync: storeT0})
 	flush(t, s)
 
 	s.txBytes = 64 << 10
@@ -81,7 +83,7 @@ func TestStoreBoundedTransactionsCrash(t *testing.T) {
 	if err := os.WriteFile(filler, make([]byte, 3<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.Write(Batch{Source: "m", Put: bigApps(200, "v1")}) // 200 values of two pages: does not fit
+	s.Write(discovery.Batch{Source: "m", Put: bigApps(200, "v1")}) // 200 values of two pages: does not fit
 	if err := s.Flush(context.Background()); err == nil {
 		t.Fatal("Flush of 1.6 MB into about 1 MB of free space succeeded")
 	}

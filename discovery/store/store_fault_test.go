@@ -1,4 +1,4 @@
-package discovery
+package store
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vipbridge/vipbridge/discovery"
 )
 
 // tinyTmpfs mounts a tmpfs of size bytes on a fresh directory and returns
@@ -52,8 +52,8 @@ func fill(t *testing.T, dir string) string {
 }
 
 // bigApps returns n apps of about 4 KiB each.
-func bigApps(n int, version string) []App {
-	apps := make([]App, n)
+func bigApps(n int, version string) []discovery.App {
+	apps := make([]discovery.App, n)
 	for i := range apps {
 		apps[i] = storeApp(fmt.Sprintf("/big/%03d", i), version+strings.Repeat("x", 4096))
 	}
@@ -68,13 +68,11 @@ func TestStoreDiskFull(t *testing.T) {
 	path := filepath.Join(dir, "vipbridge.db")
 	s := openTestStore(t, path)
 	defer s.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.met.collectors()...)
-	s.Write(Batch{Source: "m", Put: []App{storeApp("/kept", "v1")}})
+	s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/kept", "v1")}})
 	flush(t, s)
 
 	filler := fill(t, dir)
-	s.Write(Batch{Source: "m", Put: bigApps(100, "v1")})
+	s.Write(discovery.Batch{Source: "m", Put: bigApps(100, "v1")})
 	err := s.Flush(context.Background())
 	if err == nil {
 		t.Fatalf("Flush of 400 KiB on a full file system succeeded")
@@ -82,7 +80,7 @@ func TestStoreDiskFull(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "space") {
 		t.Logf("Flush on a full disk = %v (not ENOSPC, still an error)", err)
 	}
-	if got := counterValue(t, reg, "vipbridge_store_write_errors_total"); got < 1 {
+	if got := counted(t, s.met.writeErrors); got < 1 {
 		t.Errorf("vipbridge_store_write_errors_total = %v, want ≥ 1", got)
 	}
 	if got := appIDs(load(t, s)); len(got) != 1 || got[0] != "m:/kept@v1" {
@@ -92,7 +90,7 @@ func TestStoreDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	s.Write(Batch{Source: "m", Put: bigApps(10, "v2")}) // 10 KiB over the first 10 of the failed batch
+	s.Write(discovery.Batch{Source: "m", Put: bigApps(10, "v2")}) // 10 KiB over the first 10 of the failed batch
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatalf("Flush after space came back: %v", err)
 	}
@@ -108,7 +106,7 @@ func TestStoreReadOnlyFileSystem(t *testing.T) {
 	dir := tinyTmpfs(t, 1<<20)
 	path := filepath.Join(dir, "vipbridge.db")
 	s := openTestStore(t, path)
-	s.Write(Batch{Source: "m", Put: []App{storeApp("/a", "v1")}})
+	s.Write(discovery.Batch{Source: "m", Put: []discovery.App{storeApp("/a", "v1")}})
 	flush(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -116,8 +114,8 @@ func TestStoreReadOnlyFileSystem(t *testing.T) {
 	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
 		t.Fatalf("remount read-only: %v\n%s", err, out)
 	}
-	_, err := OpenStore(path, 0)
+	_, err := Open(path, Config{})
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "read-only") {
-		t.Fatalf("OpenStore on a read-only file system = %v, want an error naming %s and read-only", err, path)
+		t.Fatalf("Open on a read-only file system = %v, want an error naming %s and read-only", err, path)
 	}
 }

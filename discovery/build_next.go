@@ -1,0 +1,88 @@
+package discovery
+
+// The reconciler's one way into table building: tableBuilder.next takes
+// the apps that changed and the published Table and says what to publish.
+// Which build runs (incremental, full after expiry), how names are
+// announced and withdrawn, and whether anything changed are decided here;
+// the order of effects is the reconciler's (publish.go).
+
+import (
+	"slices"
+	"time"
+)
+
+// tableBuilder builds the reconciler's Tables: it owns the incremental
+// builder and the VIP address allocator. It is not safe for concurrent
+// use; the reconciler's loop owns it.
+type tableBuilder struct {
+	inc        *incBuilder
+	alloc      *Allocator
+	lastExpire time.Time // Expire runs at most every touchEvery
+}
+
+// tableStep is what one build asks the reconciler to do.
+type tableStep struct {
+	// withdrawn, if not nil, is the published Table without the names that
+	// go away or change address: published before the dataplane gets next.
+	withdrawn *Table
+	// next is the new Table, its names announced; nil when its VIPs and
+	// errors are the published Table's and no rebuild was forced.
+	next *Table
+	// assigned and expired are the assignments changed (Allocator.Dirty)
+	// and expired (their keys) by this build, for the store.
+	assigned []Assignment
+	expired  []string
+}
+
+func newTableBuilder(ac AllocConfig, assignments []Assignment) *tableBuilder {
+	return &tableBuilder{inc: newIncBuilder(), alloc: NewAllocator(ac, assignments)}
+}
+
+// next applies changes (an app, or nil for an app gone) and returns what
+// to publish after prev. force builds next even when nothing changed (the
+// dataplane is behind the published Table).
+//
+// A nil prev asks for the first Table, from the stored state: nothing
+// expires (the stored names are touched first, by this build) and the
+// assignments stay dirty for the next build; next is always set.
+//
+// The build is incremental (incBuilder): when prev's VIPs are the builder's
+// previous result, only the names of the VIPs that changed are
+// re-announced or withdrawn, and next shares every chunk of VIPs and every
+// shard of the names index the change did not touch (VIPList, cowmap), so
+// the cost of an update does not grow with the number of VIPs.
+func (b *tableBuilder) next(changes map[appRef]*App, prev *Table, now time.Time, force bool) tableStep {
+	if prev == nil {
+		t := b.inc.build(changes, b.alloc, now, false).table
+		return tableStep{next: t.WithAnnounced(announcer(nil))}
+	}
+	var step tableStep
+	if now.Sub(b.lastExpire) >= touchEvery || now.Before(b.lastExpire) {
+		step.expired = b.alloc.Expire(now)
+		b.lastExpire = now
+	}
+	res := b.inc.build(changes, b.alloc, now, len(step.expired) > 0)
+	step.assigned = b.alloc.Dirty()
+	next := res.table
+	var changed map[string]struct{} // nil: index every name
+	var same bool
+	if prev.VIPs.same(res.base) {
+		changed = res.changed
+		same = res.same && slices.Equal(prev.Errors, next.Errors)
+	} else {
+		same = sameTable(prev, next)
+	}
+	if same && !force {
+		return step
+	}
+	if changed != nil {
+		next = next.reindexed(prev, changed, announcer(prev))
+	} else {
+		next = next.WithAnnounced(announcer(prev))
+	}
+	step.next = next
+	if w, ok := withdrawn(prev, next, changed); ok {
+		step.withdrawn = w
+	}
+	return step
+}

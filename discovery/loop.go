@@ -1,0 +1,144 @@
+package discovery
+
+// The reconciler's loop: the one goroutine that owns the model. It takes
+// updates and snapshots into it, collapses pokes into builds and retries a
+// failed dataplane apply with backoff.
+
+import (
+	"context"
+	"time"
+)
+
+// loop owns the model: it applies updates and snapshots and builds when
+// dirty. While a failed dataplane apply waits for its retry, builds wait
+// too (the model keeps changing; the retry builds from the latest).
+func (r *Reconciler) loop(ctx context.Context) {
+	bo := retryBackoff{min: retryMin, max: retryMax}
+	var retry *time.Timer
+	var retryC <-chan time.Time
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	r.poke()
+	for {
+		dirty := r.dirty
+		if retryC != nil {
+			dirty = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-r.updates:
+			r.handleUpdate(u)
+			r.drainUpdates()
+			r.poke()
+		case res := <-r.results:
+			r.takeSnapshot(res)
+			r.poke()
+		case <-retryC:
+			retryC = nil
+			r.poke()
+		case <-dirty:
+			if err := r.reconcile(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				retry = time.NewTimer(bo.next())
+				retryC = retry.C
+				continue
+			}
+			bo.reset()
+		}
+	}
+}
+
+// drainUpdates applies the updates already queued, up to updateDrainMax,
+// so that one build covers them.
+func (r *Reconciler) drainUpdates() {
+	for range updateDrainMax {
+		select {
+		case u := <-r.updates:
+			r.handleUpdate(u)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Reconciler) poke() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Reconciler) model(source string) *sourceModel {
+	m := r.models[source]
+	if m == nil {
+		m = newSourceModel(nil)
+		r.models[source] = m
+	}
+	return m
+}
+
+// handleUpdate changes the "marathon" model by one update and asks for a
+// resync when the update refers to what the model lacks or arrived late.
+func (r *Reconciler) handleUpdate(u Update) {
+	r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
+	if !u.Received.IsZero() && len(r.received) < maxLatencySamples {
+		r.received = append(r.received, u.Received)
+	}
+	m := r.model(marathonSource)
+	late := m.late
+	if m.update(u, r.now()) {
+		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
+			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
+		r.Resync(marathonSource)
+	}
+	if m.late > late && r.now().Sub(r.lateResync) >= lateResyncEvery {
+		// Events arrive out of order (Marathon does not order them): the
+		// model may also hold one whose age could not be told. Converge to
+		// the truth, at most once per lateResyncEvery.
+		r.lateResync = r.now()
+		r.log.Debug("late event ignored, resyncing", "kind", updateKindName(u.Kind), "app_id", updateAppID(u))
+		r.Resync(marathonSource)
+	}
+}
+
+// lateResyncEvery bounds the resyncs that late events trigger.
+const lateResyncEvery = 5 * time.Second
+
+// takeChanges returns the apps changed since the last call (nil for an app
+// gone) and forgets them.
+func (r *Reconciler) takeChanges() map[appRef]*App {
+	n := 0
+	for _, m := range r.models {
+		n += len(m.changed)
+	}
+	changes := make(map[appRef]*App, n)
+	for name, m := range r.models {
+		for id := range m.changed {
+			if a, ok := m.apps[id]; ok {
+				changes[appRef{name, id}] = &a
+			} else {
+				changes[appRef{name, id}] = nil
+			}
+		}
+		clear(m.changed)
+	}
+	return changes
+}
+
+func (r *Reconciler) allApps() []App {
+	n := 0
+	for _, m := range r.models {
+		n += len(m.apps)
+	}
+	apps := make([]App, 0, n)
+	for _, m := range r.models {
+		apps = m.appendApps(apps)
+	}
+	return apps
+}
