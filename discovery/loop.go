@@ -1,8 +1,9 @@
 package discovery
 
 // The reconciler's loop: the one goroutine that owns the model. It takes
-// updates and snapshots into it, collapses pokes into builds and retries a
-// failed dataplane apply with backoff.
+// updates and snapshots into it, collapses pokes into builds, retries a
+// failed dataplane apply with backoff and asks for the resyncs late events
+// call for.
 
 import (
 	"context"
@@ -14,11 +15,13 @@ import (
 // too (the model keeps changing; the retry builds from the latest).
 func (r *Reconciler) loop(ctx context.Context) {
 	bo := retryBackoff{min: retryMin, max: retryMax}
-	var retry *time.Timer
-	var retryC <-chan time.Time
+	var retry, late *time.Timer
+	var retryC, lateC <-chan time.Time
 	defer func() {
-		if retry != nil {
-			retry.Stop()
+		for _, t := range []*time.Timer{retry, late} {
+			if t != nil {
+				t.Stop()
+			}
 		}
 	}()
 	r.poke()
@@ -34,6 +37,13 @@ func (r *Reconciler) loop(ctx context.Context) {
 			r.handleUpdate(u)
 			r.drainUpdates()
 			r.poke()
+			if r.lateDue > 0 && lateC == nil {
+				late = time.NewTimer(r.lateDue)
+				lateC = late.C
+			}
+		case <-lateC:
+			lateC = nil
+			r.resyncLate()
 		case res := <-r.results:
 			r.takeSnapshot(res)
 			r.poke()
@@ -97,18 +107,40 @@ func (r *Reconciler) handleUpdate(u Update) {
 			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
 		r.Resync(marathonSource)
 	}
-	if m.late > late && r.now().Sub(r.lateResync) >= lateResyncEvery {
-		// Events arrive out of order (Marathon does not order them): the
-		// model may also hold one whose age could not be told. Converge to
-		// the truth, at most once per lateResyncEvery.
-		r.lateResync = r.now()
-		r.log.Debug("late event ignored, resyncing", "kind", updateKindName(u.Kind), "app_id", updateAppID(u))
-		r.Resync(marathonSource)
+	if m.late > late {
+		r.lateEvent(u)
 	}
 }
 
 // lateResyncEvery bounds the resyncs that late events trigger.
 const lateResyncEvery = 5 * time.Second
+
+// lateEvent asks for a resync of "marathon" after an update found late.
+// Events arrive out of order (Marathon does not order them), so the model
+// may also hold one whose age could not be told: a resync converges to the
+// truth. At most one runs per lateResyncEvery; a late update inside that
+// window defers its resync to the window's end (lateDue, which the loop
+// waits for) rather than dropping it, so that the last of a burst of late
+// events is never left for the periodic resync.
+func (r *Reconciler) lateEvent(u Update) {
+	now := r.now()
+	if wait := lateResyncEvery - now.Sub(r.lateResyncAt); wait > 0 && !now.Before(r.lateResyncAt) {
+		if r.lateDue == 0 {
+			r.lateDue = wait
+			r.log.Debug("late event ignored, resync deferred", "kind", updateKindName(u.Kind), "app_id", updateAppID(u), "wait", wait)
+		}
+		return
+	}
+	r.log.Debug("late event ignored, resyncing", "kind", updateKindName(u.Kind), "app_id", updateAppID(u))
+	r.resyncLate()
+}
+
+// resyncLate asks for the resync late events wait for.
+func (r *Reconciler) resyncLate() {
+	r.lateResyncAt = r.now()
+	r.lateDue = 0
+	r.Resync(marathonSource)
+}
 
 // takeChanges returns the apps changed since the last call (nil for an app
 // gone) and forgets them.

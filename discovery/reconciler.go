@@ -116,11 +116,12 @@ type Reconciler struct {
 	// Owned by Run's loop goroutine (by NewReconciler before).
 	models          map[string]*sourceModel
 	tables          *tableBuilder
-	lateResync      time.Time   // the last resync a late event asked for
-	dataplaneBehind bool        // the dataplane may not match the published Table
-	received        []time.Time // Update.Received of updates not yet published
-	storeSynced     bool        // the store held a last sync at start
-	syncedAt        time.Time   // a sync not yet recorded in the store (persist)
+	lateResyncAt    time.Time     // the last resync late events asked for
+	lateDue         time.Duration // > 0: a late event's resync is deferred by this (lateEvent)
+	dataplaneBehind bool          // the dataplane may not match the published Table
+	received        []time.Time   // Update.Received of updates not yet published
+	storeSynced     bool          // the store held a last sync at start
+	syncedAt        time.Time     // a sync not yet recorded in the store (persist)
 
 	mu     sync.Mutex // guards the fields below
 	status map[string]*sourceStatus

@@ -668,6 +668,36 @@ func TestReconcilerLateEventResyncs(t *testing.T) {
 	}
 }
 
+// TestReconcilerLateEventInsideWindowResyncs: a late update within
+// lateResyncEvery of the resync the previous one asked for is not dropped:
+// its resync follows when the window ends, so an event whose age could not
+// be told is not left in place until the periodic resync.
+func TestReconcilerLateEventInsideWindowResyncs(t *testing.T) {
+	rt := startReconciler(t, nil, nil, webApp("/web", false, 31000))
+	rt.waitSynced(t)
+	waitSnapshots := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(lateResyncEvery + 20*time.Second)
+		for rt.src.callCount() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: snapshots = %d, want %d", what, rt.src.callCount(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	late := func(at time.Duration) {
+		newer, older := webTask("/web", 31000, TaskRunning, HealthNone), webTask("/web", 31000, TaskStarting, HealthNone)
+		newer.Updated, older.Updated = storeT0.Add(at+time.Minute), storeT0.Add(at)
+		rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: newer})
+		rt.r.Update(Update{Kind: UpdateTask, AppID: "/web", Task: older})
+	}
+	before := rt.src.callCount()
+	late(0)
+	waitSnapshots("first late event", before+1)
+	late(time.Hour) // the fake clock stands still: inside the window
+	waitSnapshots("late event inside the window", before+2)
+}
+
 // TestReconcilerFirstSnapshotWaitsForStream: with StreamWait, the first
 // snapshot is the one the event stream's connect asks for, so that a
 // start-up takes one snapshot, not two.
