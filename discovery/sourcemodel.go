@@ -47,6 +47,9 @@ type sourceModel struct {
 type tombstone struct {
 	updated time.Time // the terminal update's Task.Updated, or the task's last known one
 	at      time.Time // when it was applied
+	// snapshot is true when a snapshot removed the task: when it ended is
+	// not known, only that it was after updated.
+	snapshot bool
 }
 
 // tombstoneTTL is how long a removed task's tombstone is kept: far longer
@@ -128,7 +131,7 @@ func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
 		}
 		for _, t := range old.Tasks {
 			if _, ok := live[t.ID]; !ok {
-				m.bury(t.ID, t.Updated, now) // ended between events: gone for good
+				m.bury(t.ID, t.Updated, now, true) // ended between events: gone for good
 			}
 		}
 	}
@@ -263,13 +266,21 @@ func (m *sourceModel) updateTask(u Update, now time.Time) bool {
 			tasks = append(tasks, merged)
 		} else {
 			restated = false
-			m.bury(t.ID, nt.Updated, now)
+			m.bury(t.ID, nt.Updated, now, false)
 		}
 	}
 	if !found && nt.State != TaskTerminal {
-		if g, ok := m.gone[nt.ID]; ok && (nt.State != TaskRunning || !nt.Updated.After(g.updated)) {
-			m.late++
-			return false // a late event of a task already ended
+		if g, ok := m.gone[nt.ID]; ok {
+			if nt.State != TaskRunning || !nt.Updated.After(g.updated) {
+				m.late++
+				return false // a late event of a task already ended
+			}
+			if g.snapshot {
+				// Newer than the task's last known state, but perhaps not
+				// than its unknown end: taken, and counted late so that a
+				// resync tells.
+				m.late++
+			}
 		}
 		if nt.State == TaskKilling {
 			return false // a task we never saw running, already dying: no backend to add
@@ -277,7 +288,10 @@ func (m *sourceModel) updateTask(u Update, now time.Time) bool {
 		tasks = append(tasks, nt)
 	}
 	if !found && nt.State == TaskTerminal {
-		return false // already gone
+		if _, ok := m.gone[nt.ID]; !ok {
+			m.bury(nt.ID, nt.Updated, now, false) // never seen: an older event must not add it
+		}
+		return false
 	}
 	a.Tasks = tasks
 	m.apps[a.ID] = a
@@ -298,12 +312,13 @@ func sameButUpdated(a, b Task) bool {
 		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.HostPorts, b.HostPorts) && a.HealthAt.Equal(b.HealthAt)
 }
 
-// bury records that task id ended with an update stamped updated.
-func (m *sourceModel) bury(id string, updated, now time.Time) {
+// bury records that task id ended with an update stamped updated, or, when
+// snapshot, was found gone by a snapshot after its last update, updated.
+func (m *sourceModel) bury(id string, updated, now time.Time, snapshot bool) {
 	if m.gone == nil {
 		m.gone = map[string]tombstone{}
 	}
-	m.gone[id] = tombstone{updated: updated, at: now}
+	m.gone[id] = tombstone{updated: updated, at: now, snapshot: snapshot}
 }
 
 // mergeTask lays the fields of nt that the event carried over old.

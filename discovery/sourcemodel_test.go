@@ -81,12 +81,13 @@ func TestUpdateAfterSnapshotRemoval(t *testing.T) {
 	tests := []struct {
 		name   string
 		replay Update
-		want   int // tasks of /web afterwards
+		want   int  // tasks of /web afterwards
+		late   bool // counted late: the reconciler resyncs
 	}{
-		{name: "old running replayed", replay: at(0, TaskRunning), want: 0},
-		{name: "killing we never saw", replay: at(5*time.Second, TaskKilling), want: 0},
-		{name: "staging replayed", replay: at(-time.Second, TaskStarting), want: 0},
-		{name: "newer running: back from unreachable", replay: at(10*time.Second, TaskRunning), want: 1},
+		{name: "old running replayed", replay: at(0, TaskRunning), want: 0, late: true},
+		{name: "killing we never saw", replay: at(5*time.Second, TaskKilling), want: 0, late: true},
+		{name: "staging replayed", replay: at(-time.Second, TaskStarting), want: 0, late: true},
+		{name: "newer running: back from unreachable, or replayed from before an unknown end", replay: at(10*time.Second, TaskRunning), want: 1, late: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,12 +97,24 @@ func TestUpdateAfterSnapshotRemoval(t *testing.T) {
 				t.Fatalf("tasks after running = %d, want 1", n)
 			}
 			m.replace([]App{webApp("/web", false)}, t0.Add(time.Minute), time.Minute) // the snapshot: task gone
+			late := m.late
 			m.update(tt.replay, t0.Add(time.Minute))
 			if n := len(m.apps["/web"].Tasks); n != tt.want {
 				t.Errorf("tasks after replaying %v = %d, want %d", tt.replay.Task.State, n, tt.want)
 			}
+			if got := m.late > late; got != tt.late {
+				t.Errorf("counted late = %v, want %v", got, tt.late)
+			}
 		})
 	}
+	t.Run("running replayed after the end of a task never seen", func(t *testing.T) {
+		m := newSourceModel([]App{webApp("/web", false)})
+		m.update(at(time.Second, TaskTerminal), t0)
+		m.update(at(0, TaskRunning), t0)
+		if n := len(m.apps["/web"].Tasks); n != 0 {
+			t.Errorf("tasks = %d, want 0", n)
+		}
+	})
 	t.Run("killing of a task never seen is not a backend", func(t *testing.T) {
 		m := newSourceModel([]App{webApp("/web", false)})
 		m.update(at(0, TaskKilling), t0)
