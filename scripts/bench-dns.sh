@@ -21,6 +21,7 @@ need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v knotd >/dev/null || need+=(knot)
 command -v nsd >/dev/null || need+=(nsd)
+command -v dig >/dev/null || need+=(dnsutils)
 if ((${#need[@]})); then
 	echo "installing ${need[*]}" >&2
 	apt-get install -y -q "${need[@]}" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
