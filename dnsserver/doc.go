@@ -42,10 +42,6 @@
 //     dropped and counted, UDP datagrams at the socket, before miekg/dns
 //     gives each a goroutine (fastConn.admit), so a flood costs neither
 //     unbounded goroutines nor unbounded memory. The common
-//     query is answered from replies packed in advance (fastpath.go) for
-//     each table Tables.Subscribe announces, read and written in batches
-//     on Linux (batch_linux.go). Until a new table is packed the full
-//     path answers: no reply comes from a table older than the published
-//     one, since discovery withdraws names before the dataplane removes
-//     their services.
+//     query is answered from replies packed in advance (fastpath.go), read
+//     and written in batches on Linux (batch_linux.go).
 package dnsserver

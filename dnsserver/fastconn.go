@@ -103,13 +103,19 @@ func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
 }
 
 // fastTable returns the packed replies of the current table, or nil if
-// the full path must answer: while the packer has not caught up with a
-// newly published table (the check is one pointer comparison), so that no
-// reply ever comes from a table older than the published one, and while
-// debug query logging is on.
+// the full path must answer. A table without packed replies yet gets them
+// built in the background (the full path answers meanwhile); debug query
+// logging also turns the fast path off.
 func (s *Server) fastTable() *fastTable {
+	t := s.tables.Table()
 	f := s.fast.Load()
-	if f == nil || f.table != s.tables.Table() {
+	if t == nil || f == nil || f.table != t {
+		if t != nil {
+			select {
+			case s.rebuild <- struct{}{}:
+			default:
+			}
+		}
 		return nil
 	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -129,16 +135,16 @@ func (s *Server) packFast() {
 	s.fast.Store(s.buildFast(f, t))
 }
 
-// runPacker packs the replies of the current table, then of each table
-// published (a value on published) until ctx ends. Publishes made while
-// it packs collapse into one more pass, which packs the latest table.
-func (s *Server) runPacker(ctx context.Context, published <-chan struct{}) error {
+// runPacker packs the replies of each new table when the fast path asks
+// for them, until ctx ends. Requests made while it packs collapse into
+// one more pass.
+func (s *Server) runPacker(ctx context.Context) error {
 	for {
-		s.packFast()
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-published:
+		case <-s.rebuild:
+			s.packFast()
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,42 +18,12 @@ import (
 // testGeneration is the generation of the test table: the SOA serial.
 const testGeneration = 7
 
-// tables is a Tables whose table tests can swap: set publishes one to
-// the subscribers, p.Store swaps it unannounced.
+// tables is a Tables whose table tests can swap.
 type tables struct {
-	p    atomic.Pointer[discovery.Table]
-	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
+	p atomic.Pointer[discovery.Table]
 }
 
 func (f *tables) Table() *discovery.Table { return f.p.Load() }
-
-func (f *tables) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.subs == nil {
-		f.subs = map[chan struct{}]struct{}{}
-	}
-	f.subs[ch] = struct{}{}
-	return ch, func() {
-		f.mu.Lock()
-		delete(f.subs, ch)
-		f.mu.Unlock()
-	}
-}
-
-func (f *tables) set(t *discovery.Table) {
-	f.p.Store(t)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
 
 func newTables(t *discovery.Table) *tables {
 	f := new(tables)

@@ -19,15 +19,8 @@ import (
 	"github.com/vipbridge/vipbridge/discovery"
 )
 
-// Tables gives the table to answer from and says when a new one is
-// published. *discovery.Reconciler satisfies it.
-type Tables interface {
-	// Table returns the published table.
-	Table() *discovery.Table
-	// Subscribe returns a channel that receives a value (coalesced)
-	// after each publish, and a function that ends the subscription.
-	Subscribe() (<-chan struct{}, func())
-}
+// Tables gives the table to answer from. *discovery.Reconciler satisfies it.
+type Tables interface{ Table() *discovery.Table }
 
 // Config configures a Server. Zero values take the documented defaults.
 type Config struct {
@@ -95,9 +88,10 @@ type Server struct {
 	ents   atomic.Pointer[nonTerminals]
 	entsMu sync.Mutex
 
-	// fast holds the fast path's packed replies (fastpath.go), packed
-	// by runPacker for each table Tables publishes.
-	fast atomic.Pointer[fastTable]
+	// fast holds the fast path's packed replies (fastpath.go); rebuild
+	// asks runPacker for those of a new table.
+	fast    atomic.Pointer[fastTable]
+	rebuild chan struct{}
 	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens;
 	// udpBatch how many datagrams each reads or writes per system call
 	// at most (1: one at a time).
@@ -147,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 		inflight: make(chan struct{}, cfg.MaxConcurrent),
 		conns:    make(chan struct{}, cfg.MaxConcurrent),
 		metrics:  m,
+		rebuild:  make(chan struct{}, 1),
 
 		idleTimeout: tcpIdle,
 		udpSockets:  udpSocketCount(),
@@ -170,8 +165,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// The fast path's replies are packed in the background (runPacker):
 	// at 10,000 names that takes a quarter of a second, during which the
 	// full path answers, so that a restart serves its first answer sooner.
-	published, unsubscribe := s.tables.Subscribe()
-	defer unsubscribe()
+	select {
+	case s.rebuild <- struct{}{}:
+	default:
+	}
 	var udps []*listener
 	for _, pc := range pcs {
 		defer pc.Close()
@@ -202,7 +199,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, l := range all {
 		g.Go(l.serve)
 	}
-	g.Go(func() error { return s.runPacker(gctx, published) })
+	g.Go(func() error { return s.runPacker(gctx) })
 	g.Go(func() error {
 		up := true
 		for _, l := range all {
