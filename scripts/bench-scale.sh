@@ -10,7 +10,7 @@ export VIPBRIDGE_BENCH_SCALE=1
 ${GO:-go} test -count=1 -timeout 10m -v -run "^TestBenchScale$" ./cmd/vipbridge | grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " || true
 growth=$(mktemp)
 trap 'rm -f "$growth"' EXIT
-${GO:-go} test -count=1 -timeout 20m -v -run "^TestBenchStoreGrowth$" ./discovery >"$growth" || { cat "$growth"; exit 1; }
+${GO:-go} test -count=1 -timeout 20m -v -run "^TestBenchStoreGrowth$" ./discovery/store >"$growth" || { cat "$growth"; exit 1; }
 grep -v -e "^ok " -e "^PASS$" -e "^=== " -e "^--- " "$growth" || true
 # The summary row of `make bench` (scripts/bench-summary.sh).
 if [ -n "${VIPBRIDGE_BENCH_SUMMARY:-}" ]; then
