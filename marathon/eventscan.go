@@ -76,6 +76,18 @@ func (s *eventScanner) list(close byte, each func() bool) bool {
 	}
 }
 
+// array reads an array, each reading one element, or null.
+func (s *eventScanner) array(each func() bool) bool {
+	switch s.peek() {
+	case 'n':
+		return s.literal("null")
+	case '[':
+		s.i++
+		return s.list(']', each)
+	}
+	return false
+}
+
 // end reports whether only whitespace is left.
 func (s *eventScanner) end() bool {
 	s.ws()
@@ -204,17 +216,8 @@ func (s *eventScanner) bytes(dst *[]byte) bool {
 // hostPorts reads the ports field ([]int for encoding/json) as
 // portNumber of each: null or [] give nil.
 func (s *eventScanner) hostPorts(dst *[]uint16) bool {
-	switch s.peek() {
-	case 'n':
-		*dst = nil
-		return s.literal("null")
-	case '[':
-		s.i++
-	default:
-		return false
-	}
 	var out []uint16
-	ok := s.list(']', func() bool {
+	ok := s.array(func() bool {
 		s.ws()
 		n, ok := s.integer()
 		if !ok || int64(int(n)) != n {
@@ -233,17 +236,8 @@ var taskIPFields = [...]string{"ipAddress"}
 // taskIPs reads the ipAddresses field, keeping the addresses parseIP
 // takes: null or [] give nil; null elements go to encoding/json.
 func (s *eventScanner) taskIPs(dst *[]netip.Addr) bool {
-	switch s.peek() {
-	case 'n':
-		*dst = nil
-		return s.literal("null")
-	case '[':
-		s.i++
-	default:
-		return false
-	}
 	var out []netip.Addr
-	ok := s.list(']', func() bool {
+	ok := s.array(func() bool {
 		var ip []byte
 		if !s.object(taskIPFields[:], func(int) bool { return s.bytes(&ip) }) {
 			return false
