@@ -269,29 +269,11 @@ func (m *sourceModel) updateTask(u Update, now time.Time) bool {
 			m.bury(t.ID, nt.Updated, now, false)
 		}
 	}
-	if !found && nt.State != TaskTerminal {
-		if g, ok := m.gone[nt.ID]; ok {
-			if nt.State != TaskRunning || !nt.Updated.After(g.updated) {
-				m.late++
-				return false // a late event of a task already ended
-			}
-			if g.snapshot {
-				// Newer than the task's last known state, but perhaps not
-				// than its unknown end: taken, and counted late so that a
-				// resync tells.
-				m.late++
-			}
-		}
-		if nt.State == TaskKilling {
-			return false // a task we never saw running, already dying: no backend to add
+	if !found {
+		if !m.takesNew(nt, now) {
+			return false
 		}
 		tasks = append(tasks, nt)
-	}
-	if !found && nt.State == TaskTerminal {
-		if _, ok := m.gone[nt.ID]; !ok {
-			m.bury(nt.ID, nt.Updated, now, false) // never seen: an older event must not add it
-		}
-		return false
 	}
 	a.Tasks = tasks
 	m.apps[a.ID] = a
@@ -299,6 +281,32 @@ func (m *sourceModel) updateTask(u Update, now time.Time) bool {
 		m.mark(a.ID)
 	}
 	return false
+}
+
+// takesNew reports whether nt, a task the app does not have, is to be
+// added: not when it ended (its end is remembered, so that an older event
+// cannot add it), nor when it is dying, nor when it ended before unless it
+// is a newer TASK_RUNNING (back from unreachable).
+func (m *sourceModel) takesNew(nt Task, now time.Time) bool {
+	g, buried := m.gone[nt.ID]
+	switch {
+	case nt.State == TaskTerminal:
+		if !buried {
+			m.bury(nt.ID, nt.Updated, now, false) // never seen: an older event must not add it
+		}
+		return false
+	case buried && (nt.State != TaskRunning || !nt.Updated.After(g.updated)):
+		m.late++
+		return false // a late event of a task already ended
+	case nt.State == TaskKilling:
+		return false // a task we never saw running, already dying: no backend to add
+	}
+	if buried && g.snapshot {
+		// Newer than the task's last known state, but perhaps not than its
+		// unknown end: taken, and counted late so that a resync tells.
+		m.late++
+	}
+	return true
 }
 
 // sameButUpdated reports whether a and b differ in Updated at most: it
