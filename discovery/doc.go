@@ -40,6 +40,7 @@
 //	persist.go            the Store interface; load at start, writes, the one writer
 //	status.go             Status: how fresh the published state is
 //	metrics.go            the reconciler's metrics
+//	retry.go              capped, jittered backoff and the retry timer the loops wait on
 //
 // Beside them, cowmap/ is the copy-on-write map of the names index, and
 // store/ the bbolt Store.

@@ -14,20 +14,19 @@ import (
 // dirty. While a failed dataplane apply waits for its retry, builds wait
 // too (the model keeps changing; the retry builds from the latest).
 func (r *Reconciler) loop(ctx context.Context) {
-	bo := retryBackoff{min: retryMin, max: retryMax}
-	var retry, late *time.Timer
-	var retryC, lateC <-chan time.Time
+	retry := newRetryTimer()
+	defer retry.stop()
+	var late *time.Timer
+	var lateC <-chan time.Time
 	defer func() {
-		for _, t := range []*time.Timer{retry, late} {
-			if t != nil {
-				t.Stop()
-			}
+		if late != nil {
+			late.Stop()
 		}
 	}()
 	r.poke()
 	for {
 		dirty := r.dirty
-		if retryC != nil {
+		if retry.pending() {
 			dirty = nil
 		}
 		select {
@@ -47,19 +46,18 @@ func (r *Reconciler) loop(ctx context.Context) {
 		case res := <-r.results:
 			r.takeSnapshot(res)
 			r.poke()
-		case <-retryC:
-			retryC = nil
+		case <-retry.C:
+			retry.fired()
 			r.poke()
 		case <-dirty:
 			if err := r.reconcile(ctx); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				retry = time.NewTimer(bo.next())
-				retryC = retry.C
+				retry.failed()
 				continue
 			}
-			bo.reset()
+			retry.succeeded()
 		}
 	}
 }

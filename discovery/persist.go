@@ -141,34 +141,25 @@ const storeCloseWait = 5 * time.Second
 // is retried with capped, jittered backoff and never ends it. It is the
 // only caller of Flush while Run runs.
 func (r *Reconciler) writeStore(ctx context.Context) {
-	var (
-		retry    *time.Timer
-		retryC   <-chan time.Time
-		bo       = retryBackoff{min: retryMin, max: retryMax}
-		failures int
-	)
-	defer func() {
-		if retry != nil {
-			retry.Stop()
-		}
-	}()
+	retry := newRetryTimer()
+	defer retry.stop()
+	failures := 0
 	for {
 		wake := r.storeWake
-		if retryC != nil {
+		if retry.pending() {
 			wake = nil // failing: wait for the backoff, not for every write
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
-		case <-retryC:
-			retryC = nil
+		case <-retry.C:
+			retry.fired()
 		}
 		if err := r.store.Flush(ctx); err != nil {
 			if ctx.Err() == nil {
 				failures++
-				retry = time.NewTimer(bo.next())
-				retryC = retry.C
+				retry.failed()
 			}
 			continue
 		}
@@ -176,7 +167,7 @@ func (r *Reconciler) writeStore(ctx context.Context) {
 			r.log.Info("store writes recovered", "failed_attempts", failures)
 		}
 		failures = 0
-		bo.reset()
+		retry.succeeded()
 	}
 }
 

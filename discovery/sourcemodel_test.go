@@ -7,16 +7,20 @@ import (
 	"time"
 )
 
+// taskUpdateAt is an update of /web's task on port 31000 to state st,
+// stamped at.
+func taskUpdateAt(at time.Time, st TaskState) Update {
+	task := webTask("/web", 31000, st, HealthNone)
+	task.Updated = at
+	return Update{Kind: UpdateTask, AppID: "/web", Task: task}
+}
+
 // TestUpdateTaskOutOfOrder replays old and duplicated task updates, as
 // Marathon's event bus may deliver them; found by the chaos test
 // (cmd/vipbridge/chaos_test.go, "events out of order and duplicated").
 func TestUpdateTaskOutOfOrder(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	at := func(d time.Duration, st TaskState) Update {
-		task := webTask("/web", 31000, st, HealthNone)
-		task.Updated = t0.Add(d)
-		return Update{Kind: UpdateTask, AppID: "/web", Task: task}
-	}
+	at := func(d time.Duration, st TaskState) Update { return taskUpdateAt(t0.Add(d), st) }
 	tests := []struct {
 		name    string
 		updates []Update
@@ -73,11 +77,7 @@ func TestTombstonesExpireWithResyncs(t *testing.T) {
 // backend until the next resync).
 func TestUpdateAfterSnapshotRemoval(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	at := func(d time.Duration, st TaskState) Update {
-		task := webTask("/web", 31000, st, HealthNone)
-		task.Updated = t0.Add(d)
-		return Update{Kind: UpdateTask, AppID: "/web", Task: task}
-	}
+	at := func(d time.Duration, st TaskState) Update { return taskUpdateAt(t0.Add(d), st) }
 	tests := []struct {
 		name   string
 		replay Update

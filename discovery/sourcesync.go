@@ -6,7 +6,6 @@ package discovery
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 )
 
@@ -105,20 +104,3 @@ func (r *Reconciler) takeSnapshot(res syncResult) {
 		r.syncedAt = res.at
 	}
 }
-
-// retryBackoff is capped exponential backoff with jitter: each wait is the
-// current step plus up to half of it, never above max.
-type retryBackoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *retryBackoff) next() time.Duration {
-	if b.cur < b.min {
-		b.cur = b.min
-	}
-	d := b.cur + rand.N(b.cur/2+1)
-	b.cur = min(2*b.cur, b.max)
-	return min(d, b.max)
-}
-
-func (b *retryBackoff) reset() { b.cur = 0 }

@@ -224,30 +224,30 @@ type encodedTx struct {
 	bytes        int       // keys and values
 }
 
-// encodeApp encodes a queued app change (nil: delete).
-func encodeApp(id string, a *discovery.App) (storeKV, error) {
-	kv := storeKV{key: id}
-	if a != nil {
-		v, err := json.Marshal(a)
+// encodeKV encodes a queued change of key as JSON (nil: delete); what
+// names the kind of value in errors.
+func encodeKV[T any](what, key string, v *T) (storeKV, error) {
+	kv := storeKV{key: key}
+	if v != nil {
+		b, err := json.Marshal(v)
 		if err != nil {
-			return kv, fmt.Errorf("encode app %s: %w", id, err)
+			return kv, fmt.Errorf("encode %s %s: %w", what, key, err)
 		}
-		kv.value = v
+		kv.value = b
 	}
 	return kv, nil
 }
+
+// encodeApp encodes a queued app change (nil: delete).
+func encodeApp(id string, a *discovery.App) (storeKV, error) { return encodeKV("app", id, a) }
 
 // encodeAssign encodes the queued assignment changes in key order.
 func (q *queue) encodeAssign() ([]storeKV, error) {
 	out := make([]storeKV, 0, len(q.assign))
 	for k, a := range q.assign {
-		kv := storeKV{key: k}
-		if a != nil {
-			v, err := json.Marshal(a)
-			if err != nil {
-				return nil, fmt.Errorf("encode assignment %s: %w", k, err)
-			}
-			kv.value = v
+		kv, err := encodeKV("assignment", k, a)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, kv)
 	}
