@@ -13,6 +13,9 @@ type State struct {
 	// Apps holds every app (Marathon) or task group (other Mesos
 	// frameworks) with its tasks. Order does not matter.
 	Apps []App
+	// Cluster is what the leading Mesos master says of itself, its agents
+	// and its frameworks; nil from a source that does not know (Marathon).
+	Cluster *Cluster
 }
 
 // App is a Marathon app, or for tasks that come from Mesos state, one task of
@@ -33,6 +36,11 @@ type App struct {
 	HealthChecks bool `json:"healthChecks,omitempty"`
 	// Tasks are the app's tasks, in any state.
 	Tasks []Task `json:"tasks,omitempty"`
+	// FromMesos is true for an app the Mesos source made of one task: its
+	// tasks carry the Name, Discovery and ResourcePorts Mesos reports. A
+	// Marathon app's tasks get theirs from the app, as Marathon gives them
+	// to Mesos (MarathonTaskName, MarathonDiscovery).
+	FromMesos bool `json:"fromMesos,omitempty"`
 }
 
 // PortKind says how a port's backends are addressed (DESIGN.md "Backends").
@@ -128,6 +136,73 @@ type Task struct {
 	// health alone: apps in the model, compared at every resync, built and
 	// stored, have it zero.
 	HealthAt time.Time `json:"-"`
+	// Name is the Mesos task name (FromMesos apps only).
+	Name string `json:"name,omitempty"`
+	// AgentID is the Mesos agent ("slave") ID the task runs on.
+	AgentID string `json:"agentID,omitempty"`
+	// Discovery is the task's Mesos DiscoveryInfo (FromMesos apps only; nil
+	// when the task has none).
+	Discovery *DiscoveryInfo `json:"discovery,omitempty"`
+	// ResourcePorts is how many of HostPorts, from the first, are the
+	// task's port resources (FromMesos apps only: the rest are DiscoveryInfo
+	// host ports the resources do not list). A Marathon task's HostPorts
+	// are all resources.
+	ResourcePorts int `json:"resourcePorts,omitempty"`
+	// DockerIP and MesosIP are the addresses of the latest running status'
+	// labels Docker.NetworkSettings.IPAddress and
+	// MesosContainerizer.NetworkSettings.IPAddress: mesos-dns's IP sources
+	// "docker" and "mesos" (invalid if absent).
+	DockerIP netip.Addr `json:"dockerIP,omitzero"`
+	MesosIP  netip.Addr `json:"mesosIP,omitzero"`
+}
+
+// DiscoveryInfo is a Mesos task's DiscoveryInfo: the name and ports it
+// publishes for service discovery.
+type DiscoveryInfo struct {
+	// Name replaces the task name in mesos-dns's names (empty: none).
+	Name  string          `json:"name,omitempty"`
+	Ports []DiscoveryPort `json:"ports,omitempty"`
+}
+
+// DiscoveryPort is one DiscoveryInfo port as Mesos reports it.
+type DiscoveryPort struct {
+	Number uint16 `json:"number"`
+	Name   string `json:"name,omitempty"`
+	// Protocol is as written ("tcp", "TCP", "udp", "" for both, any word).
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// Cluster is the Mesos master's view of the cluster: what mesos-dns names
+// besides tasks (leader, masters, frameworks, agents).
+type Cluster struct {
+	// Leader is the leading master's address, from the state's "leader"
+	// ("master@10.0.0.1:5050"); invalid when unknown.
+	Leader netip.AddrPort `json:"leader,omitzero"`
+	// Masters are the configured masters' addresses, in configuration
+	// order (mesos-dns's "masters"), without duplicates.
+	Masters []netip.Addr `json:"masters,omitempty"`
+	// Frameworks are the active frameworks.
+	Frameworks []Framework `json:"frameworks,omitempty"`
+	// Agents are the registered agents.
+	Agents []Agent `json:"agents,omitempty"`
+}
+
+// Framework is one Mesos framework.
+type Framework struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Addr is the address of the framework's pid ("scheduler(1)@ip:port");
+	// without a pid, its hostname's address with port 0 (no SRV record);
+	// invalid when neither is known.
+	Addr netip.AddrPort `json:"addr,omitzero"`
+}
+
+// Agent is one Mesos agent.
+type Agent struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname,omitempty"`
+	// Addr is the address of the agent's pid ("slave(1)@ip:5051").
+	Addr netip.AddrPort `json:"addr,omitzero"`
 }
 
 // UpdateKind says what an Update changes.

@@ -104,6 +104,11 @@ type Table struct {
 	Received time.Time
 
 	names cowmap.Map[*NameEntry] // "<name>.<framework>" → records
+	// records are the task zones' names (recordKey) → records, tasks the
+	// records of each app's tasks by app (source + "\x00" + app ID); see
+	// records.go.
+	records cowmap.Map[*Records]
+	tasks   cowmap.Map[[]*TaskRecords]
 }
 
 // NameEntry is what DNS serves for one "<name>.<framework>".

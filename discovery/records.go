@@ -1,0 +1,195 @@
+package discovery
+
+// The task zones' records as a Table holds them: RecordZone, ZoneRecord
+// (one record), TaskRecords (what one task gives), Records (what DNS serves
+// for one name) and the Table's lookups of them.
+
+import (
+	"cmp"
+	"iter"
+	"net/netip"
+	"slices"
+
+	"github.com/vipbridge/vipbridge/discovery/cowmap"
+)
+
+// RecordZone is a zone of task records. Names in it are relative to the
+// zone: lower case, no trailing dot ("web.marathon", "_web._tcp.marathon",
+// "web.marathon.autoip"). Where DNS serves each zone is dnsserver's
+// business: ZoneMesos under the mesos domain ("mesos.") and its mirror
+// "mesos.thisdcos.directory.", ZoneDCOS under "dcos.thisdcos.directory.".
+type RecordZone uint8
+
+const (
+	// ZoneMesos holds mesos-dns's names (UPSTREAM.md §3).
+	ZoneMesos RecordZone = iota
+	// ZoneDCOS holds dcos-dns's task names (UPSTREAM.md §2.2):
+	// "<task>.<framework>.agentip|containerip|autoip", "leader", "master".
+	ZoneDCOS
+	numRecordZones
+)
+
+// String is the zone's short name, as the HTTP API shows it.
+func (z RecordZone) String() string {
+	switch z {
+	case ZoneMesos:
+		return "mesos"
+	case ZoneDCOS:
+		return "dcos"
+	}
+	return "zone?"
+}
+
+// RecordType is the type of a ZoneRecord.
+type RecordType uint8
+
+const (
+	TypeA RecordType = iota + 1
+	TypeAAAA
+	TypeSRV
+)
+
+// String is the type's DNS mnemonic.
+func (t RecordType) String() string {
+	switch t {
+	case TypeA:
+		return "A"
+	case TypeAAAA:
+		return "AAAA"
+	case TypeSRV:
+		return "SRV"
+	}
+	return "TYPE?"
+}
+
+// ZoneRecord is one record of a task zone.
+type ZoneRecord struct {
+	Zone RecordZone
+	Type RecordType
+	// Name is the owner, relative to Zone.
+	Name string
+	// Addr is the address of an A or AAAA record.
+	Addr netip.Addr
+	// Target (relative to Zone) and Port are an SRV record's; priority 0
+	// and weight 1 as mesos-dns.
+	Target string
+	Port   uint16
+}
+
+// TaskRecords are the records one task gives the task zones, for
+// enumeration (mesos-dns's /v1/enumerate).
+type TaskRecords struct {
+	// Framework is the framework's name as written upstream.
+	Framework string
+	// Name is the task's name as mesos-dns enumerates it (the DiscoveryInfo
+	// name when set, else the task name).
+	Name string
+	// ID is the task ID.
+	ID      string
+	Records []ZoneRecord
+}
+
+// Records is what DNS serves for one name of a task zone: every record of
+// every task and cluster member that gives the name one, without
+// duplicates, each list sorted.
+type Records struct {
+	A, AAAA []netip.Addr
+	SRV     []SRVTarget
+}
+
+// SRVTarget is the data of one SRV record.
+type SRVTarget struct {
+	// Target is relative to the zone of the SRV record.
+	Target string
+	Port   uint16
+}
+
+func compareSRVTarget(x, y SRVTarget) int {
+	if c := cmp.Compare(x.Target, y.Target); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.Port, y.Port)
+}
+
+// equalRecords reports whether a and b hold the same records.
+func equalRecords(a, b *Records) bool {
+	return slices.Equal(a.A, b.A) && slices.Equal(a.AAAA, b.AAAA) && slices.Equal(a.SRV, b.SRV)
+}
+
+// recordKey is the key of a name in a Table's records index: the zone's
+// byte, then the relative name.
+func recordKey(z RecordZone, name string) string { return string(rune('0'+z)) + name }
+
+// Records returns the records of name (relative to zone z, lower case), or
+// ErrNotFound.
+func (t *Table) Records(z RecordZone, name string) (*Records, error) {
+	if t == nil {
+		return nil, ErrNotFound
+	}
+	if r, ok := t.records.Get(recordKey(z, name)); ok {
+		return r, nil
+	}
+	return nil, ErrNotFound
+}
+
+// RecordNames returns how many names the task zones hold.
+func (t *Table) RecordNames() int {
+	if t == nil {
+		return 0
+	}
+	return t.records.Len()
+}
+
+// AllRecords yields every name of the task zones with its records, in no
+// particular order.
+func (t *Table) AllRecords() iter.Seq2[RecordName, *Records] {
+	return func(yield func(RecordName, *Records) bool) {
+		if t == nil {
+			return
+		}
+		for k, r := range t.records.All() {
+			if !yield(RecordName{Zone: RecordZone(k[0] - '0'), Name: k[1:]}, r) {
+				return
+			}
+		}
+	}
+}
+
+// RecordName is a name of a task zone.
+type RecordName struct {
+	Zone RecordZone
+	Name string
+}
+
+// Tasks yields the records of every task (enumeration), in no particular
+// order.
+func (t *Table) Tasks() iter.Seq[*TaskRecords] {
+	return func(yield func(*TaskRecords) bool) {
+		if t == nil {
+			return
+		}
+		for _, ts := range t.tasks.All() {
+			for _, tr := range ts {
+				if !yield(tr) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ChangedRecords calls fn for every task-zone name whose records differ
+// between prev and next (nil: not served), at the cost of the change when
+// the Tables are related (see ChangedNames).
+func ChangedRecords(prev, next *Table, fn func(n RecordName, old, cur *Records)) {
+	var a, b cowmap.Map[*Records]
+	if prev != nil {
+		a = prev.records
+	}
+	if next != nil {
+		b = next.records
+	}
+	cowmap.Diff(a, b, func(x, y *Records) bool { return x == y }, func(k string, x *Records, _ bool, y *Records, _ bool) {
+		fn(RecordName{Zone: RecordZone(k[0] - '0'), Name: k[1:]}, x, y)
+	})
+}
