@@ -7,6 +7,7 @@ package discovery
 import (
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
@@ -28,8 +29,14 @@ type recordsBuilder struct {
 	agents      map[string]map[string]struct{} // source → known agent IDs
 	owners      map[string][]owner             // recordKey → who gives it records
 
-	records cowmap.Map[*Records]
-	tasks   cowmap.Map[[]*TaskRecords]
+	// below counts, per key of a name that has records or not, the names
+	// with records strictly below it; the empty non-terminals are those
+	// counted that have no records themselves (nonTerminals holds them).
+	below map[string]int
+
+	records      cowmap.Map[*Records]
+	nonTerminals cowmap.Map[struct{}]
+	tasks        cowmap.Map[[]*TaskRecords]
 }
 
 // owner is an app (cluster false) or a source's cluster (ref.id empty).
@@ -41,7 +48,7 @@ type owner struct {
 func newRecordsBuilder(cfg NamesConfig) *recordsBuilder {
 	return &recordsBuilder{cfg: cfg, apps: map[appRef]*App{}, recs: map[appRef][]*TaskRecords{},
 		clusters: map[string]*Cluster{}, clusterRecs: map[string][]ZoneRecord{},
-		agents: map[string]map[string]struct{}{}, owners: map[string][]owner{}}
+		agents: map[string]map[string]struct{}{}, owners: map[string][]owner{}, below: map[string]int{}}
 }
 
 // taskKey is an app's key in the Table's tasks map.
@@ -122,6 +129,7 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 		return tasksChanged
 	}
 	e := b.records.EditSized(len(dirty))
+	ents := b.nonTerminals.Edit()
 	changed := tasksChanged
 	for k := range dirty {
 		r := b.merge(k)
@@ -129,14 +137,48 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 		switch {
 		case r == nil && had:
 			e.Delete(k)
+			b.countBelow(k, -1, e, ents)
+			if b.below[k] > 0 {
+				ents.Set(k, struct{}{})
+			}
 			changed = true
 		case r != nil && (!had || !equalRecords(old, r)):
 			e.Set(k, r)
+			if !had {
+				b.countBelow(k, 1, e, ents)
+				ents.Delete(k)
+			}
 			changed = true
 		}
 	}
 	b.records = e.Map()
+	b.nonTerminals = ents.Map()
 	return changed
+}
+
+// countBelow adds d to the count of every ancestor of key k below its
+// zone's apex, keeping ents (the ancestors with names below them and no
+// records of their own) in step.
+func (b *recordsBuilder) countBelow(k string, d int, recs *cowmap.Editor[*Records], ents *cowmap.Editor[struct{}]) {
+	zone := k[:1]
+	for name := k[1:]; ; {
+		i := strings.IndexByte(name, '.')
+		if i < 0 {
+			return
+		}
+		name = name[i+1:]
+		pk := zone + name
+		n := b.below[pk] + d
+		if n <= 0 {
+			delete(b.below, pk)
+			ents.Delete(pk)
+			continue
+		}
+		b.below[pk] = n
+		if _, has := recs.Get(pk); !has {
+			ents.Set(pk, struct{}{})
+		}
+	}
 }
 
 // known returns the agent check for apps of source: nil (every agent)

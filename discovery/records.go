@@ -9,6 +9,7 @@ import (
 	"iter"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
@@ -132,6 +133,17 @@ func (t *Table) Records(z RecordZone, name string) (*Records, error) {
 	return nil, ErrNotFound
 }
 
+// RecordNonTerminal reports whether name (relative to zone z, lower case)
+// is an empty non-terminal of the task zones: it has no records but names
+// below it do (RFC 8020: the answer is NODATA, not NXDOMAIN).
+func (t *Table) RecordNonTerminal(z RecordZone, name string) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.nonTerminals.Get(recordKey(z, name))
+	return ok
+}
+
 // RecordNames returns how many names the task zones hold.
 func (t *Table) RecordNames() int {
 	if t == nil {
@@ -211,6 +223,20 @@ func (t *Table) WithRecords(tasks []*TaskRecords, cluster []ZoneRecord) *Table {
 		e.Set(k, r)
 	}
 	c.records = e.Map()
+	ents := cowmap.Map[struct{}]{}.Edit()
+	for k := range byName {
+		for name := k[1:]; ; {
+			i := strings.IndexByte(name, '.')
+			if i < 0 {
+				break
+			}
+			name = name[i+1:]
+			if _, has := byName[k[:1]+name]; !has {
+				ents.Set(k[:1]+name, struct{}{})
+			}
+		}
+	}
+	c.nonTerminals = ents.Map()
 	te := cowmap.Map[[]*TaskRecords]{}.EditSized(len(tasks))
 	byApp := map[string][]*TaskRecords{}
 	for _, tr := range tasks {
