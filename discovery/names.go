@@ -4,6 +4,8 @@ package discovery
 // records index is built from, AppRecords and ClusterRecords. The rules
 // are mesos-dns's (names_mesos.go) and dcos-dns's (names_dcos.go).
 
+import "fmt"
+
 // NamesConfig configures the names of the task zones.
 type NamesConfig struct {
 	// IPSources are mesos-dns's IPSources, in order: "host", "netinfo",
@@ -12,6 +14,18 @@ type NamesConfig struct {
 	// EnforceRFC952 normalises labels as RFC 952 (mesos-dns's
 	// EnforceRFC952) instead of RFC 1123.
 	EnforceRFC952 bool
+}
+
+// Validate reports an IP source mesos-dns does not know.
+func (c NamesConfig) Validate() error {
+	for _, s := range c.IPSources {
+		switch s {
+		case "host", "netinfo", "docker", "mesos":
+		default:
+			return fmt.Errorf("unknown IP source %q (want host, netinfo, docker or mesos)", s)
+		}
+	}
+	return nil
 }
 
 // AppRecords returns the records the running tasks of app give the task
