@@ -88,6 +88,9 @@ type TaskRecords struct {
 	// ID is the task ID.
 	ID      string
 	Records []ZoneRecord
+	// Skipped counts the records the naming rules made but whose name or
+	// target cannot be asked over DNS (NamesConfig.AppRecords), so left out.
+	Skipped int
 }
 
 // Records is what DNS serves for one name of a task zone: every record of
