@@ -10,8 +10,6 @@ import (
 	"net/netip"
 )
 
-import "fmt"
-
 // NamesConfig configures the names of the task zones.
 type NamesConfig struct {
 	// IPSources are mesos-dns's IPSources, in order: "host", "netinfo",
@@ -89,18 +87,6 @@ func (c NamesConfig) maxName() int {
 		d = "mesos.thisdcos.directory"
 	}
 	return 255 - 3 - len(d)
-}
-
-// Validate reports an IP source mesos-dns does not know.
-func (c NamesConfig) Validate() error {
-	for _, s := range c.IPSources {
-		switch s {
-		case "host", "netinfo", "docker", "mesos":
-		default:
-			return fmt.Errorf("unknown IP source %q (want host, netinfo, docker or mesos)", s)
-		}
-	}
-	return nil
 }
 
 // AppRecords returns the records the running tasks of app give the task

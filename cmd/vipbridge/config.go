@@ -153,7 +153,11 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 
 // names is the configuration of the task zones' names.
 func (c config) names() discovery.NamesConfig {
-	return discovery.NamesConfig{IPSources: c.MesosIPSources, EnforceRFC952: c.MesosEnforceRFC952}
+	longest := "mesos.thisdcos.directory"
+	if d := strings.TrimSuffix(c.MesosDomain, "."); len(d) > len(longest) {
+		longest = d
+	}
+	return discovery.NamesConfig{IPSources: c.MesosIPSources, EnforceRFC952: c.MesosEnforceRFC952, LongestDomain: longest}
 }
 
 func splitList(s string) []string {
