@@ -16,9 +16,9 @@ import (
 
 // Names of taskTable, relative to their zone.
 const (
-	longLabel  = "a-task-name-of-sixty-three-octets-which-is-mesos-dns-s-maximum" // 63 octets
-	longCanon  = longLabel + "-qxz5a-s1"                                          // 72: not a DNS label
-	legacyName = "my app.web"                                                     // a raw DiscoveryInfo name
+	longLabel  = "a-task-name-of-sixty-three-octets-which-is-mesos-dns-s-maximum0" // 63 octets
+	longCanon  = longLabel + "-qxz5a-s1"                                           // 72: not a DNS label
+	legacyName = "my app.web"                                                      // a raw DiscoveryInfo name
 )
 
 // taskTable is testTable with task zone records, as the naming rules give

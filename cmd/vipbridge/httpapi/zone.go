@@ -166,7 +166,7 @@ func escapeLabel(b *strings.Builder, label string) {
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
 			b.WriteByte(c)
-		case c > ' ' && c < 0x7f:
+		case c >= ' ' && c < 0x7f:
 			b.WriteByte('\\')
 			b.WriteByte(c)
 		default:
