@@ -21,7 +21,8 @@ import (
 const mesosStatePath = "/master/state"
 
 // mesosSource is Client.Mesos: the tasks of every framework other than
-// Marathon, from the leading master's state.
+// Marathon (of every framework in Mesos-only mode) and the cluster, from
+// the leading master's state.
 type mesosSource struct{ c *Client }
 
 // Snapshot fetches /master/state from the first Mesos URL that answers and
