@@ -61,8 +61,10 @@ bench:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s $(PKGS)
 
-# bench-dns serves 10,000 VIP names from vipbridge, Knot and NSD and drives
-# each with dnsperf (scripts/bench-dns.sh; installs the Debian packages).
+# bench-dns serves 10,000 VIP names and the task zones of 100,000 tasks
+# (10,000 apps x 10) from vipbridge, Knot and NSD and drives each with
+# dnsperf, one query mix for each (scripts/bench-dns.sh; installs the
+# Debian packages).
 bench-dns:
 	scripts/bench-dns.sh
 

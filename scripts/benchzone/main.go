@@ -15,7 +15,12 @@
 //	benchzone queries -zone FILE -n 200000 -o FILE
 //	    writes a dnsperf query file from a zone file: 90 % existing names
 //	    (A 70 %, AAAA 10 %, SRV 10 % of all) and 10 % names that do not
-//	    exist (NXDOMAIN), names drawn with a fixed seed.
+//	    exist (NXDOMAIN), names drawn with a fixed seed;
+//	benchzone taskqueries -mesos FILE -dcos FILE [-mirror FILE] -n 200000 -o FILE
+//	    writes the task-name mix (taskmix.go) from the task zones' files
+//	    (GET /v1/zone?zone=mesos, dcos.thisdcos.directory and
+//	    mesos.thisdcos.directory): A and SRV of task names in the mesos zone
+//	    and autoip, canonical and .slave names, the mirror, 10 % NXDOMAIN.
 package main
 
 import (
@@ -45,7 +50,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchzone serve|queries [flags]")
+		return errors.New("usage: benchzone serve|queries|taskqueries [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -73,6 +78,19 @@ func run(args []string) error {
 			return err
 		}
 		return queries(*zone, *n, *out)
+	case "taskqueries":
+		mesos := fs.String("mesos", "", "the mesos zone's file")
+		dcos := fs.String("dcos", "", "the dcos.thisdcos.directory zone's file")
+		mirror := fs.String("mirror", "", "the mesos.thisdcos.directory zone's file (optional)")
+		n := fs.Int("n", 200000, "queries")
+		out := fs.String("o", "", "query file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *mesos == "" || *dcos == "" || *out == "" {
+			return errors.New("taskqueries: -mesos, -dcos and -o are required")
+		}
+		return taskQueries(*mesos, *dcos, *mirror, *n, *out)
 	}
 	return fmt.Errorf("unknown mode %q", args[0])
 }
