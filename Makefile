@@ -88,8 +88,9 @@ ROUNDS ?= 200
 chaos:
 	CHAOS_SEED=$$(date +%s) CHAOS_ROUNDS=$(ROUNDS) $(GO) test -race -count=1 -run '^TestChaos$$' -timeout 60m -v ./cmd/vipbridge
 
-# bench-propagation: event → DNS-visible and → dataplane-applied, steady and
-# in bursts, with 100 and 10,000 VIPs in place.
+# bench-propagation: event → DNS-visible (in l4lb, .mesos and autoip) and
+# → dataplane-applied, steady and in bursts, with 100 and 10,000 apps in
+# place.
 bench-propagation:
 	./scripts/bench-propagation.sh
 

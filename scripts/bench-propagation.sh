@@ -1,6 +1,8 @@
 #!/bin/sh
-# bench-propagation: event → dataplane-applied and event → DNS-visible with
-# 100 and 10,000 named VIPs in place, steady and burst status updates over
+# bench-propagation: event → dataplane-applied and event → DNS-visible in
+# l4lb, .mesos and autoip (the probe app's VIP, mesos-dns and dcos-dns task
+# names) with 100 and 10,000 apps, one named VIP and one task each, in
+# place, steady and burst status updates over
 # real SSE on loopback into the in-process daemon (--lb none). The simulated
 # Marathon runs in its own process (scripts/benchzone serve -control, built
 # and ended by the test), as real Marathon does. Bounded by the go test

@@ -20,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/lb"
 )
 
@@ -39,11 +40,17 @@ import (
 //
 // It prints, per size and phase, event → dataplane-applied (the none
 // dataplane's Apply of the table holding the change) and event →
-// DNS-visible (the table publish; DNS reads the published table atomically)
-// p50/p99/max. The clock starts just before the flip's events are written
-// to the stream: the simulator reads the wall clock there and the test
-// subtracts it from its own (both processes share the machine's wall
-// clock). Figures are printed, never asserted.
+// DNS-visible in each zone the probe's task is named in (the first
+// published table holding the change of that zone's name; DNS reads the
+// published table atomically): l4lb (probe.marathon.l4lb.thisdcos.directory),
+// mesos (probe.marathon.mesos, mesos-dns's name, from Marathon's task with
+// its slaveId) and autoip (probe.marathon.autoip.dcos.thisdcos.directory),
+// p50/p99/max. After each flip the three names are asked over real DNS on
+// loopback; an answer that does not show the change yet is counted and
+// printed ("DNS behind the table"). The clock starts just before the
+// flip's events are written to the stream: the simulator reads the wall
+// clock there and the test subtracts it from its own (both processes share
+// the machine's wall clock). Figures are printed, never asserted.
 func TestBenchPropagation(t *testing.T) {
 	if os.Getenv("VIPBRIDGE_BENCH_PROPAGATION") != "1" {
 		t.Skip("set VIPBRIDGE_BENCH_PROPAGATION=1 (make bench-propagation)")
@@ -65,34 +72,67 @@ func TestBenchPropagation(t *testing.T) {
 	}
 	benchzone := buildBenchzone(t)
 	var lines []string
-	p99 := map[string]map[int]time.Duration{} // phase → VIPs → event→DNS p99
+	p99 := map[string]map[int]time.Duration{} // phase/zone → VIPs → event→DNS p99
 	for _, n := range sizes {
 		l, p := benchPropagation(t, benchzone, n, samples)
 		lines = append(lines, l...)
-		for phase, d := range p {
-			if p99[phase] == nil {
-				p99[phase] = map[int]time.Duration{}
+		for key, d := range p {
+			if p99[key] == nil {
+				p99[key] = map[int]time.Duration{}
 			}
-			p99[phase][n] = d
+			p99[key][n] = d
 		}
 	}
-	// The summary row: the largest size, next to the smallest.
+	// The summary rows: the largest size, next to the smallest, per phase
+	// and zone.
 	small, large := slices.Min(sizes), slices.Max(sizes)
 	for _, phase := range []string{"steady", "burst"} {
 		what := "steady 1,000 updates/s"
 		if phase == "burst" {
 			what = "flip behind a burst of 1,000 updates"
 		}
-		d := p99[phase][large]
-		ascii := func(d time.Duration) string { return strings.ReplaceAll(us(d), "µ", "u") }
-		summarize(t, "propagation", fmt.Sprintf("event->DNS p99, %d VIPs, %s", large, what), ascii(d),
-			fmt.Sprintf("%s at %d VIPs", ascii(p99[phase][small]), small), "< 5ms", d < 5*time.Millisecond)
+		for _, z := range probeZones {
+			d := p99[phase+"/"+z.zone][large]
+			ascii := func(d time.Duration) string { return strings.ReplaceAll(us(d), "µ", "u") }
+			summarize(t, "propagation", fmt.Sprintf("event->DNS p99 in %s, %d apps, %s", z.zone, large, what), ascii(d),
+				fmt.Sprintf("%s at %d apps", ascii(p99[phase+"/"+z.zone][small]), small), "< 5ms", d < 5*time.Millisecond)
+		}
 	}
-	fmt.Println("== bench-propagation (--lb none; event = probe flip written to the SSE stream)")
-	fmt.Printf("%-8s %-7s %7s  %-32s %-32s\n", "vips", "phase", "flips", "event→dataplane p50/p99/max", "event→DNS p50/p99/max")
+	fmt.Println("== bench-propagation (--lb none; event = probe flip written to the SSE stream; p50 / p99 / max)")
+	fmt.Printf("%-6s %-7s %6s  %-28s", "apps", "phase", "flips", "event→dataplane")
+	for _, z := range probeZones {
+		fmt.Printf(" %-28s", "event→DNS "+z.zone)
+	}
+	fmt.Printf(" %s\n", "DNS behind the table")
 	for _, l := range lines {
 		fmt.Println(l)
 	}
+}
+
+// probeZone is one zone the probe's task is named in: its name there over
+// DNS, and whether a published table holds it.
+type probeZone struct {
+	zone string
+	fqdn string
+	in   func(*discovery.Table) bool
+}
+
+// probeZones are the probe app's names: the VIP /probe:80, mesos-dns's
+// name of its task (Mesos names a Marathon task by its app id, here
+// "probe") and dcos-dns's autoip name.
+var probeZones = []probeZone{
+	{zone: "l4lb", fqdn: "probe.marathon.l4lb.thisdcos.directory.", in: func(t *discovery.Table) bool {
+		_, err := t.Lookup("probe.marathon")
+		return err == nil
+	}},
+	{zone: "mesos", fqdn: "probe.marathon.mesos.", in: func(t *discovery.Table) bool {
+		r, err := t.Records(discovery.ZoneMesos, "probe.marathon")
+		return err == nil && len(r.A) > 0
+	}},
+	{zone: "autoip", fqdn: "probe.marathon.autoip.dcos.thisdcos.directory.", in: func(t *discovery.Table) bool {
+		r, err := t.Records(discovery.ZoneDCOS, "probe.marathon.autoip")
+		return err == nil && len(r.A) > 0
+	}},
 }
 
 func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]string, map[string]time.Duration) {
@@ -140,9 +180,12 @@ func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]str
 	}
 
 	// flip asks the simulator to flip the probe and, meanwhile, watches the
-	// published table: the change may well be published before the
-	// control answer (which carries t0) arrives.
-	flip := func(up bool) (apply, visible time.Duration) {
+	// published tables until each zone's name shows the change: it may
+	// well be published before the control answer (which carries t0)
+	// arrives. Then it asks DNS for the three names and counts each answer
+	// that does not show the change.
+	dnsClient := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	flip := func(up bool) (apply time.Duration, visible []time.Duration, dnsBehind int) {
 		type flipped struct {
 			running bool
 			t0      time.Time
@@ -161,16 +204,25 @@ func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]str
 		}()
 		var (
 			ans     *flipped
-			seen    time.Time // when this process saw the change published
-			applied time.Time // the none dataplane's Apply of that table; zero if a later one came first
+			seen    = make([]time.Time, len(probeZones)) // when this process saw each zone's change published
+			pending = len(probeZones)
+			applied time.Time // the none dataplane's Apply of the l4lb change's table; zero if a later one came first
 		)
-		for seen.IsZero() {
+		for pending > 0 {
 			tab := rec.Table()
-			if _, err := tab.Lookup("probe.marathon"); (err == nil) == up {
-				seen = time.Now()
-				if at, when := none.LastApplied(); at != nil && at.Generation == tab.Generation {
-					applied = when
+			now := time.Now()
+			for i, z := range probeZones {
+				if seen[i].IsZero() && z.in(tab) == up {
+					seen[i] = now
+					pending--
+					if i == 0 {
+						if at, when := none.LastApplied(); at != nil && at.Generation == tab.Generation {
+							applied = when
+						}
+					}
 				}
+			}
+			if pending == 0 {
 				break
 			}
 			select {
@@ -181,7 +233,7 @@ func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]str
 					t.Fatalf("flip /probe: running=%v, %v; want %v", a.running, a.err, up)
 				}
 			case <-time.After(eventually):
-				t.Fatalf("probe.marathon visible=%v never became %v", !up, up)
+				t.Fatalf("the probe's names visible=%v never all became %v (seen %v)", !up, up, seen)
 			}
 		}
 		if ans == nil {
@@ -195,22 +247,43 @@ func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]str
 		if !applied.IsZero() {
 			apply = applied.Sub(ans.t0)
 		}
-		return apply, seen.Sub(ans.t0)
+		for i, z := range probeZones {
+			visible = append(visible, seen[i].Sub(ans.t0))
+			m := new(dns.Msg)
+			m.SetQuestion(z.fqdn, dns.TypeA)
+			r, _, err := dnsClient.Exchange(m, addrs.DNS.String())
+			if err != nil {
+				t.Fatalf("DNS %s: %v", z.fqdn, err)
+			}
+			if (r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0) != up {
+				dnsBehind++
+			}
+		}
+		return apply, visible, dnsBehind
 	}
 	var out []string
-	p99 := map[string]time.Duration{}
+	p99 := map[string]time.Duration{} // phase/zone → p99
 	run := func(phase string, before func()) {
-		var ap, vis []time.Duration
+		var ap []time.Duration
+		vis := make([][]time.Duration, len(probeZones))
+		behind := 0
 		for i := range samples {
 			before()
-			a, v := flip(i%2 == 0)
+			a, v, b := flip(i%2 == 0)
 			if a >= 0 {
 				ap = append(ap, a)
 			}
-			vis = append(vis, v)
+			for z := range v {
+				vis[z] = append(vis[z], v[z])
+			}
+			behind += b
 		}
-		out = append(out, fmt.Sprintf("%-8d %-7s %7d  %-32s %-32s", nVIPs, phase, len(vis), pct(ap), pct(vis)))
-		p99[phase] = vis[len(vis)*99/100] // sorted by pct
+		line := fmt.Sprintf("%-6d %-7s %6d  %-28s", nVIPs, phase, samples, pct(ap))
+		for z, d := range vis {
+			line += fmt.Sprintf(" %-28s", pct(d))
+			p99[phase+"/"+probeZones[z].zone] = d[len(d)*99/100] // sorted by pct
+		}
+		out = append(out, line+fmt.Sprintf(" %d of %d answers", behind, samples*len(probeZones)))
 	}
 
 	// steady: background status updates at 1,000/s.
