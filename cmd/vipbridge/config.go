@@ -27,6 +27,8 @@ type config struct {
 	TokenFile      string
 	CAFile         string
 	TTL            time.Duration
+	MesosDomain    string        // mesos-dns's domain; "" disables the zone
+	MesosTTL       time.Duration // TTL of the mesos zone
 	VIPRange       netip.Prefix
 	VIP6Range      netip.Prefix
 	ResyncInterval time.Duration
@@ -72,6 +74,8 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM CA bundle to verify Marathon and Mesos TLS certificates")
 	fs.DurationVar(&c.TTL, "ttl", 5*time.Second, "TTL of DNS answers")
+	fs.StringVar(&c.MesosDomain, "mesos-domain", "mesos", "domain of the mesos-dns compatible zone; empty disables it")
+	fs.DurationVar(&c.MesosTTL, "mesos-ttl", 60*time.Second, "TTL of the mesos zone's answers")
 	fs.StringVar(&vipRange, "vip-range", "11.0.0.0/8", "IPv4 range for named VIP addresses")
 	fs.StringVar(&vip6Range, "vip6-range", "fd01:c::/64", "IPv6 range for named VIP addresses")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", 5*time.Minute, "full resync period (a resync also follows every reconnect)")
