@@ -20,7 +20,7 @@ import (
 // apiTables serves one table to the HTTP API.
 type apiTables struct{ t *discovery.Table }
 
-func (a apiTables) Table() *discovery.Table   { return a.t }
+func (a apiTables) Table() *discovery.Table  { return a.t }
 func (a apiTables) Status() discovery.Status { return discovery.Status{Loaded: true} }
 
 // serveAPI serves the HTTP API over a table with one mesos zone name and
