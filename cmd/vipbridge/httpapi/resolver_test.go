@@ -7,22 +7,14 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/miekg/dns"
-
 	"github.com/vipbridge/vipbridge/discovery"
 )
 
 // TestHostsTaskZones asks /v1/hosts and /v1/services for names of the task
-// zones, answered by the real DNS server. It skips while dnsserver does not
-// answer them yet (issue 10 item 1: the DNS answering of the task zones).
+// zones, answered by the real DNS server.
 func TestHostsTaskZones(t *testing.T) {
 	tables := &fakeTables{t: taskTable(t), st: discovery.Status{Loaded: true}}
 	res := newResolver(t, tables, 0)
-	for _, zone := range []string{"mesos.", "mesos.thisdcos.directory.", "dcos.thisdcos.directory."} {
-		if m := res.Answer(new(dns.Msg).SetQuestion("leader."+zone, dns.TypeA)); m.Rcode == dns.RcodeRefused {
-			t.Skipf("dnsserver refuses %s: the DNS answering of the task zones (issue 10 item 1) has not landed", zone)
-		}
-	}
 	srv, _ := newTestServer(t, Config{Tables: tables, Resolver: res, MesosDomain: "mesos"})
 	tests := []struct {
 		name string
