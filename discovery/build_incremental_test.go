@@ -294,19 +294,19 @@ func BenchmarkBuildOneUpdate10kApps(b *testing.B) {
 		}
 	})
 	b.Run("incremental", func(b *testing.B) {
-		tables := newTableBuilder(AllocConfig{}, nil)
+		tables := newTableBuilder(AllocConfig{}, NamesConfig{}, nil)
 		all := make(map[appRef]*App, len(apps))
 		for i := range apps {
 			all[appRef{marathonSource, apps[i].ID}] = &apps[i]
 		}
-		prev := tables.next(all, nil, t0, true).next
-		if step := tables.next(nil, prev, t0, false); step.next != nil { // the first expiry, out of the loop
+		prev := tables.next(all, nil, nil, t0, true).next
+		if step := tables.next(nil, nil, prev, t0, false); step.next != nil { // the first expiry, out of the loop
 			prev = step.next
 		}
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			a := flip(i)
-			prev = tables.next(map[appRef]*App{{marathonSource, a.ID}: &a}, prev, t0, false).next
+			prev = tables.next(map[appRef]*App{{marathonSource, a.ID}: &a}, nil, prev, t0, false).next
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 // use; the reconciler's loop owns it.
 type tableBuilder struct {
 	inc        *incBuilder
+	recs       *recordsBuilder
 	alloc      *Allocator
 	lastExpire time.Time // Expire runs at most every touchEvery
 }
@@ -34,12 +35,12 @@ type tableStep struct {
 	expired  []string
 }
 
-func newTableBuilder(ac AllocConfig, assignments []Assignment) *tableBuilder {
-	return &tableBuilder{inc: newIncBuilder(), alloc: NewAllocator(ac, assignments)}
+func newTableBuilder(ac AllocConfig, nc NamesConfig, assignments []Assignment) *tableBuilder {
+	return &tableBuilder{inc: newIncBuilder(), recs: newRecordsBuilder(nc), alloc: NewAllocator(ac, assignments)}
 }
 
-// next applies changes (an app, or nil for an app gone) and returns what
-// to publish after prev. force builds next even when nothing changed (the
+// next applies changes (an app, or nil for an app gone) and the clusters
+// of the sources that sent one, and returns what to publish after prev. force builds next even when nothing changed (the
 // dataplane is behind the published Table).
 //
 // A nil prev asks for the first Table, from the stored state: nothing
@@ -51,10 +52,11 @@ func newTableBuilder(ac AllocConfig, assignments []Assignment) *tableBuilder {
 // re-announced or withdrawn, and next shares every chunk of VIPs and every
 // shard of the names index the change did not touch (VIPList, cowmap), so
 // the cost of an update does not grow with the number of VIPs.
-func (b *tableBuilder) next(changes map[appRef]*App, prev *Table, now time.Time, force bool) tableStep {
+func (b *tableBuilder) next(changes map[appRef]*App, clusters map[string]*Cluster, prev *Table, now time.Time, force bool) tableStep {
+	recsChanged := b.recs.build(changes, clusters)
 	if prev == nil {
 		t := b.inc.build(changes, b.alloc, now, false).table
-		return tableStep{next: t.WithAnnounced(announcer(nil))}
+		return tableStep{next: b.withRecords(t.WithAnnounced(announcer(nil)))}
 	}
 	var step tableStep
 	if now.Sub(b.lastExpire) >= touchEvery || now.Before(b.lastExpire) {
@@ -73,6 +75,11 @@ func (b *tableBuilder) next(changes map[appRef]*App, prev *Table, now time.Time,
 		same = sameTable(prev, next)
 	}
 	if same && !force {
+		if recsChanged {
+			t := *prev
+			t.Built = now
+			step.next = b.withRecords(&t)
+		}
 		return step
 	}
 	if changed != nil {
@@ -80,9 +87,15 @@ func (b *tableBuilder) next(changes map[appRef]*App, prev *Table, now time.Time,
 	} else {
 		next = next.WithAnnounced(announcer(prev))
 	}
-	step.next = next
+	step.next = b.withRecords(next)
 	if w, ok := withdrawn(prev, next, changed); ok {
 		step.withdrawn = w
 	}
 	return step
+}
+
+// withRecords sets t's task zones to the records builder's index.
+func (b *tableBuilder) withRecords(t *Table) *Table {
+	t.records, t.nonTerminals, t.tasks = b.recs.records, b.recs.nonTerminals, b.recs.tasks
+	return t
 }

@@ -141,8 +141,19 @@ func (r *Reconciler) resyncLate() {
 }
 
 // takeChanges returns the apps changed since the last call (nil for an app
-// gone) and forgets them.
-func (r *Reconciler) takeChanges() map[appRef]*App {
+// gone) and the clusters of the sources whose cluster changed, and forgets
+// them.
+func (r *Reconciler) takeChanges() (map[appRef]*App, map[string]*Cluster) {
+	var clusters map[string]*Cluster
+	for name, m := range r.models {
+		if m.clusterChanged {
+			if clusters == nil {
+				clusters = map[string]*Cluster{}
+			}
+			clusters[name] = m.cluster
+			m.clusterChanged = false
+		}
+	}
 	n := 0
 	for _, m := range r.models {
 		n += len(m.changed)
@@ -158,7 +169,7 @@ func (r *Reconciler) takeChanges() map[appRef]*App {
 		}
 		clear(m.changed)
 	}
-	return changes
+	return changes, clusters
 }
 
 func (r *Reconciler) allApps() []App {

@@ -29,6 +29,8 @@ type Store interface {
 type Stored struct {
 	// Sources maps a source name to its apps, sorted by ID.
 	Sources map[string][]App
+	// Clusters maps a source name to its last cluster.
+	Clusters map[string]*Cluster
 	// Assignments are the persisted VIP address assignments.
 	Assignments []Assignment
 	// LastSync is the latest successful full sync of any source; zero if
@@ -56,10 +58,13 @@ type Batch struct {
 	Unassign []string
 	// LastSync, when not zero, records a successful full sync.
 	LastSync time.Time
+	// SetCluster stores Cluster (nil: deletes it) as Source's cluster.
+	SetCluster bool
+	Cluster    *Cluster
 }
 
 // load builds and publishes the Table of the stored state.
-func (r *Reconciler) load(ac AllocConfig) error {
+func (r *Reconciler) load(ac AllocConfig, names NamesConfig) error {
 	var st Stored
 	if r.store != nil {
 		var err error
@@ -79,10 +84,19 @@ func (r *Reconciler) load(ac AllocConfig) error {
 		}
 		r.models[name] = newSourceModel(apps)
 	}
+	for name, cl := range st.Clusters {
+		if m, ok := r.models[name]; ok {
+			m.cluster, m.clusterChanged = cl, true
+		} else if _, ok := r.byName[name]; ok {
+			m := r.model(name)
+			m.cluster, m.clusterChanged = cl, true
+		}
+	}
 	r.storeSynced = !st.LastSync.IsZero()
-	r.tables = newTableBuilder(ac, st.Assignments)
+	r.tables = newTableBuilder(ac, names, st.Assignments)
 	apps := r.allApps()
-	t := r.tables.next(r.takeChanges(), nil, now, true).next
+	changes, clusters := r.takeChanges()
+	t := r.tables.next(changes, clusters, nil, now, true).next
 	t.Generation = 1
 	t.Stale = r.staleNow()
 	r.table.Store(t)
@@ -104,7 +118,7 @@ func (r *Reconciler) persist(assigned []Assignment, expired []string) {
 	}
 	wrote := false
 	for name, m := range r.models {
-		if len(m.dirty) > 0 {
+		if len(m.dirty) > 0 || m.clusterDirty {
 			r.store.Write(m.persist(name))
 			wrote = true
 		}

@@ -18,7 +18,8 @@ import (
 // VIPs the dataplane did program would need per-VIP results from Apply.
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	prev := r.table.Load()
-	step := r.tables.next(r.takeChanges(), prev, r.now(), r.dataplaneBehind)
+	changes, clusters := r.takeChanges()
+	step := r.tables.next(changes, clusters, prev, r.now(), r.dataplaneBehind)
 	r.persist(step.assigned, step.expired)
 	stale := r.staleNow()
 	if step.next == nil {

@@ -52,6 +52,8 @@ type Config struct {
 	Dataplane Dataplane
 	// Alloc configures VIP address allocation.
 	Alloc AllocConfig
+	// Names configures the names of the task zones.
+	Names NamesConfig
 	// HealthGrace is how long a health result that vanishes from a resync
 	// keeps its last value; zero means 60 s. Marathon forgets every health
 	// result when its leader changes.
@@ -168,7 +170,7 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 	if err := metrics.Register(cfg.Registerer, r.met.collectors()...); err != nil {
 		return nil, fmt.Errorf("new reconciler: register metrics: %w", err)
 	}
-	if err := r.load(cfg.Alloc); err != nil {
+	if err := r.load(cfg.Alloc, cfg.Names); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
@@ -135,6 +136,17 @@ func (t *Table) Records(z RecordZone, name string) (*Records, error) {
 	return nil, ErrNotFound
 }
 
+// RecordNonTerminal reports whether name (relative to zone z, lower case)
+// is an empty non-terminal of the task zones: it has no records but names
+// below it do (RFC 8020: the answer is NODATA, not NXDOMAIN).
+func (t *Table) RecordNonTerminal(z RecordZone, name string) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.nonTerminals.Get(recordKey(z, name))
+	return ok
+}
+
 // RecordNames returns how many names the task zones hold.
 func (t *Table) RecordNames() int {
 	if t == nil {
@@ -195,4 +207,82 @@ func ChangedRecords(prev, next *Table, fn func(n RecordName, old, cur *Records))
 	cowmap.Diff(a, b, func(x, y *Records) bool { return x == y }, func(k string, x *Records, _ bool, y *Records, _ bool) {
 		fn(RecordName{Zone: RecordZone(k[0] - '0'), Name: k[1:]}, x, y)
 	})
+}
+
+// WithRecords returns a shallow copy of t whose task zones hold the
+// records of tasks and of the cluster, built whole: the reference the
+// incremental index (build_records.go) must equal, and the way tests make
+// Tables with records. The copy shares tasks' values.
+func (t *Table) WithRecords(tasks []*TaskRecords, cluster []ZoneRecord) *Table {
+	c := *t
+	byName := map[string]*Records{}
+	for _, tr := range tasks {
+		addRecords(byName, tr.Records)
+	}
+	addRecords(byName, cluster)
+	e := cowmap.Map[*Records]{}.EditSized(len(byName))
+	for k, r := range byName {
+		r.normalise()
+		e.Set(k, r)
+	}
+	c.records = e.Map()
+	ents := cowmap.Map[struct{}]{}.Edit()
+	for k := range byName {
+		for name := k[1:]; ; {
+			i := strings.IndexByte(name, '.')
+			if i < 0 {
+				break
+			}
+			name = name[i+1:]
+			if _, has := byName[k[:1]+name]; !has {
+				ents.Set(k[:1]+name, struct{}{})
+			}
+		}
+	}
+	c.nonTerminals = ents.Map()
+	te := cowmap.Map[[]*TaskRecords]{}.EditSized(len(tasks))
+	byApp := map[string][]*TaskRecords{}
+	for _, tr := range tasks {
+		k := tr.Framework + "\x00" + tr.ID
+		byApp[k] = append(byApp[k], tr)
+	}
+	for k, ts := range byApp {
+		te.Set(k, ts)
+	}
+	c.tasks = te.Map()
+	return &c
+}
+
+// addRecords adds recs to the records by key, unsorted.
+func addRecords(byName map[string]*Records, recs []ZoneRecord) {
+	for _, zr := range recs {
+		k := recordKey(zr.Zone, zr.Name)
+		r := byName[k]
+		if r == nil {
+			r = &Records{}
+			byName[k] = r
+		}
+		r.add(zr)
+	}
+}
+
+func (r *Records) add(zr ZoneRecord) {
+	switch zr.Type {
+	case TypeA:
+		r.A = append(r.A, zr.Addr)
+	case TypeAAAA:
+		r.AAAA = append(r.AAAA, zr.Addr)
+	case TypeSRV:
+		r.SRV = append(r.SRV, SRVTarget{Target: zr.Target, Port: zr.Port})
+	}
+}
+
+// normalise sorts r's lists and drops duplicates.
+func (r *Records) normalise() {
+	slices.SortFunc(r.A, netip.Addr.Compare)
+	r.A = slices.Compact(r.A)
+	slices.SortFunc(r.AAAA, netip.Addr.Compare)
+	r.AAAA = slices.Compact(r.AAAA)
+	slices.SortFunc(r.SRV, compareSRVTarget)
+	r.SRV = slices.Compact(r.SRV)
 }

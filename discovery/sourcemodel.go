@@ -41,6 +41,11 @@ type sourceModel struct {
 	// out-of-order delivery, after which the reconciler resyncs (an older
 	// event may also have slipped through undetected).
 	late int
+	// cluster is the source's last Cluster (nil: none known);
+	// clusterDirty and clusterChanged say it changed since the last
+	// persist and the last build.
+	cluster                      *Cluster
+	clusterDirty, clusterChanged bool
 }
 
 // tombstone is a task ended by a terminal update or gone from a snapshot.
@@ -317,7 +322,9 @@ func (m *sourceModel) takesNew(nt Task, now time.Time) bool {
 // nor stored (a restart resyncs before it could matter).
 func sameButUpdated(a, b Task) bool {
 	return a.ID == b.ID && a.Host == b.Host && a.AgentIP == b.AgentIP && a.State == b.State && a.Health == b.Health &&
-		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.HostPorts, b.HostPorts) && a.HealthAt.Equal(b.HealthAt)
+		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.HostPorts, b.HostPorts) && a.HealthAt.Equal(b.HealthAt) &&
+		a.Name == b.Name && a.AgentID == b.AgentID && reflect.DeepEqual(a.Discovery, b.Discovery) &&
+		a.ResourcePorts == b.ResourcePorts && a.DockerIP == b.DockerIP && a.MesosIP == b.MesosIP
 }
 
 // bury records that task id ended with an update stamped updated, or, when
@@ -350,6 +357,9 @@ func mergeTask(old, nt Task) Task {
 	}
 	if nt.Health != HealthNone {
 		out.Health = nt.Health
+	}
+	if nt.AgentID != "" {
+		out.AgentID = nt.AgentID
 	}
 	return out
 }
@@ -432,9 +442,24 @@ func (m *sourceModel) updateApp(u Update) bool {
 	return !ok
 }
 
-// persist turns the dirty apps into a store batch and clears them.
+// setCluster makes cl the source's cluster (a snapshot's; nil: the source
+// knows none) and reports whether it changed.
+func (m *sourceModel) setCluster(cl *Cluster) bool {
+	if reflect.DeepEqual(m.cluster, cl) {
+		return false
+	}
+	m.cluster, m.clusterDirty, m.clusterChanged = cl, true, true
+	return true
+}
+
+// persist turns the dirty apps (and cluster) into a store batch and clears
+// them.
 func (m *sourceModel) persist(source string) Batch {
 	b := Batch{Source: source}
+	if m.clusterDirty {
+		b.Cluster, b.SetCluster = m.cluster, true
+		m.clusterDirty = false
+	}
 	for id := range m.dirty {
 		if a, ok := m.apps[id]; ok {
 			b.Put = append(b.Put, a)

@@ -363,6 +363,10 @@ func TestSameButUpdatedComparesEveryField(t *testing.T) {
 			*p = HealthUnhealthy
 		case *time.Time:
 			*p = p.Add(time.Millisecond)
+		case *int:
+			*p++
+		case **DiscoveryInfo:
+			*p = &DiscoveryInfo{Name: "x"}
 		default:
 			t.Fatalf("Task.%s: a field of type %T; teach this test to change it, and sameButUpdated to compare it", name, p)
 		}

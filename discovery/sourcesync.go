@@ -97,7 +97,11 @@ func (r *Reconciler) takeSnapshot(res syncResult) {
 	if wasStale {
 		r.log.Info("source synced", "source", res.source, "apps", len(res.state.Apps))
 	}
-	r.model(res.source).replace(res.state.Apps, res.at, r.grace)
+	m := r.model(res.source)
+	m.replace(res.state.Apps, res.at, r.grace)
+	if res.state.Cluster != nil || m.cluster != nil {
+		m.setCluster(res.state.Cluster)
+	}
 	// The sync is recorded once its apps are queued for the store (persist),
 	// so that a crash in between never leaves a last_sync without them.
 	if res.at.After(r.syncedAt) {

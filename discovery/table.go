@@ -107,8 +107,9 @@ type Table struct {
 	// records are the task zones' names (recordKey) → records, tasks the
 	// records of each app's tasks by app (source + "\x00" + app ID); see
 	// records.go.
-	records cowmap.Map[*Records]
-	tasks   cowmap.Map[[]*TaskRecords]
+	records      cowmap.Map[*Records]
+	nonTerminals cowmap.Map[struct{}]
+	tasks        cowmap.Map[[]*TaskRecords]
 }
 
 // NameEntry is what DNS serves for one "<name>.<framework>".

@@ -125,6 +125,13 @@ func (s *Server) answerQuestion(t *discovery.Table, m *dns.Msg, q dns.Question) 
 	lname := asciiLower(q.Name)
 	z, ok := zoneOf(lname)
 	if !ok {
+		z, ok = globalZoneOf(lname)
+	}
+	if !ok {
+		if tz, ok := s.taskZoneOf(lname); ok {
+			s.answerTask(t, m, q, lname, tz)
+			return
+		}
 		m.Rcode = dns.RcodeRefused
 		return
 	}
@@ -157,6 +164,24 @@ func zoneOf(lname string) (zone, bool) {
 			return z, true
 		}
 		if strings.HasSuffix(lname, z.label) && !escaped(lname, len(lname)-len(z.label)) {
+			return z, true
+		}
+	}
+	return zone{}, false
+}
+
+// globalZones are the VIP zones under their ".thisdcos.global" names,
+// which the full path serves as their ".thisdcos.directory" twins
+// (dcos-dns's rename, UPSTREAM.md §2.3).
+var globalZones = [...]zone{
+	newZone("l4lb.thisdcos.global."),
+	newZone("dclb.thisdcos.global."),
+}
+
+// globalZoneOf returns the global VIP zone lname is in.
+func globalZoneOf(lname string) (zone, bool) {
+	for _, z := range globalZones {
+		if lname == z.name || strings.HasSuffix(lname, z.label) && !escaped(lname, len(lname)-len(z.label)) {
 			return z, true
 		}
 	}

@@ -193,7 +193,7 @@ func answerCases() []answerCase {
 		{name: "root is REFUSED", qname: ".", qtype: dns.TypeNS, rcode: dns.RcodeRefused},
 		{name: "suffix without a label boundary is REFUSED", qname: "xl4lb.thisdcos.directory.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
 		{name: "escaped dot is not a label boundary", qname: `foo\.l4lb.thisdcos.directory.`, qtype: dns.TypeA, rcode: dns.RcodeRefused},
-		{name: "other mesos zones are REFUSED", qname: "foo.marathon.mesos.thisdcos.directory.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
+		{name: "other thisdcos zones are REFUSED", qname: "foo.marathon.other.thisdcos.directory.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
 		{name: "class CH is REFUSED", qname: "foo.marathon." + l4lb, qtype: dns.TypeA, qclass: dns.ClassCHAOS, rcode: dns.RcodeRefused},
 		{name: "AXFR is REFUSED", qname: l4lb, qtype: dns.TypeAXFR, rcode: dns.RcodeRefused},
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +42,12 @@ type Config struct {
 	// Logger receives one Info line when serving starts and Debug lines per
 	// query; nil discards.
 	Logger *slog.Logger
+	// MesosDomain is the domain of mesos-dns's zone ("mesos"); empty
+	// serves none. MesosTTL is its records' TTL; 0 means 60 s (DC/OS's).
+	// The other task zones (dcos.thisdcos.directory and the
+	// mesos.thisdcos.directory mirror) have TTL.
+	MesosDomain string
+	MesosTTL    time.Duration
 	// Ready, if set, is called once with the bound addresses when both the
 	// UDP and the TCP listener serve.
 	Ready func(udp, tcp net.Addr)
@@ -69,12 +76,16 @@ const (
 // Server is an authoritative DNS server for the VIP zones. Its handler and
 // Answer are safe for concurrent use.
 type Server struct {
-	addr     string
-	ttl      uint32
-	tables   Tables
-	log      *slog.Logger
-	ready    func(udp, tcp net.Addr)
-	inflight chan struct{} // query slots
+	addr string
+	ttl  uint32
+	// taskZones are the served task zones (taskzone.go); rotation turns
+	// their multi-record answers.
+	taskZones []taskZone
+	rotation  rotationCounter
+	tables    Tables
+	log       *slog.Logger
+	ready     func(udp, tcp net.Addr)
+	inflight  chan struct{} // query slots
 	// udpAlive counts the UDP queries handed to miekg/dns, each in a
 	// goroutine of its own, until that goroutine is done with it (see
 	// fastConn.admit): at most cap(inflight).
@@ -124,6 +135,17 @@ func New(cfg Config) (*Server, error) {
 	case cfg.MaxConcurrent == 0:
 		cfg.MaxConcurrent = 1024
 	}
+	switch {
+	case cfg.MesosTTL < 0 || cfg.MesosTTL/time.Second > 1<<31-1:
+		return nil, fmt.Errorf("dns mesos ttl %v out of range", cfg.MesosTTL)
+	case cfg.MesosTTL == 0:
+		cfg.MesosTTL = 60 * time.Second
+	}
+	if d := strings.TrimSuffix(cfg.MesosDomain, "."); d != "" {
+		if _, ok := dns.IsDomainName(d); !ok {
+			return nil, fmt.Errorf("dns mesos domain %q is not a domain name", cfg.MesosDomain)
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -133,8 +155,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{
-		addr:     cfg.Addr,
-		ttl:      uint32(cfg.TTL / time.Second),
+		addr: cfg.Addr,
+		ttl:  uint32(cfg.TTL / time.Second),
+		taskZones: taskZones(strings.TrimSuffix(cfg.MesosDomain, "."), uint32(cfg.MesosTTL/time.Second),
+			uint32(cfg.TTL/time.Second)),
 		tables:   cfg.Tables,
 		log:      log.With("component", "dns"),
 		ready:    cfg.Ready,

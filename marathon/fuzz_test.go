@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,8 +43,16 @@ func checkApps(t *testing.T, apps []discovery.App, mesos bool) {
 			if !mesos {
 				continue
 			}
-			if a.ID != a.Framework+"/"+task.ID || len(a.Tasks) != 1 {
-				t.Fatalf("mesos app %s: want ID <framework>/<task id> and one task, got %d tasks", a.ID, len(a.Tasks))
+			if a.ID != a.Framework+"/"+task.ID || len(a.Tasks) != 1 || !a.FromMesos {
+				t.Fatalf("mesos app %s: want ID <framework>/<task id>, one task and FromMesos, got %d tasks, FromMesos %v", a.ID, len(a.Tasks), a.FromMesos)
+			}
+			if task.ResourcePorts < 0 || task.ResourcePorts > len(task.HostPorts) {
+				t.Fatalf("mesos app %s: %d resource ports of %d host ports", a.ID, task.ResourcePorts, len(task.HostPorts))
+			}
+			for _, ip := range []netip.Addr{task.DockerIP, task.MesosIP} {
+				if ip.IsValid() && (ip.Is4In6() || ip.Zone() != "") {
+					t.Fatalf("mesos app %s: bad label IP %v", a.ID, ip)
+				}
 			}
 			for _, p := range a.Ports {
 				if p.Kind != discovery.PortContainer && p.HostPortIndex >= len(task.HostPorts) {
@@ -51,6 +60,33 @@ func checkApps(t *testing.T, apps []discovery.App, mesos bool) {
 				}
 			}
 		}
+	}
+}
+
+// checkCluster checks a decoded Cluster: every framework and agent has an
+// ID (or a framework a name), and addresses are unmapped.
+func checkCluster(t *testing.T, c *discovery.Cluster) {
+	t.Helper()
+	if c == nil {
+		t.Fatalf("no cluster decoded")
+	}
+	unmapped := func(what string, ap netip.AddrPort) {
+		if ap.IsValid() && (ap.Addr().Is4In6() || ap.Addr().Zone() != "") {
+			t.Fatalf("%s address %v", what, ap)
+		}
+	}
+	unmapped("leader", c.Leader)
+	for _, f := range c.Frameworks {
+		if f.ID == "" && f.Name == "" {
+			t.Fatalf("framework without ID or name: %+v", f)
+		}
+		unmapped("framework "+f.ID, f.Addr)
+	}
+	for _, a := range c.Agents {
+		if a.ID == "" {
+			t.Fatalf("agent without ID: %+v", a)
+		}
+		unmapped("agent "+a.ID, a.Addr)
 	}
 }
 
@@ -177,11 +213,13 @@ func FuzzDecodeMesosState(f *testing.F) {
 	addUpstreamSeeds(f, func(data []byte) { f.Add(data) },
 		"dcos-dcos-net/apps/dcos_l4lb/testdata/*.json", "dcos-dcos-net/apps/dcos_net/test/vip-labels.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		apps, agents, err := DecodeMesosState(bytes.NewReader(data), "marathon")
+		st, agents, err := DecodeMesosState(bytes.NewReader(data), "marathon")
 		if err != nil {
 			return
 		}
+		apps := st.Apps
 		checkApps(t, apps, true)
+		checkCluster(t, st.Cluster)
 		for host, ip := range agents {
 			if host == "" || !ip.IsValid() {
 				t.Fatalf("agents[%q] = %v", host, ip)

@@ -215,11 +215,11 @@ func TestMesosGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			apps, _, err := DecodeMesosState(f, "")
+			st, _, err := DecodeMesosState(f, "")
 			if err != nil {
 				t.Fatalf("DecodeMesosState(%s): %v", tt.file, err)
 			}
-			table := discovery.Build(apps, discovery.NewAllocator(discovery.AllocConfig{}, nil), goldenBuilt)
+			table := discovery.Build(st.Apps, discovery.NewAllocator(discovery.AllocConfig{}, nil), goldenBuilt)
 			checkGoldenWant(t, table, tt.want)
 			if t.Failed() {
 				t.Logf("upstream expects: %s", tt.expect)

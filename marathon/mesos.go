@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 // terminal tasks are never backends.
 type mesosStateJSON struct {
 	ID         string               `json:"id"`
+	Leader     string               `json:"leader"`
 	PID        string               `json:"pid"`
 	Hostname   string               `json:"hostname"`
 	Slaves     []mesosAgentJSON     `json:"slaves"`
@@ -39,6 +39,8 @@ type mesosAgentJSON struct {
 type mesosFrameworkJSON struct {
 	ID        string          `json:"id"`
 	Name      string          `json:"name"`
+	PID       string          `json:"pid"`
+	Hostname  string          `json:"hostname"`
 	Tasks     []mesosTaskJSON `json:"tasks"`
 	Executors []struct {
 		Tasks []mesosTaskJSON `json:"tasks"`
@@ -54,8 +56,9 @@ type mesosGetStateJSON struct {
 	GetFrameworks struct {
 		Frameworks []struct {
 			FrameworkInfo struct {
-				ID   valueJSON `json:"id"`
-				Name string    `json:"name"`
+				ID       valueJSON `json:"id"`
+				Name     string    `json:"name"`
+				Hostname string    `json:"hostname"`
 			} `json:"framework_info"`
 		} `json:"frameworks"`
 	} `json:"get_frameworks"`
@@ -79,6 +82,7 @@ type valueJSON struct {
 type mesosTaskJSON struct {
 	ID            string              `json:"id"`
 	TaskID        valueJSON           `json:"task_id"`
+	Name          string              `json:"name"`
 	FrameworkID   string              `json:"framework_id"`
 	FrameworkIDv1 valueJSON           `json:"-"`
 	SlaveID       string              `json:"slave_id"`
@@ -92,9 +96,12 @@ type mesosTaskJSON struct {
 }
 
 type mesosStatusJSON struct {
-	State           string  `json:"state"`
-	Timestamp       float64 `json:"timestamp"`
-	Healthy         *bool   `json:"healthy"`
+	State     string  `json:"state"`
+	Timestamp float64 `json:"timestamp"`
+	Healthy   *bool   `json:"healthy"`
+	// Labels carry the executor's addresses
+	// (Docker.NetworkSettings.IPAddress, MesosContainerizer.…).
+	Labels          mesosLabelsJSON `json:"labels"`
 	ContainerStatus *struct {
 		NetworkInfos []struct {
 			IPAddress   string `json:"ip_address"`
@@ -106,6 +113,7 @@ type mesosStatusJSON struct {
 }
 
 type mesosDiscoveryJSON struct {
+	Name  string `json:"name"`
 	Ports struct {
 		Ports []struct {
 			Number   int             `json:"number"`
@@ -236,75 +244,101 @@ func expandPorts(ranges [][2]int) []uint16 {
 // DecodeMesosState decodes Mesos state: the master's /master/state, an
 // agent's /state, or a v1 operator API GET_STATE response. Every task of a
 // framework other than the one named marathonFramework ("" includes all)
-// becomes one App with ID "<framework name>/<task id>", whose ports come
-// from the task's DiscoveryInfo (a port labelled network-scope=container is
-// a container port of the task IPs, any other an agent host port) and from
-// legacy task labels VIP_PORT<n>=tcp://addr:port, n indexing the task's
-// port resources. Task IPs and health come from the latest status.
+// becomes one App with ID "<framework name>/<task id>" and FromMesos set,
+// whose ports come from the task's DiscoveryInfo (a port labelled
+// network-scope=container is a container port of the task IPs, any other an
+// agent host port) and from legacy task labels VIP_PORT<n>=tcp://addr:port,
+// n indexing the task's port resources. The task keeps what mesos-dns names
+// it by: its name, agent ID, raw DiscoveryInfo and how many of its host
+// ports are resources. Health comes from the latest status; task IPs from
+// the latest TASK_RUNNING status, as mesos-dns takes them, else from the
+// latest status.
+//
+// The State's Cluster holds the leader, every active framework (Marathon's
+// too) and every agent; its Masters are left to the caller, who knows the
+// configured masters.
 //
 // agents maps agent host names to the address in their pid
 // ("slave(1)@10.0.0.1:5051"), for resolving Marathon's task hosts. A task
 // whose agent address is unknown has an invalid AgentIP and its Host set;
 // the caller may resolve it.
-func DecodeMesosState(r io.Reader, marathonFramework string) (apps []discovery.App, agents map[string]netip.Addr, err error) {
-	var st mesosStateJSON
-	if err := json.NewDecoder(r).Decode(&st); err != nil {
-		return nil, nil, fmt.Errorf("decode mesos state: %w", err)
+func DecodeMesosState(r io.Reader, marathonFramework string) (st discovery.State, agents map[string]netip.Addr, err error) {
+	var raw mesosStateJSON
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
+		return discovery.State{}, nil, fmt.Errorf("decode mesos state: %w", err)
 	}
-	byID := map[string]mesosAgentJSON{}
-	agents = map[string]netip.Addr{}
-	addAgent := func(a mesosAgentJSON) {
-		byID[a.ID] = a
-		if ip := agentAddr(a); ip.IsValid() && a.Hostname != "" {
-			agents[a.Hostname] = ip
-		}
+	d := mesosDecoder{
+		marathonFramework: marathonFramework,
+		byID:              map[string]mesosAgentJSON{},
+		agents:            map[string]netip.Addr{},
+		cluster:           &discovery.Cluster{Leader: pidAddr(raw.Leader)},
 	}
-	for _, a := range st.Slaves {
-		addAgent(a)
+	for _, a := range raw.Slaves {
+		d.addAgent(a)
 	}
-	if strings.HasPrefix(st.PID, "slave(") {
-		addAgent(mesosAgentJSON{ID: st.ID, Hostname: st.Hostname, PID: st.PID})
+	if strings.HasPrefix(raw.PID, "slave(") {
+		d.addAgent(mesosAgentJSON{ID: raw.ID, Hostname: raw.Hostname, PID: raw.PID})
 	}
-	add := func(framework string, t *mesosTaskJSON) {
-		if framework == "" || marathonFramework != "" && framework == marathonFramework {
-			return
-		}
-		if app, ok := t.toApp(framework, byID); ok {
-			apps = append(apps, app)
-		}
-	}
-	for i := range st.Frameworks {
-		fw := &st.Frameworks[i]
+	for i := range raw.Frameworks {
+		fw := &raw.Frameworks[i]
+		d.addFramework(fw.ID, fw.Name, fw.PID, fw.Hostname)
 		name := frameworkName(fw.Name, fw.ID)
 		for j := range fw.Tasks {
-			add(name, &fw.Tasks[j])
+			d.addTask(name, &fw.Tasks[j])
 		}
 		for _, ex := range fw.Executors {
 			for j := range ex.Tasks {
-				add(name, &ex.Tasks[j])
+				d.addTask(name, &ex.Tasks[j])
 			}
 		}
 	}
-	if gs := st.GetState; gs != nil {
-		frameworks := map[string]string{}
-		for _, f := range gs.GetFrameworks.Frameworks {
-			frameworks[f.FrameworkInfo.ID.Value] = frameworkName(f.FrameworkInfo.Name, f.FrameworkInfo.ID.Value)
-		}
-		for _, a := range gs.GetAgents.Agents {
-			addAgent(mesosAgentJSON{ID: a.AgentInfo.ID.Value, Hostname: a.AgentInfo.Hostname, PID: a.PID})
-		}
-		for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
-			for j := range list {
-				t := &list[j]
-				fid := t.FrameworkID
-				if fid == "" {
-					fid = t.FrameworkIDv1.Value
-				}
-				add(frameworkName(frameworks[fid], fid), t)
+	if raw.GetState != nil {
+		d.addGetState(raw.GetState)
+	}
+	return discovery.State{Apps: d.apps, Cluster: d.cluster}, d.agents, nil
+}
+
+// mesosDecoder collects what DecodeMesosState decodes.
+type mesosDecoder struct {
+	marathonFramework string
+	byID              map[string]mesosAgentJSON
+	agents            map[string]netip.Addr
+	apps              []discovery.App
+	cluster           *discovery.Cluster
+}
+
+// addTask adds the task as an App unless its framework is unknown or
+// Marathon's.
+func (d *mesosDecoder) addTask(framework string, t *mesosTaskJSON) {
+	if framework == "" || d.marathonFramework != "" && framework == d.marathonFramework {
+		return
+	}
+	if app, ok := t.toApp(framework, d.byID); ok {
+		d.apps = append(d.apps, app)
+	}
+}
+
+// addGetState adds the agents, frameworks and tasks of a v1 GET_STATE.
+func (d *mesosDecoder) addGetState(gs *mesosGetStateJSON) {
+	frameworks := map[string]string{}
+	for _, f := range gs.GetFrameworks.Frameworks {
+		fi := f.FrameworkInfo
+		frameworks[fi.ID.Value] = frameworkName(fi.Name, fi.ID.Value)
+		d.addFramework(fi.ID.Value, fi.Name, "", fi.Hostname)
+	}
+	for _, a := range gs.GetAgents.Agents {
+		d.addAgent(mesosAgentJSON{ID: a.AgentInfo.ID.Value, Hostname: a.AgentInfo.Hostname, PID: a.PID})
+	}
+	for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
+		for j := range list {
+			t := &list[j]
+			fid := t.FrameworkID
+			if fid == "" {
+				fid = t.FrameworkIDv1.Value
 			}
+			d.addTask(frameworkName(frameworks[fid], fid), t)
 		}
 	}
-	return apps, agents, nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler: framework_id is a string in
@@ -339,22 +373,6 @@ func frameworkName(name, id string) string {
 	return id
 }
 
-// agentAddr is the IP of an agent's pid "slave(1)@10.0.0.1:5051", else its
-// hostname when that is an IP literal.
-func agentAddr(a mesosAgentJSON) netip.Addr {
-	if _, hostport, ok := strings.Cut(a.PID, "@"); ok {
-		if host, _, err := net.SplitHostPort(hostport); err == nil {
-			if ip, ok := parseIP(host); ok {
-				return ip
-			}
-		}
-	}
-	if ip, ok := parseIP(a.Hostname); ok {
-		return ip
-	}
-	return netip.Addr{}
-}
-
 func (t *mesosTaskJSON) toApp(framework string, agents map[string]mesosAgentJSON) (discovery.App, bool) {
 	id := t.ID
 	if id == "" {
@@ -368,28 +386,39 @@ func (t *mesosTaskJSON) toApp(framework string, agents map[string]mesosAgentJSON
 		agentID = t.AgentID.Value
 	}
 	agent := agents[agentID]
-	latest := t.latestStatus()
+	latest := t.latestStatus("")
 	state := t.State
 	if state == "" && latest != nil {
 		state = latest.State
 	}
 	task := discovery.Task{
-		ID:      id,
-		Host:    agent.Hostname,
-		AgentIP: agentAddr(agent),
-		State:   FrameworkTaskState(state),
+		ID:        id,
+		Host:      agent.Hostname,
+		AgentIP:   agentAddr(agent),
+		State:     FrameworkTaskState(state),
+		Name:      t.Name,
+		AgentID:   agentID,
+		Discovery: t.Discovery.toDiscoveryInfo(),
 	}
 	hasHealthCheck := len(t.HealthCheck) > 0 && string(t.HealthCheck) != "null"
 	if latest != nil {
-		task.IPs = statusIPs(latest)
 		task.Health = boolHealth(latest.Healthy)
 		hasHealthCheck = hasHealthCheck || latest.Healthy != nil
 	}
+	if running := t.latestStatus("TASK_RUNNING"); running != nil {
+		task.IPs = statusIPs(running)
+		task.DockerIP = labelIP(running.Labels, "Docker.NetworkSettings.IPAddress")
+		task.MesosIP = labelIP(running.Labels, "MesosContainerizer.NetworkSettings.IPAddress")
+	} else if latest != nil {
+		task.IPs = statusIPs(latest)
+	}
 	task.HostPorts = expandPorts(t.Resources.Ports)
+	task.ResourcePorts = len(task.HostPorts)
 	app := discovery.App{
 		ID:           framework + "/" + id,
 		Framework:    framework,
 		HealthChecks: hasHealthCheck,
+		FromMesos:    true,
 	}
 	app.Ports = t.discoveryPorts(&task)
 	app.Ports = append(app.Ports, t.legacyPorts(len(task.HostPorts))...)
@@ -397,16 +426,41 @@ func (t *mesosTaskJSON) toApp(framework string, agents map[string]mesosAgentJSON
 	return app, true
 }
 
-// latestStatus is the status with the greatest timestamp (the last one
-// listed among equals), or nil.
-func (t *mesosTaskJSON) latestStatus() *mesosStatusJSON {
+// latestStatus is the status in the given state ("" for any) with the
+// greatest timestamp (the last one listed among equals), or nil.
+func (t *mesosTaskJSON) latestStatus(state string) *mesosStatusJSON {
 	var latest *mesosStatusJSON
 	for i := range t.Statuses {
-		if latest == nil || t.Statuses[i].Timestamp >= latest.Timestamp {
-			latest = &t.Statuses[i]
+		s := &t.Statuses[i]
+		if state != "" && s.State != state {
+			continue
+		}
+		if latest == nil || s.Timestamp >= latest.Timestamp {
+			latest = s
 		}
 	}
 	return latest
+}
+
+// labelIP is the address in the value of the label key, or the invalid
+// Addr.
+func labelIP(labels mesosLabelsJSON, key string) netip.Addr {
+	ip, _ := parseIP(labelValue(labels, key))
+	return ip
+}
+
+// toDiscoveryInfo is the DiscoveryInfo as Mesos reports it, every port
+// kept with its number, name and protocol as written (a number outside
+// 0-65535 becomes 0); nil for none.
+func (di *mesosDiscoveryJSON) toDiscoveryInfo() *discovery.DiscoveryInfo {
+	if di == nil {
+		return nil
+	}
+	out := &discovery.DiscoveryInfo{Name: di.Name}
+	for _, p := range di.Ports.Ports {
+		out.Ports = append(out.Ports, discovery.DiscoveryPort{Number: portNumber(p.Number), Name: p.Name, Protocol: p.Protocol})
+	}
+	return out
 }
 
 // statusIPs lists the addresses of a status' network infos, including the

@@ -29,12 +29,12 @@ type mesosSource struct{ c *Client }
 func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
 	c := s.c
 	var (
-		apps   []discovery.App
+		st     discovery.State
 		agents map[string]netip.Addr
 	)
 	err := c.get(ctx, "mesos_state", c.mesosURLs, &c.mesosNext, mesosStatePath, func(r io.Reader) error {
 		var err error
-		apps, agents, err = DecodeMesosState(r, c.framework())
+		st, agents, err = DecodeMesosState(r, c.framework())
 		return err
 	})
 	if err != nil {
@@ -43,14 +43,14 @@ func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
 	c.resolver.setAgents(agents)
 	rctx, cancel := context.WithTimeout(ctx, resolveBudget)
 	defer cancel()
-	for i := range apps {
-		for j := range apps[i].Tasks {
-			if t := &apps[i].Tasks[j]; !t.AgentIP.IsValid() && t.Host != "" {
+	for i := range st.Apps {
+		for j := range st.Apps[i].Tasks {
+			if t := &st.Apps[i].Tasks[j]; !t.AgentIP.IsValid() && t.Host != "" {
 				t.AgentIP = c.resolver.resolve(rctx, t.Host)
 			}
 		}
 	}
-	return discovery.State{Apps: apps}, nil
+	return st, nil
 }
 
 // Resolver tuning. Lookups happen inline while decoding, so each is bounded

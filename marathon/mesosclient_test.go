@@ -97,11 +97,11 @@ func TestMesosSnapshot(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeMesosState: %v", err)
 			}
-			if len(want) == 0 {
+			if len(want.Apps) == 0 {
 				t.Fatalf("fixture has no tasks outside %q", framework)
 			}
-			if !reflect.DeepEqual(st.Apps, want) {
-				t.Errorf("Snapshot apps = %+v\nwant %+v", st.Apps, want)
+			if !reflect.DeepEqual(st.Apps, want.Apps) {
+				t.Errorf("Snapshot apps = %+v\nwant %+v", st.Apps, want.Apps)
 			}
 		})
 	}

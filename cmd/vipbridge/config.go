@@ -9,32 +9,40 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/vipbridge/vipbridge/discovery"
 )
 
 // config is every setting of the daemon, parsed from flags and VIPBRIDGE_*
 // environment variables.
 type config struct {
-	Marathon       []string
-	Mesos          []string
-	DataDir        string
-	DNSAddr        string
-	HTTPAddr       string
-	LB             string // "none", "ipvs" or "auto" (resolved by resolveLB)
-	LBInterface    string
-	LBScheduler    string
-	LBDrain        time.Duration
-	MarathonUser   string // user:password for basic auth
-	TokenFile      string
-	CAFile         string
-	TTL            time.Duration
-	VIPRange       netip.Prefix
-	VIP6Range      netip.Prefix
-	ResyncInterval time.Duration
-	MesosInterval  time.Duration
-	LogLevel       slog.Level
-	LogFormat      string
-	SimulateEvery  time.Duration // demo only
-	DataDirSet     bool          // --data-dir or VIPBRIDGE_DATA_DIR given
+	Marathon     []string
+	Mesos        []string
+	DataDir      string
+	DNSAddr      string
+	HTTPAddr     string
+	LB           string // "none", "ipvs" or "auto" (resolved by resolveLB)
+	LBInterface  string
+	LBScheduler  string
+	LBDrain      time.Duration
+	MarathonUser string // user:password for basic auth
+	TokenFile    string
+	CAFile       string
+	TTL          time.Duration
+	// The mesos-dns zone: its domain ("" serves none), TTL, IP sources
+	// and label rules.
+	MesosDomain        string
+	MesosTTL           time.Duration
+	MesosIPSources     []string
+	MesosEnforceRFC952 bool
+	VIPRange           netip.Prefix
+	VIP6Range          netip.Prefix
+	ResyncInterval     time.Duration
+	MesosInterval      time.Duration
+	LogLevel           slog.Level
+	LogFormat          string
+	SimulateEvery      time.Duration // demo only
+	DataDirSet         bool          // --data-dir or VIPBRIDGE_DATA_DIR given
 
 	// Not flags: tests (chaos_test.go) shorten the event stream's limits;
 	// 0 keeps marathon.Config's defaults (30 s idle, 16 MiB events).
@@ -71,7 +79,12 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&c.MarathonUser, "marathon-credentials", "", "user:password for Marathon HTTP basic auth")
 	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM CA bundle to verify Marathon and Mesos TLS certificates")
-	fs.DurationVar(&c.TTL, "ttl", 5*time.Second, "TTL of DNS answers")
+	fs.DurationVar(&c.TTL, "ttl", 5*time.Second, "TTL of DNS answers (l4lb, dcos and mesos.thisdcos.directory zones)")
+	var ipSources string
+	fs.StringVar(&c.MesosDomain, "mesos-domain", "mesos", "domain of the mesos-dns compatible zone; empty serves none")
+	fs.DurationVar(&c.MesosTTL, "mesos-ttl", 60*time.Second, "TTL of the mesos-dns compatible zone's answers")
+	fs.StringVar(&ipSources, "mesos-ip-sources", "host,netinfo", "mesos-dns IPSources for task names, in order: host, netinfo, docker, mesos")
+	fs.BoolVar(&c.MesosEnforceRFC952, "mesos-enforce-rfc952", false, "normalise mesos-dns labels as RFC 952 (mesos-dns EnforceRFC952) instead of RFC 1123")
 	fs.StringVar(&vipRange, "vip-range", "11.0.0.0/8", "IPv4 range for named VIP addresses")
 	fs.StringVar(&vip6Range, "vip6-range", "fd01:c::/64", "IPv6 range for named VIP addresses")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", 5*time.Minute, "full resync period (a resync also follows every reconnect)")
@@ -108,6 +121,10 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	}
 	c.Marathon = splitList(marathon)
 	c.Mesos = splitList(mesos)
+	c.MesosIPSources = splitList(ipSources)
+	if err := c.names().Validate(); err != nil {
+		return c, fmt.Errorf("--mesos-ip-sources: %w", err)
+	}
 	var err error
 	if c.VIPRange, err = parsePrefix(vipRange, false); err != nil {
 		return c, fmt.Errorf("--vip-range: %w", err)
@@ -132,6 +149,15 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	_, envDir := lookupEnv(envName("data-dir"))
 	c.DataDirSet = set["data-dir"] || envDir
 	return c, nil
+}
+
+// names is the configuration of the task zones' names.
+func (c config) names() discovery.NamesConfig {
+	longest := "mesos.thisdcos.directory"
+	if d := strings.TrimSuffix(c.MesosDomain, "."); len(d) > len(longest) {
+		longest = d
+	}
+	return discovery.NamesConfig{IPSources: c.MesosIPSources, EnforceRFC952: c.MesosEnforceRFC952, LongestDomain: longest}
 }
 
 func splitList(s string) []string {

@@ -104,6 +104,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		Sources:     sources,
 		Dataplane:   dataplane,
 		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
+		Names:       cfg.names(),
 		HealthGrace: cfg.HealthGrace,
 		Registerer:  reg,
 		Logger:      log,
@@ -116,12 +117,14 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 
 	dnsReady := make(chan net.Addr, 1)
 	dns, err := dnsserver.New(dnsserver.Config{
-		Addr:       cfg.DNSAddr,
-		TTL:        cfg.TTL,
-		Tables:     rec,
-		Registerer: reg,
-		Logger:     log,
-		Ready:      func(udp, _ net.Addr) { dnsReady <- udp },
+		Addr:        cfg.DNSAddr,
+		TTL:         cfg.TTL,
+		MesosDomain: cfg.MesosDomain,
+		MesosTTL:    cfg.MesosTTL,
+		Tables:      rec,
+		Registerer:  reg,
+		Logger:      log,
+		Ready:       func(udp, _ net.Addr) { dnsReady <- udp },
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ package store
 //	    <source>/                     source name as configured ("marathon", "mesos")
 //	      apps/
 //	        <app id>    -> JSON of discovery.App, tasks included
+//	      cluster       -> JSON of discovery.Cluster: the source's last one (Mesos)
 //	  vips/
 //	    <assignment key> -> JSON of discovery.Assignment; the key is the name plus "/4" or "/6"
 //
@@ -19,7 +20,7 @@ package store
 // migrated in initBuckets (there is none yet). Every commit is fsynced
 // (NoSync false) and bbolt commits are atomic, so the file is consistent
 // after kill -9 at any moment. A source's app set is only ever replaced
-// inside one transaction. A big Flush is committed in several transactions
+// inside one transaction, and a replace leaves its cluster alone. A big Flush is committed in several transactions
 // of bounded size (commit.go): the last_sync marker is then removed by the
 // first and written by the last, so a crash in between leaves no marker
 // beside a partly written flush.
@@ -42,6 +43,7 @@ var (
 	bucketVIPs    = []byte("vips")
 	keySchema     = []byte("schema")
 	keyLastSync   = []byte("last_sync")
+	keyCluster    = []byte("cluster")
 )
 
 // initBuckets creates the buckets and checks the schema (read-only files

@@ -87,6 +87,14 @@ func (q *queue) firstTx() (encodedTx, []appRef, error) {
 		return encodedTx{}, nil, err
 	}
 	first := encodedTx{assign: assign}
+	for _, name := range slices.Sorted(maps.Keys(q.clusters)) {
+		kv, err := encodeKV("cluster", name, q.clusters[name])
+		if err != nil {
+			return encodedTx{}, nil, err
+		}
+		first.clusters = append(first.clusters, kv)
+		first.bytes += len(kv.key) + len(kv.value)
+	}
 	for _, kv := range assign {
 		first.bytes += len(kv.key) + len(kv.value)
 	}
@@ -139,6 +147,11 @@ func (s *DB) commitTx(tx encodedTx) (dropped time.Time, err error) {
 				return fmt.Errorf("source %s: %w", src.name, err)
 			}
 		}
+		for _, kv := range tx.clusters {
+			if err := commitCluster(root.Bucket(bucketSources), kv); err != nil {
+				return fmt.Errorf("cluster of %s: %w", kv.key, err)
+			}
+		}
 		vips := root.Bucket(bucketVIPs)
 		for _, kv := range tx.assign {
 			var err error
@@ -163,15 +176,14 @@ func (s *DB) commitTx(tx encodedTx) (dropped time.Time, err error) {
 }
 
 func commitSource(sources *bbolt.Bucket, src encodedSource) error {
-	name := []byte(src.name)
-	if src.replace && sources.Bucket(name) != nil {
-		if err := sources.DeleteBucket(name); err != nil {
-			return err
-		}
-	}
-	sb, err := sources.CreateBucketIfNotExists(name)
+	sb, err := sources.CreateBucketIfNotExists([]byte(src.name))
 	if err != nil {
 		return err
+	}
+	if src.replace && sb.Bucket(bucketApps) != nil {
+		if err := sb.DeleteBucket(bucketApps); err != nil {
+			return err
+		}
 	}
 	apps, err := sb.CreateBucketIfNotExists(bucketApps)
 	if err != nil {
@@ -189,6 +201,19 @@ func commitSource(sources *bbolt.Bucket, src encodedSource) error {
 		}
 	}
 	return nil
+}
+
+// commitCluster writes (or, for a nil value, deletes) the cluster of the
+// source kv.key.
+func commitCluster(sources *bbolt.Bucket, kv storeKV) error {
+	sb, err := sources.CreateBucketIfNotExists([]byte(kv.key))
+	if err != nil {
+		return err
+	}
+	if kv.value == nil {
+		return sb.Delete(keyCluster)
+	}
+	return sb.Put(keyCluster, kv.value)
 }
 
 type storeKV struct {
@@ -218,6 +243,7 @@ type appRef struct{ source, id string }
 // encodedTx is what one transaction of a flush writes.
 type encodedTx struct {
 	sources      []encodedSource
+	clusters     []storeKV // keyed by source name
 	assign       []storeKV
 	lastSync     time.Time // written when not zero
 	dropLastSync bool      // remove the stored marker first

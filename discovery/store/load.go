@@ -45,6 +45,11 @@ func (s *DB) Load() (discovery.Stored, error) {
 			return err
 		}
 		bad += n
+		out.Clusters, n = loadClusters(root.Bucket(bucketSources))
+		if err != nil {
+			return err
+		}
+		bad += n
 		vals, err := bucketValues(root.Bucket(bucketVIPs))
 		if err != nil {
 			return err
@@ -85,6 +90,30 @@ func loadSources(sources *bbolt.Bucket, out map[string][]discovery.App) (bad int
 		}
 	}
 	return bad, nil
+}
+
+// loadClusters decodes the cluster of every source bucket that has one and
+// returns how many it skipped.
+func loadClusters(sources *bbolt.Bucket) (map[string]*discovery.Cluster, int) {
+	out := map[string]*discovery.Cluster{}
+	bad := 0
+	c := sources.Cursor()
+	for name, v := c.First(); name != nil; name, v = c.Next() {
+		if v != nil {
+			continue // not a bucket
+		}
+		raw := sources.Bucket(name).Get(keyCluster)
+		if raw == nil {
+			continue
+		}
+		var cl discovery.Cluster
+		if err := json.Unmarshal(raw, &cl); err != nil {
+			bad++
+			continue
+		}
+		out[string(name)] = &cl
+	}
+	return out, bad
 }
 
 // bucketValues returns b's values in key order. They point into the

@@ -13,6 +13,7 @@ import (
 type queue struct {
 	sources  map[string]*queuedSource
 	assign   map[string]*discovery.Assignment
+	clusters map[string]*discovery.Cluster // nil value: delete
 	lastSync time.Time
 }
 
@@ -22,15 +23,16 @@ type queuedSource struct {
 }
 
 func newQueue() *queue {
-	return &queue{sources: map[string]*queuedSource{}, assign: map[string]*discovery.Assignment{}}
+	return &queue{sources: map[string]*queuedSource{}, assign: map[string]*discovery.Assignment{},
+		clusters: map[string]*discovery.Cluster{}}
 }
 
 func (q *queue) empty() bool {
-	return len(q.sources) == 0 && len(q.assign) == 0 && q.lastSync.IsZero()
+	return len(q.sources) == 0 && len(q.assign) == 0 && len(q.clusters) == 0 && q.lastSync.IsZero()
 }
 
 func (q *queue) size() int {
-	n := len(q.assign)
+	n := len(q.assign) + len(q.clusters)
 	for _, src := range q.sources {
 		n += len(src.apps)
 	}
@@ -65,6 +67,13 @@ func (q *queue) add(b discovery.Batch) (dropped int) {
 			}
 		}
 	}
+	if b.SetCluster {
+		if b.Source == "" {
+			dropped++
+		} else {
+			q.clusters[b.Source] = b.Cluster
+		}
+	}
 	for i := range b.Assign {
 		a := b.Assign[i]
 		q.assign[assignmentKey(a)] = &a
@@ -92,6 +101,9 @@ func (q *queue) merge(newer *queue) {
 	}
 	for k, a := range newer.assign {
 		q.assign[k] = a
+	}
+	for name, cl := range newer.clusters {
+		q.clusters[name] = cl
 	}
 	if newer.lastSync.After(q.lastSync) {
 		q.lastSync = newer.lastSync

@@ -420,3 +420,33 @@ func ExampleDB() {
 	}
 	// Output: /web
 }
+
+// TestStoreCluster checks that a source's cluster is stored, survives a
+// replace of the source's apps, and is deleted by a nil Cluster.
+func TestStoreCluster(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vipbridge.db")
+	s := openTestStore(t, path)
+	defer s.Close()
+	cl := &discovery.Cluster{
+		Leader:     netip.MustParseAddrPort("10.0.0.1:5050"),
+		Masters:    []netip.Addr{netip.MustParseAddr("10.0.0.1")},
+		Frameworks: []discovery.Framework{{ID: "f1", Name: "marathon", Addr: netip.MustParseAddrPort("10.0.0.1:8080")}},
+		Agents:     []discovery.Agent{{ID: "a-S0", Hostname: "agent0", Addr: netip.MustParseAddrPort("10.0.1.1:5051")}},
+	}
+	s.Write(discovery.Batch{Source: "mesos", Put: []discovery.App{storeApp("hello-world/t1", "")}, SetCluster: true, Cluster: cl})
+	flush(t, s)
+	if got := load(t, s).Clusters["mesos"]; !reflect.DeepEqual(got, cl) {
+		t.Fatalf("Load().Clusters[mesos] = %+v, want %+v", got, cl)
+	}
+	s.Write(discovery.Batch{Source: "mesos", Replace: true})
+	flush(t, s)
+	st := load(t, s)
+	if len(st.Sources["mesos"]) != 0 || !reflect.DeepEqual(st.Clusters["mesos"], cl) {
+		t.Fatalf("after a replace with no apps: apps %v, cluster %+v; want none and the cluster kept", st.Sources["mesos"], st.Clusters["mesos"])
+	}
+	s.Write(discovery.Batch{Source: "mesos", SetCluster: true})
+	flush(t, s)
+	if got, ok := load(t, s).Clusters["mesos"]; ok {
+		t.Fatalf("after SetCluster nil: cluster %+v, want none", got)
+	}
+}

@@ -197,10 +197,11 @@ func TestDecodeMesosStateAgreesWithTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	apps, agents, err := marathon.DecodeMesosState(resp.Body, s.Framework())
+	st, agents, err := marathon.DecodeMesosState(resp.Body, s.Framework())
 	if err != nil {
 		t.Fatalf("DecodeMesosState: %v", err)
 	}
+	apps := st.Apps
 	if len(agents) == 0 {
 		t.Errorf("no agents decoded")
 	}
@@ -238,10 +239,11 @@ func TestDecodeMesosStateAgreesWithTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp2.Body.Close()
-	all, _, err := marathon.DecodeMesosState(resp2.Body, "")
+	allState, _, err := marathon.DecodeMesosState(resp2.Body, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	all := allState.Apps
 	web, _ := s.App("/web")
 	found := 0
 	for _, a := range all {
