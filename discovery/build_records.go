@@ -78,13 +78,7 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 			}
 			return
 		}
-		o := owner{ref: ref}
-		for _, tr := range old {
-			b.disown(tr.Records, o, dirty)
-		}
-		for _, tr := range recs {
-			b.own(tr.Records, o, dirty)
-		}
+		b.change(owner{ref: ref}, old, recs, dirty)
 		if len(recs) > 0 {
 			b.recs[ref] = recs
 			tasks.Set(taskKey(ref), recs)
@@ -220,6 +214,71 @@ func sameSet(a, b map[string]struct{}) bool {
 		}
 	}
 	return true
+}
+
+// change moves o's records from old to recs: the names of the records that
+// differ are marked dirty, and o owns the names of recs only. A task's
+// state flip in a big app changes a few names, not every name of the app.
+func (b *recordsBuilder) change(o owner, old, recs []*TaskRecords, dirty map[string]struct{}) {
+	count := func(trs []*TaskRecords, d int, m map[ZoneRecord]int) {
+		for _, tr := range trs {
+			for _, zr := range tr.Records {
+				m[zr] += d
+			}
+		}
+	}
+	diff := map[ZoneRecord]int{}
+	count(old, -1, diff)
+	count(recs, 1, diff)
+	owned := map[string]int{} // recordKey → +1 owned now only, -1 before only, 0 both
+	for zr, n := range diff {
+		k := recordKey(zr.Zone, zr.Name)
+		if n != 0 {
+			dirty[k] = struct{}{}
+		}
+		if _, ok := owned[k]; !ok {
+			owned[k] = 0
+		}
+	}
+	if len(dirty) == 0 {
+		return
+	}
+	had := func(trs []*TaskRecords) map[string]bool {
+		m := map[string]bool{}
+		for _, tr := range trs {
+			for _, zr := range tr.Records {
+				m[recordKey(zr.Zone, zr.Name)] = true
+			}
+		}
+		return m
+	}
+	before, after := had(old), had(recs)
+	for k := range owned {
+		switch {
+		case before[k] && !after[k]:
+			b.removeOwner(k, o)
+		case after[k] && !before[k]:
+			b.addOwner(k, o)
+		}
+	}
+}
+
+func (b *recordsBuilder) addOwner(k string, o owner) {
+	if os := b.owners[k]; !slices.Contains(os, o) {
+		b.owners[k] = append(os, o)
+	}
+}
+
+func (b *recordsBuilder) removeOwner(k string, o owner) {
+	os := b.owners[k]
+	if j := slices.Index(os, o); j >= 0 {
+		os = slices.Delete(os, j, j+1)
+		if len(os) == 0 {
+			delete(b.owners, k)
+		} else {
+			b.owners[k] = os
+		}
+	}
 }
 
 // own adds o to the owners of recs' names and marks them dirty.

@@ -88,6 +88,7 @@ type ipAddressJSON struct {
 type taskJSON struct {
 	ID          string `json:"id"`
 	Host        string `json:"host"`
+	SlaveID     string `json:"slaveId"`
 	State       string `json:"state"`
 	Ports       []int  `json:"ports"`
 	IPAddresses []struct {
@@ -480,6 +481,7 @@ func (t *taskJSON) toTask(resolve func(string) netip.Addr) (discovery.Task, bool
 		State:   FrameworkTaskState(t.State),
 		Health:  marathonHealth(len(t.HealthCheckResults), func(i int) bool { return t.HealthCheckResults[i].Alive }),
 		Updated: parseTime(t.StartedAt),
+		AgentID: t.SlaveID,
 	}
 	for _, r := range t.HealthCheckResults {
 		// The result's time orders it against health events: the latest

@@ -398,8 +398,8 @@ func TestDecodeUpstreamAppsExpected(t *testing.T) {
 		}
 		task := app.Tasks[0]
 		if !reflect.DeepEqual(task.HostPorts, []uint16{1565}) || task.AgentIP != netip.MustParseAddr("10.0.2.148") ||
-			task.State != discovery.TaskRunning {
-			t.Errorf("task = %+v, want host ports [1565] on 10.0.2.148, running", task)
+			task.State != discovery.TaskRunning || task.AgentID != "db7b40e2-791c-445f-b373-183e2a648a86-S1" {
+			t.Errorf("task = %+v, want host ports [1565] on 10.0.2.148, running, on agent …-S1 (slaveId)", task)
 		}
 	})
 	t.Run("marathon-consul apps.json: 1.4 BRIDGE tcp and udp mappings, healthy task", func(t *testing.T) {

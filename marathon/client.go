@@ -22,7 +22,9 @@ import (
 // Config configures a Client.
 type Config struct {
 	// MarathonURLs are Marathon base URLs ("http://m1:8080",
-	// "https://master/service/marathon"), tried in turn. At least one.
+	// "https://master/service/marathon"), tried in turn. At least one
+	// unless MesosURLs are given: without, the Client serves Mesos alone
+	// (Mesos-only mode) and the Mesos source keeps Marathon's tasks too.
 	// User information in a URL ("http://user:pass@m1:8080") is moved to
 	// BasicAuth and never appears in logs or errors.
 	MarathonURLs []string
@@ -101,8 +103,8 @@ type Client struct {
 
 // New checks cfg and builds a Client. It does not contact anything.
 func New(cfg Config) (*Client, error) {
-	if len(cfg.MarathonURLs) == 0 {
-		return nil, errors.New("no marathon url")
+	if len(cfg.MarathonURLs) == 0 && len(cfg.MesosURLs) == 0 {
+		return nil, errors.New("no marathon or mesos url")
 	}
 	c := &Client{
 		maxEvent:   cfg.MaxEventSize,
@@ -112,6 +114,11 @@ func New(cfg Config) (*Client, error) {
 		log:        cfg.Logger,
 		resolver:   newHostResolver(),
 		fwName:     DefaultFramework,
+	}
+	if len(cfg.MarathonURLs) == 0 {
+		// Mesos-only: no Marathon source covers Marathon's tasks, so the
+		// Mesos source excludes no framework.
+		c.fwName = ""
 	}
 	if c.maxEvent <= 0 {
 		c.maxEvent = defaultMaxEventSize
@@ -185,8 +192,14 @@ func baseURLs(raw []string, basic string) ([]string, string, error) {
 func (c *Client) MesosInterval() time.Duration { return c.mesosEvery }
 
 // Marathon returns the source of Marathon apps: Snapshot reads
-// GET /v2/apps?embed=apps.tasks (and /v2/info for the framework name).
-func (c *Client) Marathon() discovery.Source { return marathonSource{c} }
+// GET /v2/apps?embed=apps.tasks (and /v2/info for the framework name); nil
+// when no Marathon URL is configured (Mesos-only mode).
+func (c *Client) Marathon() discovery.Source {
+	if len(c.marathonURLs) == 0 {
+		return nil
+	}
+	return marathonSource{c}
+}
 
 // Mesos returns the source of other frameworks' tasks from Mesos state, or
 // nil when no Mesos URL is configured.
@@ -197,7 +210,8 @@ func (c *Client) Mesos() discovery.Source {
 	return mesosSource{c}
 }
 
-// framework returns Marathon's framework name (default "marathon").
+// framework returns Marathon's framework name (default "marathon"; "" in
+// Mesos-only mode).
 func (c *Client) framework() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -182,7 +182,7 @@ func TestNew(t *testing.T) {
 	}{
 		{name: "minimal", cfg: Config{MarathonURLs: []string{"http://127.0.0.1:8080"}}},
 		{name: "path prefix", cfg: Config{MarathonURLs: []string{"https://127.0.0.1/service/marathon/"}}},
-		{name: "no marathon url", cfg: Config{}, wantErr: "no marathon url"},
+		{name: "no marathon or mesos url", cfg: Config{}, wantErr: "no marathon or mesos url"},
 		{name: "bad scheme", cfg: Config{MarathonURLs: []string{"ftp://127.0.0.1"}}, wantErr: "want http(s)"},
 		{name: "no host", cfg: Config{MarathonURLs: []string{"127.0.0.1:8080"}}, wantErr: "want http(s)"},
 		{name: "bad mesos url", cfg: Config{MarathonURLs: []string{"http://127.0.0.1"}, MesosURLs: []string{"mesos"}}, wantErr: "mesos urls"},

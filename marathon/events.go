@@ -120,6 +120,7 @@ type statusUpdateJSON struct {
 	Host        string       `json:"host"`
 	Ports       []int        `json:"ports"`
 	IPAddresses []taskIPJSON `json:"ipAddresses"`
+	SlaveID     string       `json:"slaveId"`
 }
 
 // taskIPJSON is one element of a task's ipAddresses.
@@ -133,13 +134,14 @@ type taskIPJSON struct {
 type statusUpdateScan struct {
 	timestamp, taskStatus []byte
 	taskID, appID, host   string
+	slaveID               string
 	hostPorts             []uint16
 	ips                   []netip.Addr
 }
 
 // statusUpdateFields names the fields of a status_update_event in the
 // order scanStatusUpdate reads them.
-var statusUpdateFields = [...]string{"timestamp", "taskId", "taskStatus", "appId", "host", "ports", "ipAddresses"}
+var statusUpdateFields = [...]string{"timestamp", "taskId", "taskStatus", "appId", "host", "ports", "ipAddresses", "slaveId"}
 
 // scanStatusUpdate is the fast path of decodeStatusUpdate (see
 // eventScanner); false means: ask encoding/json.
@@ -159,8 +161,10 @@ func scanStatusUpdate(data []byte, e *statusUpdateScan) bool {
 			return s.str(&e.host)
 		case 5:
 			return s.hostPorts(&e.hostPorts)
+		case 6:
+			return s.taskIPs(&e.ips)
 		}
-		return s.taskIPs(&e.ips)
+		return s.str(&e.slaveID)
 	}) && s.end()
 }
 
@@ -182,6 +186,7 @@ func decodeStatusUpdate(data []byte, resolve func(string) netip.Addr) ([]discove
 		Updated:   parseTimeBytes(e.timestamp),
 		HostPorts: e.hostPorts,
 		IPs:       e.ips,
+		AgentID:   e.slaveID,
 	}
 	return []discovery.Update{{Kind: discovery.UpdateTask, AppID: e.appID, TaskID: e.taskID, Task: task}}, nil
 }
@@ -201,6 +206,7 @@ func decodeStatusUpdateJSON(data []byte, resolve func(string) netip.Addr) ([]dis
 		AgentIP: hostAddr(resolve, e.Host),
 		State:   FrameworkTaskState(e.TaskStatus),
 		Updated: parseTime(e.Timestamp),
+		AgentID: e.SlaveID,
 	}
 	for _, p := range e.Ports {
 		task.HostPorts = append(task.HostPorts, portNumber(p))

@@ -34,8 +34,15 @@ var eventTests = []eventTest{
 			"taskStatus":"TASK_RUNNING","appId":"/my-app","host":"agent-1","ports":[31372],
 			"ipAddresses":[{"ipAddress":"9.0.0.2","protocol":"IPv4"}],"version":"2014-04-04T06:26:23.051Z"}`,
 		want: []discovery.Update{{Kind: discovery.UpdateTask, AppID: "/my-app", TaskID: "my-app_0-1", Task: discovery.Task{
-			ID: "my-app_0-1", Host: "agent-1", AgentIP: agentIP, State: discovery.TaskRunning, HostPorts: []uint16{31372},
+			ID: "my-app_0-1", Host: "agent-1", AgentIP: agentIP, AgentID: "s1", State: discovery.TaskRunning, HostPorts: []uint16{31372},
 			IPs: []netip.Addr{netip.MustParseAddr("9.0.0.2")}, Updated: eventTime}}},
+	},
+	{
+		name:      "status update with an escaped slaveId: the encoding/json fallback",
+		eventType: "status_update_event",
+		data:      `{"timestamp":"2014-03-01T23:29:30.158Z","slaveId":"S\u0032","taskId":"t","taskStatus":"TASK_RUNNING","appId":"/a"}`,
+		want: []discovery.Update{{Kind: discovery.UpdateTask, AppID: "/a", TaskID: "t",
+			Task: discovery.Task{ID: "t", AgentID: "S2", State: discovery.TaskRunning, Updated: eventTime}}},
 	},
 	{
 		name:      "status update killed",
@@ -239,8 +246,11 @@ func TestDecodeEventsCapture(t *testing.T) {
 		t.Fatalf("got %d updates, want 2: %+v", len(updates), updates)
 	}
 	failed, running := updates[0], updates[1]
-	if failed.AppID != "/foo" || failed.Task.State != discovery.TaskTerminal {
-		t.Errorf("first update = %+v, want terminal task of /foo", failed)
+	if failed.AppID != "/foo" || failed.Task.State != discovery.TaskTerminal || failed.Task.AgentID != "20150707-153709-218108076-5050-25588-S6" {
+		t.Errorf("first update = %+v, want terminal task of /foo on agent …-S6 (slaveId)", failed)
+	}
+	if running.Task.AgentID != "20150707-153709-201330860-5050-12052-S0" {
+		t.Errorf("second update agent = %q, want the slaveId …-S0", running.Task.AgentID)
 	}
 	wantUpdated := time.Date(2015, 9, 30, 12, 47, 11, 286e6, time.UTC)
 	if running.AppID != "/test-app" || running.Task.State != discovery.TaskRunning ||

@@ -28,6 +28,7 @@ func refDecodeStatusUpdate(data []byte, resolve func(string) netip.Addr) ([]disc
 		AgentIP: hostAddr(resolve, e.Host),
 		State:   FrameworkTaskState(e.TaskStatus),
 		Updated: parseTime(e.Timestamp),
+		AgentID: e.SlaveID,
 	}
 	for _, p := range e.Ports {
 		task.HostPorts = append(task.HostPorts, portNumber(p))

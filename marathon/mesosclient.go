@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,13 +21,15 @@ import (
 const mesosStatePath = "/master/state"
 
 // mesosSource is Client.Mesos: the tasks of every framework other than
-// Marathon, from the leading master's state.
+// Marathon (of every framework in Mesos-only mode) and the cluster, from
+// the leading master's state.
 type mesosSource struct{ c *Client }
 
 // Snapshot fetches /master/state from the first Mesos URL that answers and
 // returns the tasks of frameworks other than Marathon (named by /v2/info,
-// "marathon" by default), one App per task. The agents it lists feed the
-// host resolver used for Marathon tasks.
+// "marathon" by default; without a Marathon URL, Marathon's tasks too),
+// one App per task, and the Cluster with the configured masters. The
+// agents it lists feed the host resolver used for Marathon tasks.
 func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
 	c := s.c
 	var (
@@ -50,7 +54,26 @@ func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
 			}
 		}
 	}
+	st.Cluster.Masters = c.masters(rctx)
 	return st, nil
+}
+
+// masters are the addresses of the configured Mesos URLs' hosts, in order
+// and without duplicates; a host that is no IP literal is resolved, and
+// left out when it does not resolve.
+func (c *Client) masters(ctx context.Context) []netip.Addr {
+	var out []netip.Addr
+	for _, base := range c.mesosURLs {
+		u, err := url.Parse(base)
+		if err != nil {
+			continue
+		}
+		ip := c.resolver.resolve(ctx, u.Hostname())
+		if ip.IsValid() && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 // Resolver tuning. Lookups happen inline while decoding, so each is bounded

@@ -223,3 +223,54 @@ func TestHostResolverBudget(t *testing.T) {
 		t.Errorf("a lookup cut short by the caller was cached")
 	}
 }
+
+// TestMesosOnlySnapshot checks Mesos-only mode: without a Marathon URL
+// there is no Marathon source, and the Mesos source keeps Marathon's tasks
+// as apps made of one task each.
+func TestMesosOnlySnapshot(t *testing.T) {
+	leader := mesosLeader(t, upstreamtest.File(t, upstreamMesosState))
+	c, _, _ := testClient(t, Config{MesosURLs: []string{leader.URL}})
+	noDNS(c)
+	if m := c.Marathon(); m != nil {
+		t.Fatalf("Marathon() without Marathon URLs = %v, want nil", m)
+	}
+	st, err := c.Mesos().Snapshot(context.Background())
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	marathonTasks := 0
+	for _, a := range st.Apps {
+		if a.Framework == DefaultFramework {
+			marathonTasks++
+			if !a.FromMesos || a.Tasks[0].Name == "" {
+				t.Errorf("app %s = %+v, want FromMesos with the task name", a.ID, a)
+			}
+		}
+	}
+	// fake.json's marathon framework lists 8 tasks, one of them killed.
+	if marathonTasks != 8 {
+		t.Errorf("%d tasks of marathon, want 8", marathonTasks)
+	}
+}
+
+// TestMesosSnapshotMasters checks Cluster.Masters: the configured Mesos
+// hosts by address, in order, deduplicated, names resolved through the
+// agents Mesos lists and DNS, unresolvable names left out.
+func TestMesosSnapshotMasters(t *testing.T) {
+	state := []byte(`{"leader":"master@10.0.0.2:5050","slaves":[{"id":"S1","hostname":"m3.example","pid":"slave(1)@10.0.0.3:5051"}],"frameworks":[]}`)
+	leader := mesosLeader(t, state)
+	urls := []string{leader.URL, "http://10.0.0.2:5050", "http://127.0.0.1:1", "http://m3.example:5050", "http://gone.example:5050", "http://[::1]:5050"}
+	c, _, _ := testClient(t, Config{MesosURLs: urls})
+	noDNS(c)
+	st, err := c.Mesos().Snapshot(context.Background())
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("::1")}
+	if !reflect.DeepEqual(st.Cluster.Masters, want) {
+		t.Errorf("Masters = %v, want %v", st.Cluster.Masters, want)
+	}
+	if st.Cluster.Leader != netip.MustParseAddrPort("10.0.0.2:5050") {
+		t.Errorf("Leader = %v, want 10.0.0.2:5050", st.Cluster.Leader)
+	}
+}

@@ -67,8 +67,8 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	if cmd == "demo" {
 		dnsDefault, lbDefault = "127.0.0.1:8053", "none"
 	}
-	fs.StringVar(&marathon, "marathon", "", "Marathon base URLs, comma separated (tried in turn; the leader is followed)")
-	fs.StringVar(&mesos, "mesos", "", "Mesos master base URLs, comma separated (optional: tasks of other frameworks)")
+	fs.StringVar(&marathon, "marathon", "", "Marathon base URLs, comma separated (tried in turn; the leader is followed; optional with --mesos)")
+	fs.StringVar(&mesos, "mesos", "", "Mesos master base URLs, comma separated (tasks of other frameworks; alone, of every framework)")
 	fs.StringVar(&c.DataDir, "data-dir", "/var/lib/vipbridge", "directory of the bbolt state file (demo: a temporary directory)")
 	fs.StringVar(&c.DNSAddr, "dns-addr", dnsDefault, "DNS listen address, UDP and TCP")
 	fs.StringVar(&c.HTTPAddr, "http-addr", httpDefault, "HTTP API listen address")
@@ -143,8 +143,8 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format: want text or json, got %q", c.LogFormat)
 	}
-	if cmd == "run" && len(c.Marathon) == 0 {
-		return c, errors.New("--marathon (or VIPBRIDGE_MARATHON) is required")
+	if cmd == "run" && len(c.Marathon) == 0 && len(c.Mesos) == 0 {
+		return c, errors.New("--marathon or --mesos (or VIPBRIDGE_MARATHON, VIPBRIDGE_MESOS) is required")
 	}
 	_, envDir := lookupEnv(envName("data-dir"))
 	c.DataDirSet = set["data-dir"] || envDir

@@ -70,7 +70,17 @@ func TestParseConfig(t *testing.T) {
 				}
 			},
 		},
-		{name: "run needs marathon", cmd: "run", wantErr: true},
+		{name: "run needs marathon or mesos", cmd: "run", wantErr: true},
+		{
+			name: "mesos alone suffices",
+			cmd:  "run",
+			args: []string{"--mesos", "http://10.0.0.1:5050"},
+			check: func(t *testing.T, c config) {
+				if len(c.Marathon) != 0 || len(c.Mesos) != 1 {
+					t.Errorf("Marathon = %q, Mesos = %q, want no Marathon and one Mesos", c.Marathon, c.Mesos)
+				}
+			},
+		},
 		{name: "bad env duration", cmd: "run", args: []string{"--marathon", "http://m"}, env: map[string]string{"VIPBRIDGE_TTL": "soon"}, wantErr: true},
 		{name: "v6 range for v4", cmd: "run", args: []string{"--marathon", "http://m", "--vip-range", "fd00::/64"}, wantErr: true},
 		{name: "bad log format", cmd: "run", args: []string{"--marathon", "http://m", "--log-format", "xml"}, wantErr: true},

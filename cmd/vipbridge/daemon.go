@@ -95,7 +95,14 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return err
 	}
-	sources := []discovery.SourceConfig{{Name: "marathon", Source: client.Marathon(), Interval: cfg.ResyncInterval}}
+	// Without --marathon (Mesos-only mode) there is no event stream: the
+	// Mesos source, polled, has every framework's tasks.
+	var sources []discovery.SourceConfig
+	wait := time.Duration(0)
+	if m := client.Marathon(); m != nil {
+		sources = append(sources, discovery.SourceConfig{Name: "marathon", Source: m, Interval: cfg.ResyncInterval})
+		wait = streamWait
+	}
 	if mesos := client.Mesos(); mesos != nil {
 		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
 	}
@@ -108,12 +115,15 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		HealthGrace: cfg.HealthGrace,
 		Registerer:  reg,
 		Logger:      log,
-		StreamWait:  streamWait,
+		StreamWait:  wait,
 	})
 	if err != nil {
 		return err
 	}
-	events := client.Stream(rec)
+	var events interface{ Run(context.Context) error }
+	if client.Marathon() != nil {
+		events = client.Stream(rec)
+	}
 
 	dnsReady := make(chan net.Addr, 1)
 	dns, err := dnsserver.New(dnsserver.Config{
@@ -139,7 +149,9 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rec.Run(ctx) })
-	g.Go(func() error { return events.Run(ctx) })
+	if events != nil {
+		g.Go(func() error { return events.Run(ctx) })
+	}
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	if ipvs != nil {

@@ -26,6 +26,9 @@ Try:
   dig @{{.DNSHost}} -p {{.DNSPort}} shopweb.marathon.l4lb.thisdcos.directory +short
   dig @{{.DNSHost}} -p {{.DNSPort}} _shopweb._tcp.marathon.l4lb.thisdcos.directory SRV +short
   dig @{{.DNSHost}} -p {{.DNSPort}} nosuchapp.marathon.l4lb.thisdcos.directory
+  dig @{{.DNSHost}} -p {{.DNSPort}} web.marathon.mesos +short
+  dig @{{.DNSHost}} -p {{.DNSPort}} postgres-db.marathon.autoip.dcos.thisdcos.directory +short
+    (mesos-dns and dcos-dns names use the Mesos task name: app /db/postgres → postgres-db)
   curl -s http://{{.HTTP}}/records
   curl -s http://{{.HTTP}}/v1/vips
   curl -s http://{{.HTTP}}/metrics | grep ^vipbridge_

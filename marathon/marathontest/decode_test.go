@@ -99,6 +99,9 @@ func TestDecodeAppsAgreesWithTruth(t *testing.T) {
 						continue
 					}
 					checkTask(t, want, gt, wt)
+					if gt.AgentID != wt.AgentID {
+						t.Errorf("%s task %s AgentID = %q, want %q", want.ID, wt.ID, gt.AgentID, wt.AgentID)
+					}
 				}
 			}
 		})
@@ -175,8 +178,8 @@ func TestDecodeEventsAgreeWithTruth(t *testing.T) {
 			switch {
 			case u.Kind == discovery.UpdateTask && u.Task.ID == newest.ID && u.Task.State == discovery.TaskRunning && f.Event == "status_update_event":
 				running = true
-				if !slices.Equal(u.Task.IPs, newest.IPs) || u.AppID != "/db/postgres" {
-					t.Errorf("status update of %s = %+v, want IPs %v", newest.ID, u, newest.IPs)
+				if !slices.Equal(u.Task.IPs, newest.IPs) || u.AppID != "/db/postgres" || u.Task.AgentID != newest.AgentID {
+					t.Errorf("status update of %s = %+v, want IPs %v on agent %s", newest.ID, u, newest.IPs, newest.AgentID)
 				}
 			case u.Kind == discovery.UpdateHealth && u.Health == discovery.HealthUnhealthy:
 				unhealthy = unhealthy || u.TaskID != "" && strings.HasPrefix(shop, u.TaskID)
@@ -260,5 +263,87 @@ func TestDecodeMesosStateAgreesWithTruth(t *testing.T) {
 	}
 	if found != len(web.Tasks) {
 		t.Errorf("found %d of %d /web tasks in the Mesos state", found, len(web.Tasks))
+	}
+}
+
+// TestMesosStateNamesAgreeWithTruth decodes the simulator's Mesos state
+// with no framework excluded (Mesos-only mode) and checks what mesos-dns
+// and dcos-dns name things by: Marathon's tasks carry the reversed,
+// dot-joined app id as task and DiscoveryInfo name, their agent, their
+// port resources; the cluster has the leader, Marathon's framework by pid
+// and every agent by pid. Marathon's /v2/apps agrees on every task's agent.
+func TestMesosStateNamesAgreeWithTruth(t *testing.T) {
+	s := newDemo(t)
+	resp, err := http.Get(s.MesosURL() + "/master/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	st, _, err := marathon.DecodeMesosState(resp.Body, "")
+	if err != nil {
+		t.Fatalf("DecodeMesosState: %v", err)
+	}
+	byTask := map[string]discovery.Task{}
+	for _, a := range st.Apps {
+		if !a.FromMesos {
+			t.Errorf("app %s: FromMesos false", a.ID)
+		}
+		byTask[a.Tasks[0].ID] = a.Tasks[0]
+	}
+	for _, app := range s.Apps() {
+		parts := strings.Split(strings.Trim(app.ID, "/"), "/")
+		slices.Reverse(parts)
+		name := strings.Join(parts, ".")
+		for _, want := range app.Tasks {
+			got, ok := byTask[want.ID]
+			if !ok {
+				t.Errorf("task %s of %s missing from the Mesos state", want.ID, app.ID)
+				continue
+			}
+			if got.Name != name || got.AgentID != want.AgentID || got.Discovery == nil || got.Discovery.Name != name ||
+				got.ResourcePorts != len(want.HostPorts) {
+				t.Errorf("task %s = name %q agent %q discovery %+v resource ports %d; want name %q, agent %q, %d resource ports",
+					want.ID, got.Name, got.AgentID, got.Discovery, got.ResourcePorts, name, want.AgentID, len(want.HostPorts))
+			}
+		}
+	}
+
+	c := st.Cluster
+	mesos := strings.TrimPrefix(s.MesosURL(), "http://")
+	if c.Leader.String() != mesos {
+		t.Errorf("leader = %v, want %s", c.Leader, mesos)
+	}
+	var fw *discovery.Framework
+	for i := range c.Frameworks {
+		if c.Frameworks[i].Name == s.Framework() {
+			fw = &c.Frameworks[i]
+		}
+	}
+	if fw == nil || fw.ID == "" || !fw.Addr.Addr().IsLoopback() || fw.Addr.Port() == 0 {
+		t.Errorf("frameworks = %+v, want %s with an id and a loopback pid", c.Frameworks, s.Framework())
+	}
+	agents := map[string]bool{}
+	for _, a := range c.Agents {
+		if !a.Addr.Addr().IsLoopback() || a.Addr.Port() != 5051 {
+			t.Errorf("agent %+v, want a loopback pid on 5051", a)
+		}
+		agents[a.ID] = true
+	}
+
+	appsResp, err := http.Get(s.URL() + "/v2/apps?embed=apps.tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer appsResp.Body.Close()
+	apps, err := marathon.DecodeApps(appsResp.Body, literal)
+	if err != nil {
+		t.Fatalf("DecodeApps: %v", err)
+	}
+	for _, a := range apps {
+		for _, task := range a.Tasks {
+			if task.AgentID == "" || !agents[task.AgentID] || byTask[task.ID].AgentID != task.AgentID {
+				t.Errorf("Marathon task %s on agent %q, Mesos says %q (agents %v)", task.ID, task.AgentID, byTask[task.ID].AgentID, agents)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package marathontest
 
 import (
+	"crypto/sha1"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -67,7 +68,7 @@ func frameworkJSON(id, name, webui string, tasks []any) obj {
 	return obj{
 		"id":              id,
 		"name":            name,
-		"pid":             "scheduler-" + id + "@127.0.0.1:41314",
+		"pid":             "scheduler-" + schedulerUUID(id) + "@127.0.0.1:41314",
 		"hostname":        "127.0.0.1",
 		"webui_url":       webui,
 		"active":          true,
@@ -79,6 +80,15 @@ func frameworkJSON(id, name, webui string, tasks []any) obj {
 		"executors":       []any{},
 		"offers":          []any{},
 	}
+}
+
+// schedulerUUID is the UUID in a scheduler's libprocess pid
+// ("scheduler-29634d79-07d1-4f42-b9fe-1aa9586526b4@10.0.5.163:43078" in
+// dcos/mesos_state test/mesos_state_SUITE_data/state2.json): random
+// upstream, derived from the framework id here so that output is stable.
+func schedulerUUID(frameworkID string) string {
+	h := sha1.Sum([]byte(frameworkID))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 // mesosTask renders a Marathon task as Mesos reports it, with the

@@ -1,7 +1,9 @@
 package marathontest_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/vipbridge/vipbridge/fixtures/upstreamtest"
+	"github.com/vipbridge/vipbridge/marathon"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -337,4 +340,134 @@ func TestEventShapeMatchesUpstream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Value formats of the Mesos state fields mesos-dns and dcos-dns name
+// things by, as the real states write them.
+var (
+	ipPort        = `(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):\d+`
+	leaderPID     = regexp.MustCompile(`^master@` + ipPort + `$`)
+	agentPID      = regexp.MustCompile(`^slave\(1\)@` + ipPort + `$`)
+	frameworkPID  = regexp.MustCompile(`^scheduler(-[0-9a-f-]{36}|\(\d+\))@` + ipPort + `$`)
+	resourcePorts = regexp.MustCompile(`^\[(\d+-\d+(, \d+-\d+)*)?\]$`)
+)
+
+// mesosValueFaults lists where a /master/state breaks the value formats
+// of the real states: the leader, agent and framework pids, task
+// slave_ids naming a listed agent, resources.ports ranges, and (for
+// Marathon, whose pid is "scheduler-<uuid>@…" since it runs on libprocess
+// with a generated id) a DiscoveryInfo name equal to the task name.
+func mesosValueFaults(state map[string]any) []string {
+	var faults []string
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			faults = append(faults, fmt.Sprintf(format, args...))
+		}
+	}
+	str := func(m map[string]any, k string) (string, bool) { s, ok := m[k].(string); return s, ok }
+	list := func(v any) []map[string]any {
+		var out []map[string]any
+		l, _ := v.([]any)
+		for _, e := range l {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	if l, ok := str(state, "leader"); ok {
+		check(leaderPID.MatchString(l), "leader %q", l)
+	}
+	agents := map[string]bool{}
+	for _, a := range list(state["slaves"]) {
+		id, _ := str(a, "id")
+		pid, _ := str(a, "pid")
+		agents[id] = true
+		check(agentPID.MatchString(pid), "agent %s pid %q", id, pid)
+	}
+	for _, f := range list(state["frameworks"]) {
+		name, _ := str(f, "name")
+		pid, hasPID := str(f, "pid")
+		check(!hasPID || frameworkPID.MatchString(pid), "framework %s pid %q", name, pid)
+		marathon := name == "marathon" && strings.HasPrefix(pid, "scheduler-")
+		for _, t := range list(f["tasks"]) {
+			id, _ := str(t, "id")
+			slave, _ := str(t, "slave_id")
+			check(agents[slave], "task %s on unlisted agent %q", id, slave)
+			if res, ok := t["resources"].(map[string]any); ok {
+				if p, ok := str(res, "ports"); ok {
+					check(resourcePorts.MatchString(p), "task %s resources.ports %q", id, p)
+				}
+			}
+			if di, ok := t["discovery"].(map[string]any); ok && marathon {
+				taskName, _ := str(t, "name")
+				diName, _ := str(di, "name")
+				check(diName == taskName, "marathon task %s: discovery name %q, task name %q", id, diName, taskName)
+			}
+		}
+	}
+	return faults
+}
+
+// TestMesosValuesMatchUpstream holds the simulator's /master/state to the
+// value formats of the real states in dcos/mesos_state and mesos-dns, and
+// decodes both into the same kind of Cluster: a leader, every pid a
+// framework or agent address.
+func TestMesosValuesMatchUpstream(t *testing.T) {
+	root := upstreamtest.Dir(t)
+	files := globJSON(t, root, "dcos-mesos_state", "mesosphere-mesos-dns")
+	checkCluster := func(t *testing.T, name string, state any) {
+		t.Helper()
+		data, _ := json.Marshal(state)
+		st, _, err := marathon.DecodeMesosState(bytes.NewReader(data), "")
+		if err != nil {
+			t.Fatalf("%s: DecodeMesosState: %v", name, err)
+		}
+		m := state.(map[string]any)
+		if _, ok := m["leader"]; ok && !st.Cluster.Leader.IsValid() {
+			t.Errorf("%s: leader %v not decoded", name, m["leader"])
+		}
+		withPID := map[string]bool{}
+		for _, f := range m["frameworks"].([]any) {
+			if f, ok := f.(map[string]any); ok && f["pid"] != nil {
+				withPID[f["id"].(string)] = true
+			}
+		}
+		for _, f := range st.Cluster.Frameworks {
+			if withPID[f.ID] && !f.Addr.IsValid() {
+				t.Errorf("%s: framework %+v with a pid but no address", name, f)
+			}
+		}
+		for _, a := range st.Cluster.Agents {
+			if !a.Addr.IsValid() {
+				t.Errorf("%s: agent %+v without address", name, a)
+			}
+		}
+	}
+	states := 0
+	for i, d := range readJSONFiles(t, files...) {
+		m, ok := d.(map[string]any)
+		if !ok || m["frameworks"] == nil {
+			continue
+		}
+		states++
+		rel, _ := filepath.Rel(root, files[i])
+		if faults := mesosValueFaults(m); len(faults) > 0 {
+			t.Errorf("upstream %s breaks the formats (fix the formats): %v", rel, faults)
+		}
+		checkCluster(t, rel, d)
+	}
+	if states < 8 {
+		t.Fatalf("only %d upstream states", states)
+	}
+
+	s := newDemo(t)
+	state := fetch(t, s.MesosURL()+"/master/state")
+	if faults := mesosValueFaults(state.(map[string]any)); len(faults) > 0 {
+		t.Errorf("simulator's /master/state: %v", faults)
+	}
+	if l := state.(map[string]any)["leader"]; l != "master@"+strings.TrimPrefix(s.MesosURL(), "http://") {
+		t.Errorf("leader = %v, want master@ the Mesos URL's host:port", l)
+	}
+	checkCluster(t, "simulator", state)
 }

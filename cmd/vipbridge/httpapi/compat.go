@@ -2,10 +2,7 @@ package httpapi
 
 import (
 	"net/http"
-	"net/netip"
 	"strconv"
-
-	"github.com/gorilla/mux"
 
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/lb"
@@ -40,21 +37,6 @@ type v1Record struct {
 	RType string `json:"rtype"`
 }
 
-// v1Host is one element of GET /v1/hosts/{host}.
-type v1Host struct {
-	Host string `json:"host"`
-	IP   string `json:"ip"`
-}
-
-// v1Service is one element of GET /v1/services/{service}; IP is absent
-// when the target has no address, as in dcos-dns.
-type v1Service struct {
-	Service string `json:"service"`
-	Host    string `json:"host"`
-	IP      string `json:"ip,omitempty"`
-	Port    uint16 `json:"port"`
-}
-
 // v1Version is the body of GET /v1/version.
 type v1Version struct {
 	Service string `json:"Service"`
@@ -81,10 +63,10 @@ func (a *api) v1VIPs(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// v1Records serves GET /v1/records: every record DNS serves in the zone.
-// Names carry no trailing dot, as in dcos-dns.
+// v1Records serves GET /v1/records: every record DNS serves, in every
+// zone. Names carry no trailing dot, as in dcos-dns.
 func (a *api) v1Records(w http.ResponseWriter, _ *http.Request) {
-	rrs := a.tableRecords(a.table())
+	rrs := a.allRecords(a.table())
 	out := make([]v1Record, 0, len(rrs))
 	for _, r := range rrs {
 		host := r.addr.String()
@@ -92,49 +74,6 @@ func (a *api) v1Records(w http.ResponseWriter, _ *http.Request) {
 			host = r.target + ":" + strconv.Itoa(int(r.port))
 		}
 		out = append(out, v1Record{Name: r.name, Host: host, RType: r.typ})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// v1Hosts serves GET /v1/hosts/{host}: the A and AAAA records of a name
-// (dcos-dns lists A only; AAAA is added so IPv6-only VIPs show). An unknown
-// name gives [] like dcos-dns's empty answer, not a 404.
-func (a *api) v1Hosts(w http.ResponseWriter, r *http.Request) {
-	out := []v1Host{}
-	if key, ok := a.nameKey(mux.Vars(r)["host"]); ok {
-		if e, err := a.table().Lookup(key); err == nil {
-			for _, addr := range [...]netip.Addr{e.Addr4, e.Addr6} {
-				if addr.IsValid() {
-					out = append(out, v1Host{Host: a.fqdn(key), IP: addr.String()})
-				}
-			}
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// v1Services serves GET /v1/services/{service}: one element per SRV
-// record of "_<name>._<proto>.<framework>.<zone>", with the target's IPv4
-// address, else its IPv6 one. An unknown service gives [].
-func (a *api) v1Services(w http.ResponseWriter, r *http.Request) {
-	out := []v1Service{}
-	if key, proto, ok := a.srvKey(mux.Vars(r)["service"]); ok {
-		if e, err := a.table().Lookup(key); err == nil {
-			ip := e.Addr4
-			if !ip.IsValid() {
-				ip = e.Addr6
-			}
-			for _, p := range e.Ports {
-				if p.Protocol != proto {
-					continue
-				}
-				s := v1Service{Service: a.srvName(key, proto), Host: a.fqdn(key), Port: p.Port}
-				if ip.IsValid() {
-					s.IP = ip.String()
-				}
-				out = append(out, s)
-			}
-		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

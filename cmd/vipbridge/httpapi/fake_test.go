@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/vipbridge/vipbridge/discovery"
 )
 
@@ -79,4 +81,15 @@ func testTable(tb testing.TB) *discovery.Table {
 	t = t.WithAnnounced(func(v *discovery.VIP) bool { return v.Ready() })
 	t.Generation = 7
 	return t
+}
+
+// refusing is a Resolver that refuses every query, as the DNS server does
+// for zones it does not serve: golden files of what falls back without DNS
+// (the mesos zone's SOA) stay fixed whatever dnsserver learns.
+type refusing struct{}
+
+func (refusing) Answer(req *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeRefused)
+	return m
 }

@@ -40,6 +40,26 @@ type Config struct {
 	// Dataplane, if not nil, adds each VIP's kernel state to /records and
 	// /v1/vips.
 	Dataplane Dataplane
+	// Resolver answers /v1/hosts and /v1/services; nil answers every name
+	// with the empty entry.
+	Resolver Resolver
+	// MesosDomain is mesos-dns's domain (--mesos-domain): the mesos zone's
+	// origin in /records, /v1/records and /v1/zone, and the zone of
+	// /v1/enumerate and /v1/axfr. "" means the mesos zone is not served:
+	// those two answer 404, the others leave it out. The dcos-dns mirror
+	// mesos.thisdcos.directory is listed either way.
+	MesosDomain string
+	// MesosTTL is the TTL of the mesos zone (--mesos-ttl); zero means 60s,
+	// mesos-dns's default.
+	MesosTTL time.Duration
+	// MesosRefresh is shown as /v1/axfr's RefreshSeconds, the longest a
+	// record taken from a Mesos poll can lag (--mesos-interval); zero
+	// means 60s, mesos-dns's default refreshSeconds.
+	MesosRefresh time.Duration
+	// Settings is the daemon's effective configuration, shown by
+	// /v1/config with secrets removed (settings.go); nil makes /v1/config
+	// an empty object.
+	Settings any
 }
 
 const (
@@ -47,6 +67,10 @@ const (
 	DefaultZone = "l4lb.thisdcos.directory"
 	// defaultTTL matches dcos-dns's ?DCOS_DNS_TTL (UPSTREAM.md §2.2).
 	defaultTTL = 5 * time.Second
+	// defaultMesosTTL and defaultMesosRefresh are mesos-dns's ttl and
+	// refreshSeconds defaults (UPSTREAM.md §3.2).
+	defaultMesosTTL     = 60 * time.Second
+	defaultMesosRefresh = 60 * time.Second
 	// maxRequestBody bounds what any handler could read from a request
 	// body; none reads one today.
 	maxRequestBody = 4 << 10
@@ -65,6 +89,14 @@ type api struct {
 	log       *slog.Logger
 	gatherer  prometheus.Gatherer
 	dataplane Dataplane
+	resolver  Resolver
+	settings  any
+	// mesos is the mesos-dns view (/v1/enumerate, /v1/axfr); its domain
+	// is "" when the mesos zone is not served.
+	mesos mesosView
+	// taskZones are the served task zones, in the order the API lists
+	// them.
+	taskZones []taskZone
 }
 
 // New returns the API's handler: a gorilla/mux router wrapped in request
@@ -80,9 +112,11 @@ func New(cfg Config) http.Handler {
 		dataplane: cfg.Dataplane,
 	}
 	if cfg.TTL > 0 {
-		// RFC 2181 §8: TTLs are at most 2^31-1 seconds.
-		a.ttl = uint32(min(max(cfg.TTL/time.Second, 1), math.MaxInt32))
+		a.ttl = seconds(cfg.TTL)
 	}
+	a.resolver, a.settings = cfg.Resolver, cfg.Settings
+	a.mesos = newMesosView(cfg)
+	a.taskZones = newTaskZones(a.mesos.domain, a.mesos.ttl, a.ttl)
 	if a.zone == "" {
 		a.zone = DefaultZone
 	}
@@ -95,6 +129,12 @@ func New(cfg Config) http.Handler {
 	}
 	a.log = a.log.With("component", "http")
 	return a.logRequests(a.router())
+}
+
+// seconds is d in whole seconds as a TTL: at least 1, at most 2^31-1
+// (RFC 2181 §8).
+func seconds(d time.Duration) uint32 {
+	return uint32(min(max(d/time.Second, 1), math.MaxInt32))
 }
 
 // router registers every route for GET and HEAD.
@@ -111,7 +151,11 @@ func (a *api) router() *mux.Router {
 		{"/v1/vips", a.v1VIPs},
 		{"/v1/records", a.v1Records},
 		{"/v1/hosts/{host}", a.v1Hosts},
+		{"/v1/hosts/{host}/ports", notImplemented},
 		{"/v1/services/{service}", a.v1Services},
+		{"/v1/enumerate", a.v1Enumerate},
+		{"/v1/axfr", a.v1AXFR},
+		{"/v1/config", a.v1Config},
 		{"/v1/version", a.v1Version},
 		{"/v1/zone", a.v1Zone},
 		{"/healthz", healthz},
@@ -145,6 +189,11 @@ type errorBody struct {
 
 func notFound(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusNotFound, errorBody{Error: "not found"})
+}
+
+// notImplemented answers what mesos-dns answers with 501 (/v1/hosts/{host}/ports).
+func notImplemented(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusNotImplemented, errorBody{Error: "not implemented"})
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {

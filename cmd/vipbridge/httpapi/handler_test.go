@@ -12,16 +12,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/dnsserver"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // newTestServer serves New(cfg) on loopback, with fake tables holding
-// testTable and a loaded status unless cfg says otherwise.
+// testTable and a loaded status unless cfg says otherwise, and a real
+// dnsserver.Server answering from the same tables as the Resolver.
 func newTestServer(tb testing.TB, cfg Config) (*httptest.Server, *fakeTables) {
 	tb.Helper()
 	f, ok := cfg.Tables.(*fakeTables)
@@ -29,9 +32,23 @@ func newTestServer(tb testing.TB, cfg Config) (*httptest.Server, *fakeTables) {
 		f = &fakeTables{t: testTable(tb), st: discovery.Status{Loaded: true, Synced: true, Generation: 7}}
 		cfg.Tables = f
 	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = newResolver(tb, f, cfg.TTL)
+	}
 	srv := httptest.NewServer(New(cfg))
 	tb.Cleanup(srv.Close)
 	return srv, f
+}
+
+// newResolver returns a DNS server answering from tables; Answer needs no
+// sockets, so it is never Run.
+func newResolver(tb testing.TB, tables dnsserver.Tables, ttl time.Duration) *dnsserver.Server {
+	tb.Helper()
+	s, err := dnsserver.New(dnsserver.Config{Addr: "127.0.0.1:0", Tables: tables, TTL: ttl})
+	if err != nil {
+		tb.Fatalf("dnsserver.New: %v", err)
+	}
+	return s
 }
 
 // do performs method path on srv and returns the response and its body.
@@ -133,25 +150,38 @@ func TestEndpoints(t *testing.T) {
 		{name: "records trailing slash", path: "/records/", wantStatus: 404},
 		{name: "query ignored", path: "/records?generation=1&x=%zz&pretty", wantStatus: 200, wantSub: []string{string(recordsBody)}},
 		{name: "head", method: http.MethodHead, path: "/records", wantStatus: 200, wantCT: "application/json"},
+		// /v1/hosts and /v1/services in mesos-dns's shape (resolver.go).
 		{name: "hosts", path: "/v1/hosts/" + fooFQDN, wantStatus: 200,
-			want: []any{map[string]any{"host": fooFQDN, "ip": foo.Addr4.String()}}},
+			want: []any{map[string]any{"host": fooFQDN + ".", "ip": foo.Addr4.String()}}},
 		{name: "hosts dual stack", path: "/v1/hosts/bar.marathon.l4lb.thisdcos.directory.", wantStatus: 200,
 			want: []any{
-				map[string]any{"host": "bar.marathon.l4lb.thisdcos.directory", "ip": bar.Addr4.String()},
-				map[string]any{"host": "bar.marathon.l4lb.thisdcos.directory", "ip": bar.Addr6.String()},
+				map[string]any{"host": "bar.marathon.l4lb.thisdcos.directory.", "ip": bar.Addr4.String()},
+				map[string]any{"host": "bar.marathon.l4lb.thisdcos.directory.", "ip": bar.Addr6.String()},
 			}},
-		{name: "hosts unknown", path: "/v1/hosts/nope.marathon.l4lb.thisdcos.directory", wantStatus: 200, want: []any{}},
-		{name: "hosts unannounced", path: "/v1/hosts/db.marathon", wantStatus: 200, want: []any{}},
+		{name: "hosts upper case", path: "/v1/hosts/FOO.marathon.L4LB.thisdcos.directory", wantStatus: 200,
+			want: []any{map[string]any{"host": fooFQDN + ".", "ip": foo.Addr4.String()}}},
+		{name: "hosts dclb alias", path: "/v1/hosts/foo.marathon.dclb.thisdcos.directory", wantStatus: 200,
+			want: []any{map[string]any{"host": "foo.marathon.dclb.thisdcos.directory.", "ip": foo.Addr4.String()}}},
+		{name: "hosts wildcard cleaned", path: "/v1/hosts/foo.*.marathon.l4lb.thisdcos.directory", wantStatus: 200,
+			want: []any{map[string]any{"host": fooFQDN + ".", "ip": foo.Addr4.String()}}},
+		{name: "hosts unknown", path: "/v1/hosts/nope.marathon.l4lb.thisdcos.directory", wantStatus: 200, want: emptyHost},
+		{name: "hosts unannounced", path: "/v1/hosts/db.marathon.l4lb.thisdcos.directory", wantStatus: 200, want: emptyHost},
+		{name: "hosts bare key", path: "/v1/hosts/foo.marathon", wantStatus: 200, want: emptyHost},
+		{name: "hosts label too long", path: "/v1/hosts/" + strings.Repeat("a", 64) + ".l4lb.thisdcos.directory", wantStatus: 200, want: emptyHost},
+		{name: "hosts ports", path: "/v1/hosts/" + fooFQDN + "/ports", wantStatus: 501},
 		{name: "services", path: "/v1/services/_foo._tcp.marathon.l4lb.thisdcos.directory", wantStatus: 200,
-			want: []any{map[string]any{"service": "_foo._tcp.marathon.l4lb.thisdcos.directory", "host": fooFQDN, "ip": foo.Addr4.String(), "port": 80.0}}},
+			want: []any{map[string]any{"service": "_foo._tcp.marathon.l4lb.thisdcos.directory", "host": fooFQDN + ".", "ip": foo.Addr4.String(), "port": "80"}}},
+		{name: "services as asked", path: "/v1/services/_FOO._tcp.marathon.l4lb.thisdcos.directory.", wantStatus: 200,
+			want: []any{map[string]any{"service": "_FOO._tcp.marathon.l4lb.thisdcos.directory.", "host": fooFQDN + ".", "ip": foo.Addr4.String(), "port": "80"}}},
 		{name: "services udp", path: "/v1/services/_bar._udp.marathon.l4lb.thisdcos.directory.", wantStatus: 200,
-			want: []any{map[string]any{"service": "_bar._udp.marathon.l4lb.thisdcos.directory", "host": "bar.marathon.l4lb.thisdcos.directory", "ip": bar.Addr4.String(), "port": 8080.0}}},
+			want: []any{map[string]any{"service": "_bar._udp.marathon.l4lb.thisdcos.directory.", "host": "bar.marathon.l4lb.thisdcos.directory.", "ip": bar.Addr4.String(), "port": "8080"}}},
 		{name: "services dotted name ipv6", path: "/v1/services/_web._tcp.svc.hello-world.l4lb.thisdcos.directory", wantStatus: 200,
-			want: []any{map[string]any{"service": "_web._tcp.svc.hello-world.l4lb.thisdcos.directory", "host": "web.svc.hello-world.l4lb.thisdcos.directory", "ip": web.Addr6.String(), "port": 443.0}}},
+			want: []any{map[string]any{"service": "_web._tcp.svc.hello-world.l4lb.thisdcos.directory", "host": "web.svc.hello-world.l4lb.thisdcos.directory.", "ip": web.Addr6.String(), "port": "443"}}},
 		{name: "services dotted name before proto", path: "/v1/services/_web.svc._tcp.hello-world.l4lb.thisdcos.directory", wantStatus: 200,
-			want: []any{map[string]any{"service": "_web._tcp.svc.hello-world.l4lb.thisdcos.directory", "host": "web.svc.hello-world.l4lb.thisdcos.directory", "ip": web.Addr6.String(), "port": 443.0}}},
-		{name: "services wrong protocol", path: "/v1/services/_foo._udp.marathon.l4lb.thisdcos.directory", wantStatus: 200, want: []any{}},
-		{name: "services not srv", path: "/v1/services/" + fooFQDN, wantStatus: 200, want: []any{}},
+			want: []any{map[string]any{"service": "_web.svc._tcp.hello-world.l4lb.thisdcos.directory", "host": "web.svc.hello-world.l4lb.thisdcos.directory.", "ip": web.Addr6.String(), "port": "443"}}},
+		{name: "services wrong protocol", path: "/v1/services/_foo._udp.marathon.l4lb.thisdcos.directory", wantStatus: 200, want: emptyService},
+		{name: "services not srv", path: "/v1/services/" + fooFQDN, wantStatus: 200, want: emptyService},
+		{name: "services outside zones", path: "/v1/services/_foo._tcp.example.org", wantStatus: 200, want: emptyService},
 		{name: "version", path: "/v1/version", wantStatus: 200, want: map[string]any{"Service": "vipbridge", "Version": "1.2.3"}},
 		{name: "healthz", path: "/healthz", wantStatus: 200, wantCT: "text/plain; charset=utf-8", wantSub: []string{"ok\n"}},
 		{name: "metrics", path: "/metrics", wantStatus: 200, wantSub: []string{"vipbridge_test_total 0"}},
@@ -201,6 +231,13 @@ func TestEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// emptyHost and emptyService are mesos-dns's answers for a name without
+// records: one all-empty entry.
+var (
+	emptyHost    = []any{map[string]any{"host": "", "ip": ""}}
+	emptyService = []any{map[string]any{"service": "", "host": "", "ip": "", "port": ""}}
+)
 
 // jsonEqual compares decoded JSON values.
 func jsonEqual(a, b any) bool {

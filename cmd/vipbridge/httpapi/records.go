@@ -80,18 +80,20 @@ type rr struct {
 	// port and target (FQDN without trailing dot) are set for SRV.
 	port   uint16
 	target string
+	ttl    uint32
 }
 
-// records serves GET /records: every record DNS serves, every VIP of the
-// table (announced or not) and every label error. Only canonical names in
-// the configured zone are listed, not the dclb alias DNS also answers.
+// records serves GET /records: every record DNS serves in every zone (the
+// VIP zone, then the task zones), every VIP of the table (announced or
+// not) and every label error. Only canonical names are listed, not the
+// dclb alias DNS also answers.
 func (a *api) records(w http.ResponseWriter, _ *http.Request) {
 	t := a.table()
 	doc := recordsDoc{
 		Generation: t.Generation,
 		Stale:      a.stale(t),
 		Built:      t.Built,
-		Records:    a.renderRecords(a.tableRecords(t)),
+		Records:    a.renderRecords(a.allRecords(t)),
 		VIPs:       make([]vipDoc, 0, t.VIPs.Len()),
 		Errors:     nonNil(t.Errors),
 	}
@@ -140,9 +142,15 @@ func (a *api) stale(t *discovery.Table) bool {
 	return t.Stale || a.tables.Status().Stale
 }
 
-// tableRecords returns the records of every announced name, sorted by
+// allRecords returns the records of every zone: the VIP zone's, then the
+// task zones'.
+func (a *api) allRecords(t *discovery.Table) []rr {
+	return append(a.vipRecords(t), a.taskRecords(t)...)
+}
+
+// vipRecords returns the records of every announced VIP name, sorted by
 // name. Names come from the VIPs; t.Lookup decides which DNS serves.
-func (a *api) tableRecords(t *discovery.Table) []rr {
+func (a *api) vipRecords(t *discovery.Table) []rr {
 	var names []string
 	for v := range t.VIPs.All() {
 		if n := v.Key.Name; n != "" {
@@ -166,13 +174,13 @@ func (a *api) nameRecords(key string, e *discovery.NameEntry) []rr {
 	fqdn := a.fqdn(key)
 	var out []rr
 	if e.Addr4.IsValid() {
-		out = append(out, rr{name: fqdn, typ: "A", addr: e.Addr4})
+		out = append(out, rr{name: fqdn, typ: "A", addr: e.Addr4, ttl: a.ttl})
 	}
 	if e.Addr6.IsValid() {
-		out = append(out, rr{name: fqdn, typ: "AAAA", addr: e.Addr6})
+		out = append(out, rr{name: fqdn, typ: "AAAA", addr: e.Addr6, ttl: a.ttl})
 	}
 	for _, p := range e.Ports {
-		out = append(out, rr{name: a.srvName(key, p.Protocol), typ: "SRV", port: p.Port, target: fqdn})
+		out = append(out, rr{name: a.srvName(key, p.Protocol), typ: "SRV", port: p.Port, target: fqdn, ttl: a.ttl})
 	}
 	return out
 }
@@ -181,7 +189,7 @@ func (a *api) nameRecords(key string, e *discovery.NameEntry) []rr {
 func (a *api) renderRecords(rrs []rr) []recordDoc {
 	out := make([]recordDoc, 0, len(rrs))
 	for _, r := range rrs {
-		d := recordDoc{Name: r.name, Type: r.typ, TTL: a.ttl}
+		d := recordDoc{Name: r.name, Type: r.typ, TTL: r.ttl}
 		if r.typ == "SRV" {
 			d.Value = "0 1 " + strconv.Itoa(int(r.port)) + " " + r.target + "."
 		} else {

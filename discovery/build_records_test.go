@@ -1,0 +1,172 @@
+package discovery
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+// recordsApp is a random app of source: a Marathon app with host ports, or
+// (mesos) one task of another framework with DiscoveryInfo, on one of four
+// agents; names collide on purpose (few app names, two frameworks).
+func recordsApp(rng *rand.Rand, source string, i int) App {
+	agent := rng.IntN(4)
+	task := Task{
+		ID:        fmt.Sprintf("t%d-%d", i, rng.IntN(1000)),
+		AgentID:   fmt.Sprintf("agent-S%d", agent),
+		AgentIP:   netip.AddrFrom4([4]byte{10, 0, 1, byte(agent)}),
+		IPs:       []netip.Addr{netip.AddrFrom4([4]byte{9, 0, byte(i), byte(rng.IntN(200))})},
+		HostPorts: []uint16{uint16(31000 + rng.IntN(100))},
+		State:     []TaskState{TaskRunning, TaskRunning, TaskKilling}[rng.IntN(3)],
+	}
+	if source == marathonSource {
+		return App{ID: fmt.Sprintf("/g%d/app%d", rng.IntN(2), i%5), Framework: "marathon", Tasks: []Task{task},
+			Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}, Name: "http"}}}
+	}
+	task.Name = fmt.Sprintf("node-%d", rng.IntN(3))
+	task.ResourcePorts = 1
+	task.Discovery = &DiscoveryInfo{Name: []string{"", "api.svc"}[rng.IntN(2)],
+		Ports: []DiscoveryPort{{Number: task.HostPorts[0], Name: "api", Protocol: "tcp"}}}
+	fw := []string{"hello-world", "kafka"}[rng.IntN(2)]
+	return App{ID: fw + "/" + task.ID, Framework: fw, FromMesos: true, Tasks: []Task{task}}
+}
+
+func recordsCluster(rng *rand.Rand) *Cluster {
+	cl := &Cluster{Leader: netip.MustParseAddrPort("10.0.0.1:5050"),
+		Frameworks: []Framework{{ID: "f1", Name: "hello-world", Addr: netip.MustParseAddrPort("10.0.1.9:4000")}}}
+	for a := range 4 {
+		if rng.IntN(4) > 0 { // agents come and go: their tasks' names with them
+			cl.Agents = append(cl.Agents, Agent{ID: fmt.Sprintf("agent-S%d", a), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(a)}), 5051)})
+		}
+	}
+	return cl
+}
+
+// TestRecordsIncrementalEqualsWhole checks, over random changes to apps
+// and clusters, that the incremental index (recordsBuilder) holds exactly
+// the records and empty non-terminals of the whole build (WithRecords).
+func TestRecordsIncrementalEqualsWhole(t *testing.T) {
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		b := newRecordsBuilder(NamesConfig{})
+		apps := map[appRef]*App{}
+		clusters := map[string]*Cluster{}
+		for step := range 60 {
+			changes := map[appRef]*App{}
+			var cls map[string]*Cluster
+			for range 1 + rng.IntN(4) {
+				source := []string{marathonSource, "mesos"}[rng.IntN(2)]
+				i := rng.IntN(12)
+				a := recordsApp(rng, source, i)
+				ref := appRef{source, a.ID}
+				if _, ok := apps[ref]; ok && rng.IntN(3) == 0 {
+					delete(apps, ref)
+					changes[ref] = nil
+					continue
+				}
+				apps[ref], changes[ref] = &a, &a
+			}
+			if rng.IntN(5) == 0 {
+				clusters["mesos"] = recordsCluster(rng)
+				cls = map[string]*Cluster{"mesos": clusters["mesos"]}
+			}
+			b.build(changes, cls)
+			got := &Table{records: b.records, nonTerminals: b.nonTerminals, tasks: b.tasks}
+			want := wholeRecords(b.cfg, apps, clusters)
+			compareRecords(t, fmt.Sprintf("seed %d step %d", seed, step), got, want)
+		}
+		if b.records.Len() == 0 || b.nonTerminals.Len() == 0 {
+			t.Fatalf("seed %d: %d names, %d empty non-terminals at the end: the test tests nothing", seed, b.records.Len(), b.nonTerminals.Len())
+		}
+	}
+}
+
+// wholeRecords is the reference: every app's and cluster's records built
+// whole.
+func wholeRecords(cfg NamesConfig, apps map[appRef]*App, clusters map[string]*Cluster) *Table {
+	var tasks []*TaskRecords
+	var cluster []ZoneRecord
+	for _, source := range slices.Sorted(maps.Keys(clusters)) {
+		cluster = append(cluster, cfg.ClusterRecords(clusters[source])...)
+	}
+	for ref, a := range apps {
+		var known func(string) bool
+		if cl := clusters[ref.source]; cl != nil {
+			known = func(id string) bool {
+				return slices.ContainsFunc(cl.Agents, func(a Agent) bool { return a.ID == id })
+			}
+		}
+		tasks = append(tasks, cfg.AppRecords(a, known)...)
+	}
+	return (&Table{}).WithRecords(tasks, cluster)
+}
+
+func compareRecords(t *testing.T, at string, got, want *Table) {
+	t.Helper()
+	g, w := map[RecordName]*Records{}, map[RecordName]*Records{}
+	for n, r := range got.AllRecords() {
+		g[n] = r
+	}
+	for n, r := range want.AllRecords() {
+		w[n] = r
+	}
+	if len(w) == 0 && len(g) == 0 {
+		return
+	}
+	for n, wr := range w {
+		if gr, ok := g[n]; !ok || !equalRecords(gr, wr) {
+			t.Fatalf("%s: %v %s = %+v, want %+v", at, n.Zone, n.Name, gr, wr)
+		}
+	}
+	for n, gr := range g {
+		if _, ok := w[n]; !ok {
+			t.Fatalf("%s: %v %s = %+v, want no such name", at, n.Zone, n.Name, gr)
+		}
+	}
+	if gn, wn := got.nonTerminals.Len(), want.nonTerminals.Len(); gn != wn {
+		t.Fatalf("%s: %d empty non-terminals, want %d", at, gn, wn)
+	}
+	for k := range want.nonTerminals.All() {
+		if _, ok := got.nonTerminals.Get(k); !ok {
+			t.Fatalf("%s: %q is not an empty non-terminal, want one", at, k)
+		}
+	}
+	var gt, wt int
+	for range got.Tasks() {
+		gt++
+	}
+	for range want.Tasks() {
+		wt++
+	}
+	if gt != wt {
+		t.Fatalf("%s: %d tasks enumerated, want %d", at, gt, wt)
+	}
+}
+
+// BenchmarkRecordsUpdate is the cost of one task's state flip in an index
+// of 10,000 Marathon apps of 10 tasks (100,000 tasks).
+func BenchmarkRecordsUpdate(b *testing.B) {
+	b.ReportAllocs()
+	rb := newRecordsBuilder(NamesConfig{})
+	all := map[appRef]*App{}
+	for i := range 10000 {
+		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
+		for j := range 10 {
+			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
+				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
+		}
+		all[appRef{marathonSource, a.ID}] = &a
+	}
+	rb.build(all, nil)
+	a := *all[appRef{marathonSource, "/app7"}]
+	states := [2]TaskState{TaskKilling, TaskRunning}
+	for i := 0; b.Loop(); i++ {
+		a.Tasks = slices.Clone(a.Tasks)
+		a.Tasks[3].State = states[i%2]
+		c := a
+		rb.build(map[appRef]*App{{marathonSource, a.ID}: &c}, nil)
+	}
+}
