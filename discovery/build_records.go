@@ -34,6 +34,7 @@ type recordsBuilder struct {
 	// counted that have no records themselves (nonTerminals holds them).
 	below map[string]int
 
+	skipped      int // the sum of every TaskRecords' Skipped
 	records      cowmap.Map[*Records]
 	nonTerminals cowmap.Map[struct{}]
 	tasks        cowmap.Map[[]*TaskRecords]
@@ -63,8 +64,14 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 	remake := func(ref appRef, app *App) {
 		old := b.recs[ref]
 		var recs []*TaskRecords
+		for _, tr := range old {
+			b.skipped -= tr.Skipped
+		}
 		if app != nil {
 			recs = b.cfg.AppRecords(app, b.known(ref.source))
+			for _, tr := range recs {
+				b.skipped += tr.Skipped
+			}
 			b.apps[ref] = app
 		} else {
 			delete(b.apps, ref)

@@ -1,6 +1,7 @@
 // Package discovery is the core of vipbridge: it owns the model of apps and
-// tasks, the VIP label grammar, name normalisation, VIP address allocation
-// and the level-triggered reconciler that publishes immutable Tables to the
+// tasks, the VIP label grammar, name normalisation, VIP address allocation,
+// the names of the task zones (mesos-dns's and dcos-dns's) and the
+// level-triggered reconciler that publishes immutable Tables to the
 // DNS server, the HTTP API and the dataplane. Persistence sits behind the
 // Store interface; package discovery/store keeps it in bbolt.
 //
@@ -18,6 +19,10 @@
 //	name.go               DNS name normalisation (NormaliseName)
 //	srv.go                SRV owner names of VIPs
 //	alloc.go              VIP address allocation (Allocator)
+//	names.go              the task zones' names: NamesConfig, AppRecords, ClusterRecords
+//	names_mesos.go        mesos-dns's naming rules (the mesos zone)
+//	names_dcos.go         dcos-dns's task names (dcos.thisdcos.directory)
+//	label_mesos.go        mesos-dns's label normalisation and canonical task hash
 //
 // Tables and how they are built (pure; the reconciler enters through
 // build_next.go only):
@@ -29,6 +34,8 @@
 //	build_incremental.go  the incremental build, equal to Build
 //	build_names.go        which names are announced, and withdrawn
 //	build_next.go         tableBuilder.next: changes + published Table → what to publish
+//	records.go            the task zones' records as a Table holds them, and their whole build
+//	build_records.go      the task zones' incremental index, equal to the whole build
 //
 // The reconciler (runs):
 //

@@ -41,7 +41,7 @@ func newReconcileMetrics() *reconcileMetrics {
 		}, []string{"source"}),
 		records: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vipbridge_records",
-			Help: "Size of the published table, by kind (names, vips, backends).",
+			Help: "Size of the published table, by kind (names, vips, backends; task_names in the task zones; task_records_skipped, the task-zone records left out because their name cannot be asked over DNS).",
 		}, []string{"kind"}),
 		labelErrors: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vipbridge_label_errors",

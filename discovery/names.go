@@ -138,9 +138,9 @@ type appNamer struct {
 	// fw is the framework's mesos-dns name (DomainFrag), dcosFW its
 	// dcos-dns label.
 	fw, dcosFW string
-	// For a Marathon app: its task name (also its DiscoveryInfo name) and
-	// that name's mesos-dns label.
-	marathonName, marathonLabel string
+	// For a Marathon app: its task name (also its DiscoveryInfo name),
+	// that name's mesos-dns label and its dcos-dns label.
+	marathonName, marathonLabel, marathonDCOS string
 	// hashTail is the scratch for "-<hash>-<agent tail>"; di for a
 	// Marathon task's DiscoveryInfo ports.
 	hashTail []byte
@@ -155,11 +155,16 @@ func newAppNamer(c NamesConfig, app *App) *appNamer {
 		app:     app,
 		fw:      mesosDomainFrag(app.Framework, c.EnforceRFC952),
 		dcosFW:  NormaliseLabel(app.Framework),
-		b:       recordsBuf{maxName: c.maxName()},
+		// Room for a typical task's names and records, so the scratch
+		// grows at most once or twice per app.
+		b:        recordsBuf{maxName: c.maxName(), buf: make([]byte, 0, 1024), pending: make([]pendingRecord, 0, 48)},
+		hashTail: make([]byte, 0, 128),
 	}
 	if !app.FromMesos {
 		n.marathonName = MarathonTaskName(app.ID)
 		n.marathonLabel = mesosLabel(n.marathonName, c.EnforceRFC952)
+		n.marathonDCOS = NormaliseLabel(n.marathonName)
+		n.di = make([]DiscoveryPort, 0, 2*len(app.Ports))
 	}
 	return n
 }

@@ -18,7 +18,7 @@ import "net/netip"
 //	                  task_ip), else the task's IPs
 func (n *appNamer) dcosRecords(t *Task, p *taskParts) {
 	b := &n.b
-	task := NormaliseLabel(p.name)
+	task := p.dcosLabel
 	name := func(kind string) span {
 		off := len(b.buf)
 		b.str(task)

@@ -23,8 +23,8 @@ type taskParts struct {
 	// task name.
 	label string
 	// name is the DiscoveryInfo name, else the task name: what dcos-dns
-	// labels and mesos-dns enumerates.
-	name string
+	// labels and mesos-dns enumerates; dcosLabel its dcos-dns label.
+	name, dcosLabel string
 	// resourcePorts are the task's port resources.
 	resourcePorts []uint16
 }
@@ -35,7 +35,7 @@ func (n *appNamer) parts(t *Task) taskParts {
 	if !n.app.FromMesos {
 		n.di = appendMarathonPorts(n.di[:0], n.app, t)
 		return taskParts{diName: n.marathonName, diPorts: n.di, label: n.marathonLabel,
-			name: n.marathonName, resourcePorts: t.HostPorts}
+			name: n.marathonName, dcosLabel: n.marathonDCOS, resourcePorts: t.HostPorts}
 	}
 	p := taskParts{name: t.Name, resourcePorts: t.HostPorts[:min(max(t.ResourcePorts, 0), len(t.HostPorts))]}
 	if d := t.Discovery; d != nil && d.Name != "" {
@@ -44,6 +44,7 @@ func (n *appNamer) parts(t *Task) taskParts {
 	} else {
 		p.label = mesosLabel(t.Name, n.rfc952)
 	}
+	p.dcosLabel = NormaliseLabel(p.name)
 	return p
 }
 

@@ -89,6 +89,8 @@ func (r *Reconciler) recordTable(t *Table) {
 	r.met.records.WithLabelValues("names").Set(float64(t.Names()))
 	r.met.records.WithLabelValues("vips").Set(float64(t.VIPs.Len()))
 	r.met.records.WithLabelValues("backends").Set(float64(backends))
+	r.met.records.WithLabelValues("task_names").Set(float64(t.RecordNames()))
+	r.met.records.WithLabelValues("task_records_skipped").Set(float64(t.SkippedRecords))
 	r.met.labelErrors.Set(float64(len(t.Errors)))
 	r.met.generation.Set(float64(t.Generation))
 }

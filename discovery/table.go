@@ -102,6 +102,10 @@ type Table struct {
 	// arrived (Update.Received), zero when it reflects none; dataplanes
 	// measure event → kernel latency from it.
 	Received time.Time
+	// SkippedRecords counts the task-zone records the naming rules made
+	// but left out because their name cannot be asked over DNS
+	// (TaskRecords.Skipped).
+	SkippedRecords int
 
 	names cowmap.Map[*NameEntry] // "<name>.<framework>" → records
 	// records are the task zones' names (recordKey) → records, tasks the

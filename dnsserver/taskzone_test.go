@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -158,5 +159,57 @@ func TestGlobalVIPZone(t *testing.T) {
 		if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
 			t.Errorf("foo.marathon.%s: rcode %s, answers %v; want one A", z, dns.RcodeToString[m.Rcode], m.Answer)
 		}
+	}
+}
+
+// TestTaskZoneTruncation: a 40-task app's SRV answer (about 1,800 bytes
+// with its additional section) is cut to 512 bytes with TC for a client
+// without EDNS0, to the client's EDNS0 size (up to 1232) with TC for one
+// with it, and comes whole over TCP: unlike mesos-dns, which cuts every UDP
+// reply at 512 bytes.
+func TestTaskZoneTruncation(t *testing.T) {
+	var recs []discovery.ZoneRecord
+	for i := range 40 {
+		target := fmt.Sprintf("web-%05d-s%d.marathon", i, i%4)
+		recs = append(recs,
+			discovery.ZoneRecord{Zone: discovery.ZoneMesos, Type: discovery.TypeSRV, Name: "_web._tcp.marathon", Target: target, Port: uint16(31000 + i)},
+			discovery.ZoneRecord{Zone: discovery.ZoneMesos, Type: discovery.TypeA, Name: target, Addr: netip.AddrFrom4([4]byte{10, 0, 1, byte(i)})})
+	}
+	tbl := testTable(t).WithRecords([]*discovery.TaskRecords{{Framework: "marathon", Name: "web", ID: "web", Records: recs}}, nil)
+	r := start(t, Config{Tables: newTables(tbl), MesosDomain: "mesos"})
+	for _, tt := range []struct {
+		name    string
+		network string
+		edns    uint16 // 0: none
+		maxLen  int
+		tc      bool
+	}{
+		{name: "no EDNS0", network: "udp", maxLen: 512, tc: true},
+		{name: "EDNS0 1232", network: "udp", edns: 1232, maxLen: 1232, tc: true},
+		{name: "EDNS0 4096 is served at most 1232", network: "udp", edns: 4096, maxLen: 1232, tc: true},
+		{name: "TCP", network: "tcp", maxLen: 65535},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := new(dns.Msg)
+			req.SetQuestion("_web._tcp.marathon.mesos.", dns.TypeSRV)
+			if tt.edns > 0 {
+				req.SetEdns0(tt.edns, false)
+			}
+			m := r.exchange(t, tt.network, req)
+			m.Compress = true // as the server packed it
+			packed, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(packed) > tt.maxLen || m.Truncated != tt.tc {
+				t.Errorf("reply of %d bytes, TC %v; want at most %d, TC %v", len(packed), m.Truncated, tt.maxLen, tt.tc)
+			}
+			if !tt.tc && len(m.Answer) != 40 {
+				t.Errorf("%d answers over %s, want 40", len(m.Answer), tt.network)
+			}
+			if tt.edns == 1232 && len(m.Answer) < 20 {
+				t.Errorf("%d answers in 1232 bytes, want more than 20 (512 bytes hold about 12)", len(m.Answer))
+			}
+		})
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 )
 
-// runZone is `vipbridge zone`: it prints the zone a running daemon
-// serves, as an RFC 1035 master file, from its HTTP API (GET /v1/zone).
+// runZone is `vipbridge zone [--zone NAME]`: it prints a zone a running
+// daemon serves (the VIP zone unless --zone names another), as an RFC 1035
+// master file, from its HTTP API (GET /v1/zone?zone=NAME).
 // It asks the daemon rather than opening the data dir because the daemon
 // holds the bbolt lock while it runs, and because the served zone is the
 // published table, not what the store holds.
@@ -19,6 +21,7 @@ func runZone(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("zone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("http-addr", "127.0.0.1:62080", "HTTP API address of the running daemon")
+	zone := fs.String("zone", "", "zone to print: l4lb.thisdcos.directory (the default), the mesos domain, mesos.thisdcos.directory or dcos.thisdcos.directory")
 	out := fs.String("o", "", "write the zone to this file instead of standard output")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -29,8 +32,11 @@ func runZone(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	url := "http://" + *addr + "/v1/zone"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	endpoint := "http://" + *addr + "/v1/zone"
+	if *zone != "" {
+		endpoint += "?zone=" + url.QueryEscape(*zone)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return fmt.Errorf("zone: %w", err)
 	}
@@ -40,7 +46,7 @@ func runZone(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch zone from %s: %s", url, resp.Status)
+		return fmt.Errorf("fetch zone from %s: %s", endpoint, resp.Status)
 	}
 	w := stdout
 	if *out != "" {
@@ -52,7 +58,7 @@ func runZone(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		w = f
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("fetch zone from %s: %w", url, err)
+		return fmt.Errorf("fetch zone from %s: %w", endpoint, err)
 	}
 	if f, ok := w.(*os.File); ok && f != os.Stdout {
 		return f.Sync()

@@ -1,9 +1,10 @@
 // Package cowmap is an immutable map from strings to values whose versions
-// share storage: the map is split into shards by a hash of the key, and a
-// new version copies only the shards it changes. Publishing a version with
-// a few keys changed costs those keys' shards and the shard directory, not
-// the size of the map, and two versions are compared shard by shard
-// (Diff), skipping every shard they share.
+// share storage: the map is split into shards by a hash of the key, the
+// shards are grouped in pages, and a new version copies only the pages and
+// shards it changes. Publishing a version with a few keys changed costs
+// those keys' shards and pages and the page directory (1/2048 of the
+// shards), not the size of the map, and two versions are compared page by
+// page and shard by shard (Diff), skipping every part they share.
 //
 // vipbridge publishes a new Table for every change; its names index and
 // the DNS server's packed replies are such maps, so that the cost of a
@@ -22,6 +23,9 @@ const (
 	// directory is resized when a version holds 4× more or fewer.
 	perShard  = 32
 	maxShards = 1 << 16
+	// pageShards is the number of shards per page: a version with a
+	// million keys has 32,768 shards in 512 pages.
+	pageShards = 64
 )
 
 // Map is one immutable version. The zero Map is empty and ready to use.
@@ -31,9 +35,22 @@ type Map[V any] struct {
 }
 
 type directory[V any] struct {
-	seed   maphash.Seed
-	shards []*shard[V] // len is a power of two
-	n      int
+	seed    maphash.Seed
+	pages   []*page[V]
+	nshards int // a power of two
+	n       int
+}
+
+// page is pageShards shards (all of them, when there are fewer); a
+// published page is never written to.
+type page[V any] struct{ shards []*shard[V] }
+
+// shard returns shard i.
+func (d *directory[V]) shard(i int) *shard[V] { return d.pages[i/pageShards].shards[i%pageShards] }
+
+// index returns the shard of k.
+func (d *directory[V]) index(k string) int {
+	return int(maphash.String(d.seed, k) & uint64(d.nshards-1))
 }
 
 // shard is one part of the map; a published shard is never written to.
@@ -53,8 +70,7 @@ func (m Map[V]) Get(k string) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	s := m.dir.shards[maphash.String(m.dir.seed, k)&uint64(len(m.dir.shards)-1)]
-	v, ok := s.m[k]
+	v, ok := m.dir.shard(m.dir.index(k)).m[k]
 	return v, ok
 }
 
@@ -64,7 +80,7 @@ func (m Map[V]) GetBytes(k []byte) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	s := m.dir.shards[maphash.Bytes(m.dir.seed, k)&uint64(len(m.dir.shards)-1)]
+	s := m.dir.shard(int(maphash.Bytes(m.dir.seed, k) & uint64(m.dir.nshards-1)))
 	v, ok := s.m[string(k)]
 	return v, ok
 }
@@ -75,10 +91,12 @@ func (m Map[V]) All() iter.Seq2[string, V] {
 		if m.dir == nil {
 			return
 		}
-		for _, s := range m.dir.shards {
-			for k, v := range s.m {
-				if !yield(k, v) {
-					return
+		for _, p := range m.dir.pages {
+			for _, s := range p.shards {
+				for k, v := range s.m {
+					if !yield(k, v) {
+						return
+					}
 				}
 			}
 		}
@@ -95,7 +113,7 @@ func (m Map[V]) Edit() *Editor[V] {
 // small m gets a directory sized for n at once.
 func (m Map[V]) EditSized(n int) *Editor[V] {
 	e := &Editor[V]{}
-	if m.dir == nil || shardsFor(n) > 4*len(m.dir.shards) {
+	if m.dir == nil || shardsFor(n) > 4*m.dir.nshards {
 		e.dir = newDirectory[V](max(n, m.Len()))
 		for k, v := range m.All() {
 			e.Set(k, v)
@@ -107,9 +125,14 @@ func (m Map[V]) EditSized(n int) *Editor[V] {
 }
 
 func newDirectory[V any](n int) *directory[V] {
-	d := &directory[V]{seed: maphash.MakeSeed(), shards: make([]*shard[V], shardsFor(n))}
-	for i := range d.shards {
-		d.shards[i] = &shard[V]{}
+	ns := shardsFor(n)
+	d := &directory[V]{seed: maphash.MakeSeed(), nshards: ns, pages: make([]*page[V], (ns+pageShards-1)/pageShards)}
+	for i := range d.pages {
+		p := &page[V]{shards: make([]*shard[V], min(pageShards, ns))}
+		for j := range p.shards {
+			p.shards[j] = &shard[V]{}
+		}
+		d.pages[i] = p
 	}
 	return d
 }
@@ -130,28 +153,36 @@ type Editor[V any] struct {
 	// shared is true while dir is a published version's (the one the
 	// editor started from, or the last Map): the first change copies it.
 	shared bool
-	// owned marks the shards this editor has copied (nil: all of them,
-	// as in a directory it made itself).
-	owned []bool
+	// ownedPages and ownedShards mark the pages and shards this editor
+	// has copied (nil: all of them, as in a directory it made itself).
+	ownedPages  []bool
+	ownedShards map[int]struct{}
 }
 
-func (e *Editor[V]) index(k string) int {
-	return int(maphash.String(e.dir.seed, k) & uint64(len(e.dir.shards)-1))
-}
+func (e *Editor[V]) index(k string) int { return e.dir.index(k) }
 
 // own returns shard i's map, copied first unless this editor made it
 // (and the directory with it, if that is still a published one).
 func (e *Editor[V]) own(i int) map[string]V {
 	if e.shared {
-		e.dir = &directory[V]{seed: e.dir.seed, shards: append([]*shard[V](nil), e.dir.shards...), n: e.dir.n}
-		e.owned = make([]bool, len(e.dir.shards))
+		e.dir = &directory[V]{seed: e.dir.seed, pages: append([]*page[V](nil), e.dir.pages...), nshards: e.dir.nshards, n: e.dir.n}
+		e.ownedPages = make([]bool, len(e.dir.pages))
+		e.ownedShards = map[int]struct{}{}
 		e.shared = false
 	}
-	s := e.dir.shards[i]
-	if e.owned != nil && !e.owned[i] {
-		s = &shard[V]{m: maps.Clone(s.m)}
-		e.dir.shards[i] = s
-		e.owned[i] = true
+	p := e.dir.pages[i/pageShards]
+	if e.ownedPages != nil && !e.ownedPages[i/pageShards] {
+		p = &page[V]{shards: append([]*shard[V](nil), p.shards...)}
+		e.dir.pages[i/pageShards] = p
+		e.ownedPages[i/pageShards] = true
+	}
+	s := p.shards[i%pageShards]
+	if e.ownedShards != nil {
+		if _, ok := e.ownedShards[i]; !ok {
+			s = &shard[V]{m: maps.Clone(s.m)}
+			p.shards[i%pageShards] = s
+			e.ownedShards[i] = struct{}{}
+		}
 	}
 	if s.m == nil {
 		s.m = make(map[string]V)
@@ -161,7 +192,7 @@ func (e *Editor[V]) own(i int) map[string]V {
 
 // Get returns the value of k in the version being built.
 func (e *Editor[V]) Get(k string) (V, bool) {
-	v, ok := e.dir.shards[e.index(k)].m[k]
+	v, ok := e.dir.shard(e.index(k)).m[k]
 	return v, ok
 }
 
@@ -180,7 +211,7 @@ func (e *Editor[V]) Set(k string, v V) {
 // Delete removes k.
 func (e *Editor[V]) Delete(k string) {
 	i := e.index(k)
-	if _, ok := e.dir.shards[i].m[k]; !ok {
+	if _, ok := e.dir.shard(i).m[k]; !ok {
 		return
 	}
 	delete(e.own(i), k)
@@ -192,14 +223,12 @@ func (e *Editor[V]) Delete(k string) {
 // again, and never touch a returned version.
 func (e *Editor[V]) Map() Map[V] {
 	d := e.dir
-	if want := shardsFor(d.n); want > 4*len(d.shards) || 4*want < len(d.shards) {
+	if want := shardsFor(d.n); want > 4*d.nshards || 4*want < d.nshards {
 		// Resize: rehash every key into a directory sized for n.
 		r := newDirectory[V](d.n)
 		re := &Editor[V]{dir: r}
-		for _, s := range d.shards {
-			for k, v := range s.m {
-				re.Set(k, v)
-			}
+		for k, v := range (Map[V]{dir: d}).All() {
+			re.Set(k, v)
 		}
 		d = r
 	}
@@ -213,10 +242,16 @@ func (e *Editor[V]) Map() Map[V] {
 // the shards that editor changed. Versions with different directories (an
 // edit resized the map, or they were made apart) are compared key by key.
 func Diff[V any](a, b Map[V], same func(x, y V) bool, fn func(k string, x V, inA bool, y V, inB bool)) {
-	if a.dir != nil && b.dir != nil && a.dir.seed == b.dir.seed && len(a.dir.shards) == len(b.dir.shards) {
-		for i, sa := range a.dir.shards {
-			if sb := b.dir.shards[i]; sa != sb {
-				diffMaps(sa.m, sb.m, same, fn)
+	if a.dir != nil && b.dir != nil && a.dir.seed == b.dir.seed && a.dir.nshards == b.dir.nshards {
+		for i, pa := range a.dir.pages {
+			pb := b.dir.pages[i]
+			if pa == pb {
+				continue
+			}
+			for j, sa := range pa.shards {
+				if sb := pb.shards[j]; sa != sb {
+					diffMaps(sa.m, sb.m, same, fn)
+				}
 			}
 		}
 		return

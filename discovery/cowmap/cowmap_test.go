@@ -135,14 +135,22 @@ func TestEditCopiesOnlyTouchedShards(t *testing.T) {
 	e2 := a.Edit()
 	e2.Set("42", -1)
 	b := e2.Map()
-	shared := 0
-	for i := range a.dir.shards {
-		if a.dir.shards[i] == b.dir.shards[i] {
+	shared, sharedPages := 0, 0
+	for i := range a.dir.nshards {
+		if a.dir.shard(i) == b.dir.shard(i) {
 			shared++
 		}
 	}
-	if n := len(a.dir.shards); shared != n-1 {
+	for i := range a.dir.pages {
+		if a.dir.pages[i] == b.dir.pages[i] {
+			sharedPages++
+		}
+	}
+	if n := a.dir.nshards; shared != n-1 {
 		t.Errorf("%d of %d shards shared, want %d", shared, n, n-1)
+	}
+	if n := len(a.dir.pages); n < 2 || sharedPages != n-1 {
+		t.Errorf("%d of %d pages shared, want %d (and more than one page)", sharedPages, n, n-1)
 	}
 	if v, _ := a.Get("42"); v != 42 {
 		t.Errorf("old version changed: 42 → %d", v)

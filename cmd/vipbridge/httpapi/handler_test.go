@@ -44,7 +44,7 @@ func newTestServer(tb testing.TB, cfg Config) (*httptest.Server, *fakeTables) {
 // sockets, so it is never Run.
 func newResolver(tb testing.TB, tables dnsserver.Tables, ttl time.Duration) *dnsserver.Server {
 	tb.Helper()
-	s, err := dnsserver.New(dnsserver.Config{Addr: "127.0.0.1:0", Tables: tables, TTL: ttl})
+	s, err := dnsserver.New(dnsserver.Config{Addr: "127.0.0.1:0", Tables: tables, TTL: ttl, MesosDomain: "mesos"})
 	if err != nil {
 		tb.Fatalf("dnsserver.New: %v", err)
 	}

@@ -22,6 +22,9 @@ type recordsDoc struct {
 	Records    []recordDoc            `json:"records"`
 	VIPs       []vipDoc               `json:"vips"`
 	Errors     []discovery.LabelError `json:"errors"`
+	// SkippedTaskRecords counts the task-zone records left out because
+	// their name cannot be asked over DNS (a label over 63 octets, ...).
+	SkippedTaskRecords int `json:"skipped_task_records"`
 }
 
 // nameDoc is the body of GET /records/{name}.
@@ -90,12 +93,13 @@ type rr struct {
 func (a *api) records(w http.ResponseWriter, _ *http.Request) {
 	t := a.table()
 	doc := recordsDoc{
-		Generation: t.Generation,
-		Stale:      a.stale(t),
-		Built:      t.Built,
-		Records:    a.renderRecords(a.allRecords(t)),
-		VIPs:       make([]vipDoc, 0, t.VIPs.Len()),
-		Errors:     nonNil(t.Errors),
+		Generation:         t.Generation,
+		Stale:              a.stale(t),
+		Built:              t.Built,
+		Records:            a.renderRecords(a.allRecords(t)),
+		VIPs:               make([]vipDoc, 0, t.VIPs.Len()),
+		Errors:             nonNil(t.Errors),
+		SkippedTaskRecords: t.SkippedRecords,
 	}
 	states := a.states()
 	for v := range t.VIPs.All() {

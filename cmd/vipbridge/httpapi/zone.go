@@ -71,8 +71,8 @@ func (a *api) findTaskZone(name string) (taskZone, bool) {
 	return taskZone{}, false
 }
 
-// nameServers returns the NS targets DNS answers for the apex of z, or the
-// SOA's mname when it answers none.
+// nameServers returns the NS targets DNS answers for the apex of z; none
+// while DNS does not serve z (writeTaskZone then uses the SOA's mname).
 func (a *api) nameServers(z taskZone) []string {
 	var out []string
 	for _, rr := range a.ask(z.origin+".", dns.TypeNS).Answer {
