@@ -86,14 +86,9 @@ rss_synced_kb=$(awk '/^VmRSS/ {print $2}' /proc/$vb_pid/status)
 "$work/vipbridge" zone --http-addr "127.0.0.1:$http_port" -o "$work/l4lb.zone"
 records=$(grep -c $'\tA\t' "$work/l4lb.zone" || true)
 [[ $records -ge $APPS ]] || { echo "vipbridge serves $records names, want $APPS" >&2; exit 1; }
+curl -fsS "$api/v1/zone?zone=mesos" -o "$work/mesos.zone"
 curl -fsS "$api/v1/zone?zone=mesos.thisdcos.directory" -o "$work/mesos-mirror.zone"
 curl -fsS "$api/v1/zone?zone=dcos.thisdcos.directory" -o "$work/dcos.zone"
-if ! curl -fsS "$api/v1/zone?zone=mesos" -o "$work/mesos.zone" 2>/dev/null; then
-	# The API lists no mesos zone (the daemon does not tell it the mesos
-	# domain): the mirror holds the same names, relative to its origin.
-	echo "GET /v1/zone?zone=mesos fails: the mesos zone file is the mirror's, under origin mesos." >&2
-	sed -e 's/mesos\.thisdcos\.directory\./mesos./g' -e 's/^\$TTL .*/$TTL 60/' "$work/mesos-mirror.zone" >"$work/mesos.zone"
-fi
 for z in l4lb mesos mesos-mirror dcos; do
 	echo "$z.zone: $(grep -vc '^\$' "$work/$z.zone") records, $(du -h "$work/$z.zone" | cut -f1)" >&2
 done
