@@ -27,12 +27,12 @@ type recordsBuilder struct {
 	clusters    map[string]*Cluster
 	clusterRecs map[string][]ZoneRecord
 	agents      map[string]map[string]struct{} // source → known agent IDs
-	owners      map[string][]owner             // recordKey → who gives it records
+	owners      map[RecordName][]owner         // who gives a name records
 
 	// below counts, per key of a name that has records or not, the names
 	// with records strictly below it; the empty non-terminals are those
 	// counted that have no records themselves (nonTerminals holds them).
-	below map[string]int
+	below map[RecordName]int
 
 	skipped      int // the sum of every TaskRecords' Skipped
 	records      cowmap.Map[*Records]
@@ -49,7 +49,7 @@ type owner struct {
 func newRecordsBuilder(cfg NamesConfig) *recordsBuilder {
 	return &recordsBuilder{cfg: cfg, apps: map[appRef]*App{}, recs: map[appRef][]*TaskRecords{},
 		clusters: map[string]*Cluster{}, clusterRecs: map[string][]ZoneRecord{},
-		agents: map[string]map[string]struct{}{}, owners: map[string][]owner{}, below: map[string]int{}}
+		agents: map[string]map[string]struct{}{}, owners: map[RecordName][]owner{}, below: map[RecordName]int{}}
 }
 
 // taskKey is an app's key in the Table's tasks map.
@@ -58,7 +58,7 @@ func taskKey(ref appRef) string { return ref.source + "\x00" + ref.id }
 // build takes the changed apps (nil: gone) and the clusters of the sources
 // that sent one (nil: none known), and reports whether the index changed.
 func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Cluster) bool {
-	dirty := map[string]struct{}{}
+	dirty := map[RecordName]struct{}{}
 	tasks := b.tasks.EditSized(len(changes))
 	tasksChanged := false
 	remake := func(ref appRef, app *App) {
@@ -132,21 +132,22 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 	e := b.records.EditSized(len(dirty))
 	ents := b.nonTerminals.Edit()
 	changed := tasksChanged
-	for k := range dirty {
-		r := b.merge(k)
+	for n := range dirty {
+		r := b.merge(n)
+		k := recordKey(n.Zone, n.Name)
 		old, had := e.Get(k)
 		switch {
 		case r == nil && had:
 			e.Delete(k)
-			b.countBelow(k, -1, e, ents)
-			if b.below[k] > 0 {
+			b.countBelow(n, -1, e, ents)
+			if b.below[n] > 0 {
 				ents.Set(k, struct{}{})
 			}
 			changed = true
 		case r != nil && (!had || !equalRecords(old, r)):
 			e.Set(k, r)
 			if !had {
-				b.countBelow(k, 1, e, ents)
+				b.countBelow(n, 1, e, ents)
 				ents.Delete(k)
 			}
 			changed = true
@@ -157,25 +158,25 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 	return changed
 }
 
-// countBelow adds d to the count of every ancestor of key k below its
-// zone's apex, keeping ents (the ancestors with names below them and no
-// records of their own) in step.
-func (b *recordsBuilder) countBelow(k string, d int, recs *cowmap.Editor[*Records], ents *cowmap.Editor[struct{}]) {
-	zone := k[:1]
-	for name := k[1:]; ; {
+// countBelow adds d to the count of every ancestor of n below its zone's
+// apex, keeping ents (the ancestors with names below them and no records
+// of their own) in step.
+func (b *recordsBuilder) countBelow(n RecordName, d int, recs *cowmap.Editor[*Records], ents *cowmap.Editor[struct{}]) {
+	for name := n.Name; ; {
 		i := strings.IndexByte(name, '.')
 		if i < 0 {
 			return
 		}
 		name = name[i+1:]
-		pk := zone + name
-		n := b.below[pk] + d
-		if n <= 0 {
-			delete(b.below, pk)
+		p := RecordName{Zone: n.Zone, Name: name}
+		pk := recordKey(p.Zone, p.Name)
+		c := b.below[p] + d
+		if c <= 0 {
+			delete(b.below, p)
 			ents.Delete(pk)
 			continue
 		}
-		b.below[pk] = n
+		b.below[p] = c
 		if _, has := recs.Get(pk); !has {
 			ents.Set(pk, struct{}{})
 		}
@@ -226,108 +227,98 @@ func sameSet(a, b map[string]struct{}) bool {
 // change moves o's records from old to recs: the names of the records that
 // differ are marked dirty, and o owns the names of recs only. A task's
 // state flip in a big app changes a few names, not every name of the app.
-func (b *recordsBuilder) change(o owner, old, recs []*TaskRecords, dirty map[string]struct{}) {
-	count := func(trs []*TaskRecords, d int, m map[ZoneRecord]int) {
+func (b *recordsBuilder) change(o owner, old, recs []*TaskRecords, dirty map[RecordName]struct{}) {
+	if len(old) == 0 || len(recs) == 0 { // all of one side: no diff needed
+		trs, add := recs, true
+		if len(recs) == 0 {
+			trs, add = old, false
+		}
 		for _, tr := range trs {
-			for _, zr := range tr.Records {
-				m[zr] += d
+			if add {
+				b.own(tr.Records, o, dirty)
+			} else {
+				b.disown(tr.Records, o, dirty)
 			}
 		}
-	}
-	diff := map[ZoneRecord]int{}
-	count(old, -1, diff)
-	count(recs, 1, diff)
-	owned := map[string]int{} // recordKey → +1 owned now only, -1 before only, 0 both
-	for zr, n := range diff {
-		k := recordKey(zr.Zone, zr.Name)
-		if n != 0 {
-			dirty[k] = struct{}{}
-		}
-		if _, ok := owned[k]; !ok {
-			owned[k] = 0
-		}
-	}
-	if len(dirty) == 0 {
 		return
 	}
-	had := func(trs []*TaskRecords) map[string]bool {
-		m := map[string]bool{}
-		for _, tr := range trs {
-			for _, zr := range tr.Records {
-				m[recordKey(zr.Zone, zr.Name)] = true
-			}
+	diff := map[ZoneRecord]int{}
+	before, after := map[RecordName]bool{}, map[RecordName]bool{}
+	for _, tr := range old {
+		for _, zr := range tr.Records {
+			diff[zr]--
+			before[RecordName{zr.Zone, zr.Name}] = true
 		}
-		return m
 	}
-	before, after := had(old), had(recs)
-	for k := range owned {
-		switch {
-		case before[k] && !after[k]:
-			b.removeOwner(k, o)
-		case after[k] && !before[k]:
-			b.addOwner(k, o)
+	for _, tr := range recs {
+		for _, zr := range tr.Records {
+			diff[zr]++
+			after[RecordName{zr.Zone, zr.Name}] = true
+		}
+	}
+	for zr, c := range diff {
+		if c != 0 {
+			dirty[RecordName{zr.Zone, zr.Name}] = struct{}{}
+		}
+	}
+	for n := range before {
+		if !after[n] {
+			b.removeOwner(n, o)
+		}
+	}
+	for n := range after {
+		if !before[n] {
+			b.addOwner(n, o)
 		}
 	}
 }
 
-func (b *recordsBuilder) addOwner(k string, o owner) {
-	if os := b.owners[k]; !slices.Contains(os, o) {
-		b.owners[k] = append(os, o)
+func (b *recordsBuilder) addOwner(n RecordName, o owner) {
+	if os := b.owners[n]; !slices.Contains(os, o) {
+		b.owners[n] = append(os, o)
 	}
 }
 
-func (b *recordsBuilder) removeOwner(k string, o owner) {
-	os := b.owners[k]
+func (b *recordsBuilder) removeOwner(n RecordName, o owner) {
+	os := b.owners[n]
 	if j := slices.Index(os, o); j >= 0 {
 		os = slices.Delete(os, j, j+1)
 		if len(os) == 0 {
-			delete(b.owners, k)
+			delete(b.owners, n)
 		} else {
-			b.owners[k] = os
+			b.owners[n] = os
 		}
 	}
 }
 
 // own adds o to the owners of recs' names and marks them dirty.
-func (b *recordsBuilder) own(recs []ZoneRecord, o owner, dirty map[string]struct{}) {
+func (b *recordsBuilder) own(recs []ZoneRecord, o owner, dirty map[RecordName]struct{}) {
 	for i := range recs {
-		k := recordKey(recs[i].Zone, recs[i].Name)
-		dirty[k] = struct{}{}
-		os := b.owners[k]
-		if !slices.Contains(os, o) {
-			b.owners[k] = append(os, o)
-		}
+		n := RecordName{recs[i].Zone, recs[i].Name}
+		dirty[n] = struct{}{}
+		b.addOwner(n, o)
 	}
 }
 
 // disown removes o from the owners of recs' names and marks them dirty.
-func (b *recordsBuilder) disown(recs []ZoneRecord, o owner, dirty map[string]struct{}) {
+func (b *recordsBuilder) disown(recs []ZoneRecord, o owner, dirty map[RecordName]struct{}) {
 	for i := range recs {
-		k := recordKey(recs[i].Zone, recs[i].Name)
-		dirty[k] = struct{}{}
-		os := b.owners[k]
-		if j := slices.Index(os, o); j >= 0 {
-			os = slices.Delete(os, j, j+1)
-			if len(os) == 0 {
-				delete(b.owners, k)
-			} else {
-				b.owners[k] = os
-			}
-		}
+		n := RecordName{recs[i].Zone, recs[i].Name}
+		dirty[n] = struct{}{}
+		b.removeOwner(n, o)
 	}
 }
 
-// merge returns the union of the records k's owners give it, or nil.
-func (b *recordsBuilder) merge(k string) *Records {
-	os := b.owners[k]
+// merge returns the union of the records n's owners give it, or nil.
+func (b *recordsBuilder) merge(n RecordName) *Records {
+	os := b.owners[n]
 	if len(os) == 0 {
 		return nil
 	}
 	r := &Records{}
-	z, name := RecordZone(k[0]-'0'), k[1:]
 	add := func(recs []ZoneRecord) {
 		for i := range recs {
-			if zr := &recs[i]; zr.Zone == z && zr.Name == name {
+			if zr := &recs[i]; zr.Zone == n.Zone && zr.Name == n.Name {
 				r.add(*zr)
 			}
 		}

@@ -170,3 +170,21 @@ func BenchmarkRecordsUpdate(b *testing.B) {
 		rb.build(map[appRef]*App{{marathonSource, a.ID}: &c}, nil)
 	}
 }
+
+// BenchmarkRecordsInitial is the first build of the index: 10,000 Marathon
+// apps of 10 tasks (100,000 tasks), as after a start with an empty store.
+func BenchmarkRecordsInitial(b *testing.B) {
+	b.ReportAllocs()
+	all := map[appRef]*App{}
+	for i := range 10000 {
+		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
+		for j := range 10 {
+			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
+				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
+		}
+		all[appRef{marathonSource, a.ID}] = &a
+	}
+	for b.Loop() {
+		newRecordsBuilder(NamesConfig{}).build(all, nil)
+	}
+}
