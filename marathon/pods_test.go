@@ -102,7 +102,9 @@ func TestDecodePodsUpstreamCustomVIP(t *testing.T) {
 	}
 	wantPorts := []discovery.Port{{Kind: discovery.PortMapped, HostPortIndex: 0, Protocols: []discovery.Protocol{discovery.TCP},
 		Name: "foo", Labels: []discovery.Label{{Key: "VIP_0", Value: "/bar:500"}}}}
-	if !slices.EqualFunc(p.Ports, wantPorts, func(a, b discovery.Port) bool { return appsEqual(discovery.App{Ports: []discovery.Port{a}}, discovery.App{Ports: []discovery.Port{b}}) }) {
+	if !slices.EqualFunc(p.Ports, wantPorts, func(a, b discovery.Port) bool {
+		return appsEqual(discovery.App{Ports: []discovery.Port{a}}, discovery.App{Ports: []discovery.Port{b}})
+	}) {
 		t.Errorf("ports = %+v, want %+v", p.Ports, wantPorts)
 	}
 	if len(p.Tasks) != 1 {
