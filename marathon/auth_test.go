@@ -310,6 +310,8 @@ func TestTLS(t *testing.T) {
 			w.Write([]byte(`{}`))
 		case "/v2/apps":
 			w.Write([]byte(`{"apps":[]}`))
+		case "/v2/pods/::status":
+			w.Write([]byte(`[]`))
 		default:
 			http.Redirect(w, r, plain.URL+"/v2/apps?embed=apps.tasks", http.StatusFound)
 		}

@@ -90,6 +90,7 @@ type Client struct {
 	log      *slog.Logger
 	metrics  *metrics
 	resolver *hostResolver
+	pods     *podTracker
 	rest     *http.Client // REST requests
 	stream   *http.Client // the event stream: with the idle watchdog
 
@@ -113,6 +114,7 @@ func New(cfg Config) (*Client, error) {
 		mesosEvery: cfg.MesosInterval,
 		log:        cfg.Logger,
 		resolver:   newHostResolver(),
+		pods:       newPodTracker(),
 		fwName:     DefaultFramework,
 	}
 	if len(cfg.MarathonURLs) == 0 {
@@ -221,8 +223,9 @@ func (c *Client) framework() string {
 // marathonSource is Client.Marathon.
 type marathonSource struct{ c *Client }
 
-// Snapshot returns every Marathon app with its tasks, from the first
-// Marathon URL that answers (non-leaders proxy REST calls to the leader).
+// Snapshot returns every Marathon app with its tasks and every pod with its
+// instances (podsync.go), from the first Marathon URL that answers
+// (non-leaders proxy REST calls to the leader).
 func (s marathonSource) Snapshot(ctx context.Context) (discovery.State, error) {
 	c := s.c
 	if err := c.refreshInfo(ctx); err != nil {
@@ -244,7 +247,11 @@ func (s marathonSource) Snapshot(ctx context.Context) (discovery.State, error) {
 	for i := range apps {
 		apps[i].Framework = fw
 	}
-	return discovery.State{Apps: apps}, nil
+	pods, err := c.snapshotPods(ctx, resolve)
+	if err != nil {
+		return discovery.State{}, err
+	}
+	return discovery.State{Apps: append(apps, pods...)}, nil
 }
 
 // infoJSON is the part of GET /v2/info the client uses
@@ -289,8 +296,13 @@ func (c *Client) get(ctx context.Context, endpoint string, bases []string, next 
 	for i := range bases {
 		k := (start + i) % len(bases)
 		err := c.getOne(ctx, endpoint, bases[k]+path, decode)
-		if err == nil {
+		if err == nil || isNotFound(err) {
+			// A 404 is an answer (a Marathon without pods), not a failure
+			// of this URL: the others would say the same.
 			next.Store(int32(k))
+			if err != nil {
+				return fmt.Errorf("fetch %s: %w", path, err)
+			}
 			return nil
 		}
 		errs = append(errs, err)
@@ -325,7 +337,7 @@ func (c *Client) getOne(ctx context.Context, endpoint, rawURL string, decode fun
 	defer resp.Body.Close()
 	where := redactURL(resp.Request.URL)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", where, resp.Status)
+		return &statusError{where: where, status: resp.Status, code: resp.StatusCode}
 	}
 	body := &boundedReader{r: resp.Body, left: maxBodySize}
 	if err := decode(body); err != nil {

@@ -33,6 +33,9 @@ var eventTypes = []string{
 	"api_post_event",
 	"deployment_success",
 	"deployment_failed",
+	"pod_created_event",
+	"pod_updated_event",
+	"pod_deleted_event",
 	"event_stream_attached",
 }
 
@@ -75,8 +78,9 @@ func eventsURL(base string) string {
 
 // Sink receives the event stream's updates: decoded events, and an
 // UpdateResync after every (re)connect and whenever events may have been
-// lost. Update is called from Stream.Run's goroutine and must not block
-// for long. *discovery.Reconciler satisfies it.
+// lost. Update is called from Stream.Run's goroutine and from the pod
+// fetcher Run owns (podsync.go), and must not block for long.
+// *discovery.Reconciler satisfies it.
 type Sink interface{ Update(discovery.Update) }
 
 // Stream is Marathon's event stream of a Client, feeding a Sink.
@@ -106,6 +110,9 @@ func (st *Stream) Run(ctx context.Context) error {
 		return errors.New("run event stream: no sink configured")
 	}
 	c, sink := st.c, st.sink
+	var pods sync.WaitGroup
+	defer pods.Wait()
+	pods.Go(func() { c.followPods(ctx, sink) })
 	bo := newRetryBackoff(c.backoff)
 	k := 0
 	for {
@@ -245,6 +252,7 @@ func (c *Client) handle(ctx context.Context, ev *sse.Event, sink Sink) {
 	}
 	c.metrics.event(typ, resultOK)
 	c.log.Debug("event", "type", typ, "updates", len(updates))
+	updates = c.pods.route(typ, ev.Data, updates, received)
 	fw := c.framework()
 	for _, u := range updates {
 		if u.Received.IsZero() {

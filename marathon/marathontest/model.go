@@ -82,7 +82,8 @@ type cluster struct {
 	frameworkID string
 	agents      []Agent
 	apps        map[string]*app
-	sorted      []*app // apps by id, nil when apps changed since (sortedApps)
+	pods        map[string]*pod // pods.go; nil until the first
+	sorted      []*app          // apps by id, nil when apps changed since (sortedApps)
 	others      []Framework
 	hostPorts   []map[uint16]bool // per agent: ports in use
 	taskIPs     map[netip.Addr]bool

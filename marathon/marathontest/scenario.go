@@ -21,6 +21,8 @@ type Scenario struct {
 	Agents []Agent `json:"agents"`
 	// Apps are the Marathon apps deployed at start.
 	Apps []AppSpec `json:"apps,omitempty"`
+	// Pods are the Marathon pods deployed at start (pods.go).
+	Pods []PodSpec `json:"pods,omitempty"`
 	// Frameworks are other Mesos frameworks whose tasks appear only in the
 	// master state.
 	Frameworks []Framework `json:"frameworks,omitempty"`
@@ -174,6 +176,18 @@ func (sc *Scenario) check() error {
 			return fmt.Errorf("app %s: duplicate id", a.ID)
 		}
 		seen[a.ID] = true
+	}
+	for _, p := range sc.Pods {
+		if err := p.check(); err != nil {
+			return err
+		}
+		if seen[p.ID] {
+			return fmt.Errorf("pod %s: duplicate id", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	if len(sc.Pods) > 0 && len(sc.Agents) == 0 {
+		return errors.New("pods need at least one agent")
 	}
 	for _, f := range sc.Frameworks {
 		if f.Name == "" {

@@ -122,6 +122,9 @@ func Start(sc *Scenario, opts ...Option) (*Server, error) {
 			}
 		}
 	}
+	if err := s.startPods(sc.Pods, now); err != nil {
+		return nil, fmt.Errorf("start simulator: %w", err)
+	}
 	n, err := s.listen(s.marathonHandler)
 	if err != nil {
 		return nil, err
@@ -296,6 +299,7 @@ func (s *Server) marathonHandler(n *node) http.Handler {
 	mux.HandleFunc("GET /v2/tasks", s.handleTasks)
 	mux.HandleFunc("GET /v2/info", func(w http.ResponseWriter, r *http.Request) { s.handleInfo(n, w) })
 	mux.HandleFunc("GET /v2/leader", s.handleLeader)
+	s.routePods(mux)
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("pong\n")) })
 	return s.faults.wrap(s.withAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Marathon-Leader", s.leaderNode().url)
