@@ -1,0 +1,136 @@
+// exchange.go: one query to one upstream over UDP or TCP with miekg/dns's
+// client, the check of its answer, and the race of the upstreams dispatch
+// picked.
+package forward
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Results of one upstream exchange, the result label of the upstream
+// metric.
+const (
+	resultOK        = "ok"        // a good answer
+	resultTruncated = "truncated" // a good answer with TC (UDP)
+	resultRcode     = "rcode"     // SERVFAIL, REFUSED, ...: the upstream could not answer
+	resultBogus     = "bogus"     // not an answer to our query
+	resultTimeout   = "timeout"
+	resultError     = "error" // network errors
+	resultCancelled = "cancelled"
+)
+
+// dial opens a connection to addr; *dns.Client's DialContext.
+type dialer interface {
+	DialContext(ctx context.Context, addr string) (*dns.Conn, error)
+	ExchangeWithConnContext(ctx context.Context, m *dns.Msg, co *dns.Conn) (*dns.Msg, time.Duration, error)
+}
+
+// exchangeConn is miekg/dns's Client.ExchangeContext, except that
+// cancelling ctx ends a read in progress too (miekg/dns only sets the
+// deadline of ctx when it starts), so that the upstreams that lost a race
+// stop at once.
+func exchangeConn(ctx context.Context, c dialer, m *dns.Msg, addr string) (*dns.Msg, error) {
+	co, err := c.DialContext(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer co.Close()
+	stop := context.AfterFunc(ctx, func() { _ = co.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	r, _, err := c.ExchangeWithConnContext(ctx, m, co)
+	return r, err
+}
+
+// exchange asks u the query q and classifies the outcome; r is the answer
+// when the result is resultOK or resultTruncated.
+func (f *Forwarder) exchange(ctx context.Context, u *upstream, q *dns.Msg, tcp bool) (*dns.Msg, string) {
+	c := f.udp
+	if tcp {
+		c = f.tcp
+	}
+	r, err := exchangeConn(ctx, c, q, u.label)
+	var ne net.Error
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errRaceWon):
+		return nil, resultCancelled
+	case ctx.Err() != nil || isTimeout(err):
+		return nil, resultTimeout
+	case errors.As(err, &ne):
+		return nil, resultError
+	default:
+		return nil, resultBogus // a message came but did not parse or answer us
+	}
+	if !answers(r, q) {
+		return nil, resultBogus
+	}
+	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+		return nil, resultRcode
+	}
+	if r.Truncated {
+		return r, resultTruncated
+	}
+	return r, resultOK
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// answers reports whether r is a response to q: same id, opcode and
+// question (name compared without case).
+func answers(r, q *dns.Msg) bool {
+	if !r.Response || r.Id != q.Id || r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+		return false
+	}
+	a, b := r.Question[0], q.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}
+
+// errRaceWon cancels the exchanges that lost the race.
+var errRaceWon = errors.New("another upstream answered")
+
+type raceResult struct {
+	u      *upstream
+	r      *dns.Msg
+	result string
+}
+
+// race asks every upstream of ups q in parallel and returns the first good
+// answer, or nil when all failed. Failures count against their upstream;
+// every outcome is counted in the metrics.
+func (f *Forwarder) race(ctx context.Context, ups []*upstream, q *dns.Msg, tcp bool) *dns.Msg {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(errRaceWon)
+	results := make(chan raceResult, len(ups))
+	for _, u := range ups {
+		q := q.Copy() // packing writes to the OPT record
+		go func() {
+			r, result := f.exchange(ctx, u, q, tcp)
+			results <- raceResult{u: u, r: r, result: result}
+		}()
+	}
+	var won *dns.Msg
+	for range ups {
+		res := <-results
+		f.metrics.upstream.WithLabelValues(res.u.label, res.result).Inc()
+		switch res.result {
+		case resultOK, resultTruncated:
+			if won == nil {
+				won = res.r
+				cancel(errRaceWon)
+			}
+		case resultCancelled:
+		default:
+			res.u.failed(f.now())
+		}
+	}
+	return won
+}
