@@ -190,4 +190,3 @@ func (r *routes) zoneOf(lname string) string {
 	z, _ := r.route(lname)
 	return z
 }
-
