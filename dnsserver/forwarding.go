@@ -1,0 +1,172 @@
+// forwarding.go: the hand-off of queries for names outside the served
+// zones to a Forwarder, for clients in the allow list; the rest stay
+// REFUSED. Forwarded queries never hold the full path's query slots, and
+// forwarded UDP queries are answered in goroutines of their own, bounded,
+// so that a flood of them or a slow upstream delays no answer of the
+// served zones.
+package dnsserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vipbridge/vipbridge/internal/metrics"
+)
+
+// Forwarder answers queries for names this server does not serve.
+// *forward.Forwarder satisfies it.
+type Forwarder interface {
+	// Forward returns the reply to req, fitted to the transport (tcp or
+	// UDP) and carrying req's id; never nil.
+	Forward(ctx context.Context, req *dns.Msg, tcp bool) *dns.Msg
+	// ZoneOf returns the longest forward zone name is in (lower case,
+	// fully qualified), or "". A forward zone as long as a served zone
+	// or longer wins over it (--forward-zone mesos=… sends .mesos to
+	// mesos-dns).
+	ZoneOf(name string) string
+}
+
+// forwarding is the Server's part that hands queries to a Forwarder.
+type forwarding struct {
+	f     Forwarder
+	allow []netip.Prefix
+	// slots bounds the forwarded UDP queries being answered, each in a
+	// goroutine of its own; beyond it they are dropped and counted.
+	slots   chan struct{}
+	wg      sync.WaitGroup
+	ctx     context.Context // ends when Run has stopped serving
+	cancel  context.CancelFunc
+	refused prometheus.Counter
+}
+
+// newForwarding returns the forwarding of cfg, nil without a Forwarder.
+func newForwarding(cfg Config, slots int) (*forwarding, error) {
+	if cfg.Forwarder == nil {
+		return nil, nil
+	}
+	fw := &forwarding{
+		f:     cfg.Forwarder,
+		allow: cfg.Allow,
+		slots: make(chan struct{}, slots),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vipbridge_dns_forward_refused_total",
+			Help: "Queries for names outside the served zones REFUSED because the client is not in the allow list (--dns-allow).",
+		}),
+	}
+	fw.ctx, fw.cancel = context.WithCancel(context.Background())
+	if err := metrics.Register(cfg.Registerer, fw.refused); err != nil {
+		return nil, fmt.Errorf("register dns forwarding metrics: %w", err)
+	}
+	return fw, nil
+}
+
+// forward hands r to the Forwarder if it asks for a name outside the
+// served zones (or in a forward zone that wins over them) from a client in
+// the allow list, and reports whether it did; the reply of a UDP query is
+// written later, from a goroutine of its own. Queries from other clients
+// are counted and left to the full path, which refuses them.
+func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, udp bool) bool {
+	fw := s.fwd
+	if fw == nil || len(r.Question) != 1 {
+		return false
+	}
+	if _, rcode := checkRequest(r); rcode != dns.RcodeSuccess || !fw.outside(r.Question[0].Name) {
+		return false
+	}
+	if !fw.allowed(w.RemoteAddr()) {
+		fw.refused.Inc()
+		return false
+	}
+	if !udp {
+		s.writeForwarded(w, r, fw.f.Forward(fw.ctx, r, true))
+		return true
+	}
+	select {
+	case fw.slots <- struct{}{}:
+	default:
+		s.metrics.dropped.WithLabelValues("forward").Inc()
+		return true
+	}
+	w.Hijack() // miekg/dns must not close w when ServeDNS returns
+	fw.wg.Add(1)
+	go func() {
+		defer func() { <-fw.slots; fw.wg.Done() }()
+		s.writeForwarded(w, r, fw.f.Forward(fw.ctx, r, false))
+	}()
+	return true
+}
+
+// shadows reports whether a forward zone wins over a whole served zone:
+// the fast path, which answers served names before any check of the
+// Forwarder, must then stay off (Server.fastTable).
+func (fw *forwarding) shadows() bool {
+	if fw == nil {
+		return false
+	}
+	for _, z := range zones {
+		if fw.outside(z.name) {
+			return true
+		}
+	}
+	return false
+}
+
+// outside reports whether name goes to the Forwarder: it is in no served
+// zone, or in a forward zone at least as long as the served one.
+func (fw *forwarding) outside(name string) bool {
+	lname := asciiLower(name)
+	z, served := zoneOf(lname)
+	if !served {
+		return true
+	}
+	fz := fw.f.ZoneOf(lname)
+	return fz != "" && len(fz) >= len(z.name)
+}
+
+// allowed reports whether the client at a may have its queries forwarded.
+func (fw *forwarding) allowed(a net.Addr) bool {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range fw.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeForwarded writes the Forwarder's reply m to r and counts it.
+func (s *Server) writeForwarded(w dns.ResponseWriter, r, m *dns.Msg) {
+	err := w.WriteMsg(m)
+	qtype, rcode := qtypeLabel(r), rcodeLabel(m.Rcode)
+	s.metrics.queries.WithLabelValues(rcode, qtype).Inc()
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("forwarded query", "qname", qname(r), "qtype", qtype, "rcode", rcode,
+			"client", addrString(w), "truncated", m.Truncated, "err", err)
+	}
+}
+
+// stop cancels the forwarded queries in flight and waits for their
+// goroutines.
+func (fw *forwarding) stop() {
+	if fw == nil {
+		return
+	}
+	fw.cancel()
+	fw.wg.Wait()
+}
