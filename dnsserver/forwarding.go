@@ -170,3 +170,13 @@ func (fw *forwarding) stop() {
 	fw.cancel()
 	fw.wg.Wait()
 }
+
+// Zones are the names of the zones a Server serves (lower case, fully
+// qualified): the forwarder never caches their records.
+func Zones() []string {
+	out := make([]string, len(zones))
+	for i, z := range zones {
+		out[i] = z.name
+	}
+	return out
+}

@@ -114,15 +114,24 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}
 	events := client.Stream(rec)
 
+	fwd, allow, err := newForwarder(cfg, reg, log)
+	if err != nil {
+		return err
+	}
 	dnsReady := make(chan net.Addr, 1)
-	dns, err := dnsserver.New(dnsserver.Config{
+	dnsCfg := dnsserver.Config{
 		Addr:       cfg.DNSAddr,
 		TTL:        cfg.TTL,
 		Tables:     rec,
 		Registerer: reg,
 		Logger:     log,
 		Ready:      func(udp, _ net.Addr) { dnsReady <- udp },
-	})
+		Allow:      allow,
+	}
+	if fwd != nil { // a nil *forward.Forwarder must not become a non-nil interface
+		dnsCfg.Forwarder = fwd
+	}
+	dns, err := dnsserver.New(dnsCfg)
 	if err != nil {
 		return err
 	}
