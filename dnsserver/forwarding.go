@@ -1,9 +1,8 @@
 // forwarding.go: the hand-off of queries for names outside the served
 // zones to a Forwarder, for clients in the allow list; the rest stay
-// REFUSED. Forwarded queries never hold the full path's query slots, and
-// forwarded UDP queries are answered in goroutines of their own, bounded,
-// so that a flood of them or a slow upstream delays no answer of the
-// served zones.
+// REFUSED. Forwarded queries never hold the full path's query slots
+// (MaxConcurrent) but forwarding slots of their own, as many, so that a
+// flood of them or a slow upstream delays no answer of the served zones.
 package dnsserver
 
 import (
@@ -23,9 +22,9 @@ import (
 // Forwarder answers queries for names this server does not serve.
 // *forward.Forwarder satisfies it.
 type Forwarder interface {
-	// Forward returns the reply to req, fitted to the transport (tcp or
-	// UDP) and carrying req's id; never nil.
-	Forward(ctx context.Context, req *dns.Msg, tcp bool) *dns.Msg
+	// ForwardPacked returns the reply to req, packed, fitted to the
+	// transport (tcp or UDP) and carrying req's id; never empty.
+	ForwardPacked(ctx context.Context, req *dns.Msg, tcp bool) []byte
 	// ZoneOf returns the longest forward zone name is in (lower case,
 	// fully qualified), or "". A forward zone as long as a served zone
 	// or longer wins over it (--forward-zone mesos=… sends .mesos to
@@ -69,8 +68,7 @@ func newForwarding(cfg Config, slots int) (*forwarding, error) {
 
 // forward hands r to the Forwarder if it asks for a name outside the
 // served zones (or in a forward zone that wins over them) from a client in
-// the allow list, and reports whether it did; the reply of a UDP query is
-// written later, from a goroutine of its own. Queries from other clients
+// the allow list, and reports whether it did. Queries from other clients
 // are counted and left to the full path, which refuses them.
 func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, udp bool) bool {
 	fw := s.fwd
@@ -85,7 +83,7 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, udp bool) bool {
 		return false
 	}
 	if !udp {
-		s.writeForwarded(w, r, fw.f.Forward(fw.ctx, r, true))
+		s.writeForwarded(w, r, fw.f.ForwardPacked(fw.ctx, r, true))
 		return true
 	}
 	select {
@@ -94,12 +92,13 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, udp bool) bool {
 		s.metrics.dropped.WithLabelValues("forward").Inc()
 		return true
 	}
-	w.Hijack() // miekg/dns must not close w when ServeDNS returns
+	// The query is answered in the goroutine miekg/dns gave it, but
+	// holds a forwarding slot instead of its full-path one (udpAlive,
+	// fastConn.admit): udpHandler counts it out again when this returns.
+	s.udpAlive.Add(-1)
 	fw.wg.Add(1)
-	go func() {
-		defer func() { <-fw.slots; fw.wg.Done() }()
-		s.writeForwarded(w, r, fw.f.Forward(fw.ctx, r, false))
-	}()
+	defer func() { <-fw.slots; fw.wg.Done(); s.udpAlive.Add(1) }()
+	s.writeForwarded(w, r, fw.f.ForwardPacked(fw.ctx, r, false))
 	return true
 }
 
@@ -150,14 +149,18 @@ func (fw *forwarding) allowed(a net.Addr) bool {
 	return false
 }
 
-// writeForwarded writes the Forwarder's reply m to r and counts it.
-func (s *Server) writeForwarded(w dns.ResponseWriter, r, m *dns.Msg) {
-	err := w.WriteMsg(m)
-	qtype, rcode := qtypeLabel(r), rcodeLabel(m.Rcode)
+// writeForwarded writes the Forwarder's packed reply b to r and counts
+// it.
+func (s *Server) writeForwarded(w dns.ResponseWriter, r *dns.Msg, b []byte) {
+	if len(b) < dnsHeaderLen {
+		return // never, by the Forwarder's contract
+	}
+	_, err := w.Write(b)
+	qtype, rcode := qtypeLabel(r), rcodeLabel(int(b[3]&0xF))
 	s.metrics.queries.WithLabelValues(rcode, qtype).Inc()
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("forwarded query", "qname", qname(r), "qtype", qtype, "rcode", rcode,
-			"client", addrString(w), "truncated", m.Truncated, "err", err)
+			"client", addrString(w), "truncated", b[2]&0x02 != 0, "err", err)
 	}
 }
 

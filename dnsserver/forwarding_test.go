@@ -103,6 +103,7 @@ func newForwarder(t *testing.T, cfg forward.Config) *forward.Forwarder {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.Close)
 	return f
 }
 

@@ -232,6 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.ready(udp0, tcp0)
 		}
 		<-gctx.Done()
+		s.fwd.stop() // forwarded queries end at once, with SERVFAIL
 		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 		defer cancel()
 		for _, l := range all {
@@ -239,7 +240,6 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Warn("dns shutdown incomplete", "net", l.name, "err", err)
 			}
 		}
-		s.fwd.stop()
 		return nil
 	})
 	return g.Wait()

@@ -62,7 +62,7 @@ awk -v n="$NAMES" 'BEGIN {
 	print "ns 3600 IN A 127.0.0.1"
 	for (i = 0; i < n; i++) {
 		printf "n%d 0 IN A 10.%d.%d.%d\n", i, int(i / 65536) % 256, int(i / 256) % 256, i % 256
-		printf "n%d 3600 IN AAAA fd00::%x\n", i, i
+		printf "n%d 3600 IN AAAA fd00::%x:%x\n", i, int(i / 65536), i % 65536
 	}
 }' >"$work/bench.zone"
 awk -v n="$NAMES" 'BEGIN { srand(11); for (i = 0; i < 200000; i++) printf "n%d.bench.example A\n", int(rand() * n) }' >"$work/uncached"

@@ -118,6 +118,9 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return err
 	}
+	if fwd != nil {
+		defer fwd.Close() // after dns.Run, which stops forwarding
+	}
 	dnsReady := make(chan net.Addr, 1)
 	dnsCfg := dnsserver.Config{
 		Addr:       cfg.DNSAddr,

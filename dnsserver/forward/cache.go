@@ -26,39 +26,46 @@ type cacheKey struct {
 
 type cacheEntry struct {
 	msg     *dns.Msg // never modified once stored
+	packed  packedAnswer
+	wire    bool // packed holds msg
 	stored  time.Time
 	expires time.Time
 }
+
+// age is how old the entry is at now, in whole seconds.
+func (e *cacheEntry) age(now time.Time) uint32 { return uint32(now.Sub(e.stored) / time.Second) }
 
 // cache is a bounded map of upstream answers. A nil *cache caches nothing.
 type cache struct {
 	size int
 	mu   sync.Mutex
-	m    map[cacheKey]cacheEntry
+	m    map[cacheKey]*cacheEntry
 }
 
 func newCache(size int) *cache {
-	return &cache{size: size, m: make(map[cacheKey]cacheEntry, min(size, 1024))}
+	return &cache{size: size, m: make(map[cacheKey]*cacheEntry, min(size, 1024))}
 }
 
-// get returns a copy of the answer for k with its TTLs lowered by the
-// entry's age, or nil.
-func (c *cache) get(k cacheKey, now time.Time) *dns.Msg {
+// get returns the live entry for k.
+func (c *cache) get(k cacheKey, now time.Time) (*cacheEntry, bool) {
 	if c == nil {
-		return nil
+		return nil, false
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	e, ok := c.m[k]
 	if ok && !now.Before(e.expires) {
 		delete(c.m, k)
-		ok = false
+		return nil, false
 	}
-	c.mu.Unlock()
-	if !ok {
-		return nil
-	}
+	return e, ok
+}
+
+// msgAt returns a copy of the entry's answer with its TTLs lowered by the
+// entry's age at now.
+func (e *cacheEntry) msgAt(now time.Time) *dns.Msg {
 	m := e.msg.Copy()
-	age := uint32(now.Sub(e.stored) / time.Second)
+	age := e.age(now)
 	for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range rrs {
 			h := rr.Header()
@@ -80,12 +87,14 @@ func (c *cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	if ttl <= 0 {
 		return
 	}
+	e := &cacheEntry{msg: m, stored: now, expires: now.Add(ttl)}
+	e.packed, e.wire = packAnswer(m)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[k]; !ok && len(c.m) >= c.size {
 		c.evict(now)
 	}
-	c.m[k] = cacheEntry{msg: m, stored: now, expires: now.Add(ttl)}
+	c.m[k] = e
 }
 
 // evict removes one entry: an expired one among the first few the map

@@ -47,14 +47,13 @@ func exchangeConn(ctx context.Context, c dialer, m *dns.Msg, addr string) (*dns.
 	return r, err
 }
 
-// exchange asks u the query q and classifies the outcome; r is the answer
-// when the result is resultOK or resultTruncated.
-func (f *Forwarder) exchange(ctx context.Context, u *upstream, q *dns.Msg, tcp bool) (*dns.Msg, string) {
-	c := f.udp
-	if tcp {
-		c = f.tcp
-	}
-	r, err := exchangeConn(ctx, c, q, u.label)
+// exchange asks u the query q (packed: its wire form, shared, read only)
+// and classifies the outcome; r is the answer when the result is
+// resultOK or resultTruncated. UDP goes through u's shared sockets (a
+// socket of its own when the id is taken there), TCP through a connection
+// of its own.
+func (f *Forwarder) exchange(ctx context.Context, u *upstream, q *dns.Msg, packed []byte, tcp bool) (*dns.Msg, string) {
+	r, err := f.send(ctx, u, q, packed, tcp)
 	var ne net.Error
 	switch {
 	case err == nil:
@@ -77,6 +76,29 @@ func (f *Forwarder) exchange(ctx context.Context, u *upstream, q *dns.Msg, tcp b
 		return r, resultTruncated
 	}
 	return r, resultOK
+}
+
+// send is one exchange with u.
+func (f *Forwarder) send(ctx context.Context, u *upstream, q *dns.Msg, packed []byte, tcp bool) (*dns.Msg, error) {
+	if tcp {
+		return exchangeConn(ctx, f.tcp, q.Copy(), u.label) // packing writes to the OPT record
+	}
+	mc, err := u.mux.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := mc.exchange(ctx, packed)
+	if errors.Is(err, errIDTaken) {
+		return exchangeConn(ctx, f.udp, q.Copy(), u.label)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(b); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func isTimeout(err error) bool {
@@ -107,30 +129,43 @@ type raceResult struct {
 // answer, or nil when all failed. Failures count against their upstream;
 // every outcome is counted in the metrics.
 func (f *Forwarder) race(ctx context.Context, ups []*upstream, q *dns.Msg, tcp bool) *dns.Msg {
+	packed, err := q.Copy().Pack()
+	if err != nil {
+		return nil // the client's question does not pack: nothing to ask
+	}
+	if len(ups) == 1 {
+		res := raceResult{u: ups[0]}
+		res.r, res.result = f.exchange(ctx, ups[0], q, packed, tcp)
+		return f.score(res)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(errRaceWon)
 	results := make(chan raceResult, len(ups))
 	for _, u := range ups {
-		q := q.Copy() // packing writes to the OPT record
 		go func() {
-			r, result := f.exchange(ctx, u, q, tcp)
+			r, result := f.exchange(ctx, u, q, packed, tcp)
 			results <- raceResult{u: u, r: r, result: result}
 		}()
 	}
 	var won *dns.Msg
 	for range ups {
-		res := <-results
-		f.metrics.upstream.WithLabelValues(res.u.label, res.result).Inc()
-		switch res.result {
-		case resultOK, resultTruncated:
-			if won == nil {
-				won = res.r
-				cancel(errRaceWon)
-			}
-		case resultCancelled:
-		default:
-			res.u.failed(f.now())
+		if r := f.score(<-results); r != nil && won == nil {
+			won = r
+			cancel(errRaceWon)
 		}
 	}
 	return won
+}
+
+// score counts the outcome of one exchange and returns its answer if good.
+func (f *Forwarder) score(res raceResult) *dns.Msg {
+	f.metrics.upstream.WithLabelValues(res.u.label, res.result).Inc()
+	switch res.result {
+	case resultOK, resultTruncated:
+		return res.r
+	case resultCancelled:
+	default:
+		res.u.failed(f.now())
+	}
+	return nil
 }

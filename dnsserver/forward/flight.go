@@ -4,6 +4,7 @@ package forward
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -49,7 +50,7 @@ func (fs *flights) do(ctx context.Context, k flightKey, clientID uint16, exchang
 			return nil, false
 		}
 	}
-	fl := &flight{id: dns.Id(), done: make(chan struct{})}
+	fl := &flight{id: uint16(rand.Uint32()), done: make(chan struct{})} // ChaCha8: unpredictable, no system call
 	fs.m[k] = fl
 	fs.mu.Unlock()
 

@@ -151,6 +151,19 @@ func isSelf(a netip.AddrPort, self []netip.AddrPort) bool {
 	return false
 }
 
+// Close closes the sockets kept open to the upstreams; Forward must not
+// be called after.
+func (f *Forwarder) Close() {
+	for _, u := range f.routes.def {
+		u.mux.close()
+	}
+	for _, z := range f.routes.zones {
+		for _, u := range z.set {
+			u.mux.close()
+		}
+	}
+}
+
 // Enabled reports whether any upstream is left to forward to.
 func (f *Forwarder) Enabled() bool { return f.routes.def != nil || len(f.routes.zones) > 0 }
 
@@ -163,40 +176,73 @@ func (f *Forwarder) ZoneOf(name string) string { return f.routes.zoneOf(strings.
 // sets the reply's size limit. It always returns a reply (see the package
 // contract); ctx bounds it besides the timeout.
 func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, tcp bool) *dns.Msg {
+	m, _ := f.answer(ctx, req, tcp, false)
+	return m
+}
+
+// ForwardPacked is Forward with the reply packed, for a DNS server to
+// write as it is: a cached answer is served from its bytes, unpacked.
+func (f *Forwarder) ForwardPacked(ctx context.Context, req *dns.Msg, tcp bool) []byte {
+	m, b := f.answer(ctx, req, tcp, true)
+	if b != nil {
+		return b
+	}
+	if b, err := m.Pack(); err == nil {
+		return b
+	}
+	// Unpackable records from upstream: the client gets SERVFAIL.
+	m = reply(req, nil, dns.RcodeServerFailure, tcp)
+	if b, err := m.Pack(); err == nil {
+		return b
+	}
+	m.Question = nil // a question that does not pack (Forward's callers built it)
+	b, _ = m.Pack()
+	return b
+}
+
+// answer is the reply to req, as bytes when wire is set and a cached
+// answer allows, else as a message.
+func (f *Forwarder) answer(ctx context.Context, req *dns.Msg, tcp, wire bool) (*dns.Msg, []byte) {
 	if len(req.Question) != 1 || req.Response || req.Opcode != dns.OpcodeQuery {
 		f.metrics.queries.WithLabelValues(outcomeFormErr).Inc()
-		return reply(req, nil, dns.RcodeFormatError, tcp)
+		return reply(req, nil, dns.RcodeFormatError, tcp), nil
 	}
 	q := req.Question[0]
 	if q.Qtype == dns.TypeANY {
 		f.metrics.queries.WithLabelValues(outcomeAny).Inc()
-		return anyReply(req, tcp)
+		return anyReply(req, tcp), nil
 	}
 	lname := strings.ToLower(q.Name)
 	_, set := f.routes.route(lname)
 	if set == nil {
 		f.metrics.queries.WithLabelValues(outcomeNoRoute).Inc()
-		return reply(req, nil, dns.RcodeRefused, tcp)
+		return reply(req, nil, dns.RcodeRefused, tcp), nil
 	}
 	key := cacheKey{name: lname, qtype: q.Qtype, qclass: q.Qclass, cd: req.CheckingDisabled}
 	if opt := req.IsEdns0(); opt != nil {
 		key.do = opt.Do()
 	}
 	if f.cache != nil {
-		if m := f.cache.get(key, f.now()); m != nil {
-			f.metrics.cache.WithLabelValues("hit").Inc()
-			f.metrics.queries.WithLabelValues(outcomeCached).Inc()
-			return reply(req, m, dns.RcodeSuccess, tcp)
+		now := f.now()
+		if e, ok := f.cache.get(key, now); ok {
+			f.metrics.hits.Inc()
+			f.metrics.cached.Inc()
+			if wire && e.wire {
+				if b := e.packed.reply(req, e.age(now), tcp); b != nil {
+					return nil, b
+				}
+			}
+			return reply(req, e.msgAt(now), dns.RcodeSuccess, tcp), nil
 		}
-		f.metrics.cache.WithLabelValues("miss").Inc()
+		f.metrics.misses.Inc()
 	}
 	if f.inflight.Add(1) > f.maxInflight {
 		f.inflight.Add(-1)
 		f.metrics.queries.WithLabelValues(outcomeOverload).Inc()
-		return reply(req, nil, dns.RcodeServerFailure, tcp)
+		return reply(req, nil, dns.RcodeServerFailure, tcp), nil
 	}
 	defer f.inflight.Add(-1)
-	return f.exchangeShared(ctx, req, key, set, tcp)
+	return f.exchangeShared(ctx, req, key, set, tcp), nil
 }
 
 // exchangeShared answers req from the upstreams of set, sharing the
@@ -209,7 +255,7 @@ func (f *Forwarder) exchangeShared(ctx context.Context, req *dns.Msg, key cacheK
 		led = true
 		return f.ask(ctx, req, id, key, set, tcp)
 	})
-	outcome := outcomeAnswered
+	outcome := ""
 	switch {
 	case loop:
 		f.metrics.loops.Inc()
@@ -221,7 +267,11 @@ func (f *Forwarder) exchangeShared(ctx context.Context, req *dns.Msg, key cacheK
 	case !led:
 		outcome = outcomeShared
 	}
-	f.metrics.queries.WithLabelValues(outcome).Inc()
+	if outcome == "" {
+		f.metrics.answered.Inc()
+	} else {
+		f.metrics.queries.WithLabelValues(outcome).Inc()
+	}
 	if up == nil {
 		return reply(req, nil, dns.RcodeServerFailure, tcp)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -436,5 +437,50 @@ func TestForwardOwnRecords(t *testing.T) {
 		if got := f.ownRecords(tt.qname, m); got != tt.want {
 			t.Errorf("%s: ownRecords(%s) = %v, want %v", tt.name, tt.qname, got, tt.want)
 		}
+	}
+}
+
+// A cached answer served from its bytes is the reply Forward builds.
+func TestForwardPackedFromCache(t *testing.T) {
+	var records []string
+	for i := range 30 {
+		records = append(records, fmt.Sprintf("big.example. 60 IN TXT \"record %02d of an answer too long for 512 octets\"", i))
+	}
+	up := startUpstream(t, zoneAnswers(t, testSOA, append(records,
+		"www.example. 300 IN A 192.0.2.1",
+		"www.example. 300 IN A 192.0.2.2",
+	)...))
+	clk := newClock()
+	f, _ := newTestForwarder(t, Config{Upstreams: []netip.AddrPort{up.addr}, Now: clk.Now})
+	tests := []struct {
+		name string
+		req  *dns.Msg
+		tcp  bool
+	}{
+		{"plain", query("www.example.", dns.TypeA, 0, false), false},
+		{"EDNS0 and DO", query("www.example.", dns.TypeA, 4096, true), false},
+		{"other case", query("WWW.Example.", dns.TypeA, 1232, false), false},
+		{"NXDOMAIN", query("nope.example.", dns.TypeA, 0, false), false},
+		{"too big for UDP: built as a message", query("big.example.", dns.TypeTXT, 0, false), false},
+		{"TCP", query("big.example.", dns.TypeTXT, 0, false), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.CheckingDisabled = true
+			f.Forward(context.Background(), tt.req, true) // fills the cache
+			clk.advance(7 * time.Second)
+			b := f.ForwardPacked(context.Background(), tt.req, tt.tcp)
+			got := new(dns.Msg)
+			if err := got.Unpack(b); err != nil {
+				t.Fatalf("unpack: %v", err)
+			}
+			checkReply(t, tt.req, got, tt.tcp)
+			want := f.Forward(context.Background(), tt.req, tt.tcp)
+			// Owner names may differ in case: those pointing at the question
+			// take the client's spelling, as the fast path does.
+			if !strings.EqualFold(got.String(), want.String()) {
+				t.Errorf("from bytes:\n%v\nas a message:\n%v", got, want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -136,21 +137,47 @@ func FuzzForwardHostile(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(fwd.Close)
+	// A forwarder with a cache, whose every answer is then served from
+	// its bytes too.
+	cached, err := New(Config{
+		Upstreams: []netip.AddrPort{netip.MustParseAddrPort(h.pc.LocalAddr().String())},
+		Timeout:   50 * time.Millisecond,
+		CacheSize: 4,
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(cached.Close)
+	n := 0
 	f.Fuzz(func(t *testing.T, mode uint8, payload []byte, do bool, edns uint16) {
 		h.mode.Store(int32(mode % hostileModes))
 		h.payload.Store(&payload)
 		req := query("a.example.", dns.TypeA, edns, do)
-		m := fwd.Forward(context.Background(), req, false)
-		checkReply(t, req, m, false)
-		if b, err := m.Pack(); err == nil {
-			if err := new(dns.Msg).Unpack(b); err != nil {
-				t.Fatalf("reply does not unpack: %v", err)
+		checkHostileReply(t, req, fwd.Forward(context.Background(), req, false))
+		n++
+		req = query(fmt.Sprintf("n%d.example.", n), dns.TypeA, edns, do)
+		for range 2 {
+			got := new(dns.Msg)
+			if err := got.Unpack(cached.ForwardPacked(context.Background(), req, false)); err != nil {
+				t.Fatalf("packed reply does not unpack: %v", err)
 			}
-		}
-		switch m.Rcode {
-		case dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeServerFailure:
-		default:
-			t.Fatalf("rcode %s", dns.RcodeToString[m.Rcode])
+			checkHostileReply(t, req, got)
 		}
 	})
+}
+
+func checkHostileReply(t *testing.T, req, m *dns.Msg) {
+	t.Helper()
+	checkReply(t, req, m, false)
+	if b, err := m.Pack(); err == nil {
+		if err := new(dns.Msg).Unpack(b); err != nil {
+			t.Fatalf("reply does not unpack: %v", err)
+		}
+	}
+	switch m.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeServerFailure:
+	default:
+		t.Fatalf("rcode %s", dns.RcodeToString[m.Rcode])
+	}
 }

@@ -180,6 +180,7 @@ func newTestForwarder(t *testing.T, cfg Config) (*Forwarder, *prometheus.Registr
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(f.Close)
 	return f, reg
 }
 
@@ -218,6 +219,7 @@ func checkReply(t *testing.T, req, m *dns.Msg, tcp bool) {
 	if m == nil {
 		t.Fatal("nil reply")
 	}
+	m.Compress = true // as it goes out (an unpacked reply has it clear)
 	b, err := m.Pack()
 	if err != nil {
 		t.Fatalf("reply does not pack: %v\n%v", err, m)

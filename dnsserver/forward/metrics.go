@@ -30,6 +30,9 @@ type forwardMetrics struct {
 	cache    *prometheus.CounterVec // hit, miss
 	loops    prometheus.Counter
 	inflight prometheus.GaugeFunc
+
+	// The series of every query, resolved once.
+	hits, misses, cached, answered prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, inflight func() float64) (*forwardMetrics, error) {
@@ -55,6 +58,8 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) (*forwardMet
 			Help: "Client queries being forwarded now.",
 		}, inflight),
 	}
+	m.hits, m.misses = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
+	m.cached, m.answered = m.queries.WithLabelValues(outcomeCached), m.queries.WithLabelValues(outcomeAnswered)
 	if err := metrics.Register(reg, m.queries, m.upstream, m.cache, m.loops, m.inflight); err != nil {
 		return nil, fmt.Errorf("register forward metrics: %w", err)
 	}

@@ -86,6 +86,7 @@ func ParseZone(s string) (Zone, error) {
 type upstream struct {
 	addr  netip.AddrPort
 	label string // addr as the metrics' upstream label
+	mux   *udpMux
 
 	mu    sync.Mutex
 	fails float64   // recent failures, decayed to at
@@ -93,7 +94,7 @@ type upstream struct {
 }
 
 func newUpstream(addr netip.AddrPort) *upstream {
-	return &upstream{addr: addr, label: addr.String()}
+	return &upstream{addr: addr, label: addr.String(), mux: &udpMux{addr: addr.String()}}
 }
 
 // recentFailures is the failure count decayed to now, rounded down, so
