@@ -45,4 +45,14 @@
 //     or else an arbitrary one makes room.
 //   - Answers are not authoritative (AA clear); AD is passed on only to a
 //     client that set AD or DO (RFC 6840 §5.8).
+//   - UDP queries go out through four connected sockets per upstream, kept
+//     open and shared by every query in flight (mux.go), as dnsdist does:
+//     a socket per query costs four system calls more. The ids of the
+//     queries in flight on one socket differ; an answer is taken only
+//     for an id that waits, and then only if it answers the question. The
+//     source ports do not change, so the upstreams are meant to be on the
+//     node's own network (dcos-dns's are), not across the Internet.
+//   - A cached answer is kept packed as well, and a hit is served by
+//     patching id, flags, the question's spelling, the TTLs and the OPT
+//     record into a copy of those bytes (ForwardPacked, wire.go).
 package forward
