@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,8 +38,7 @@ type forwarding struct {
 	// slots bounds the forwarded UDP queries being answered, each in a
 	// goroutine of its own; beyond it they are dropped and counted.
 	slots   chan struct{}
-	wg      sync.WaitGroup
-	ctx     context.Context // ends when Run has stopped serving
+	ctx     context.Context // ends when Run stops serving
 	cancel  context.CancelFunc
 	refused prometheus.Counter
 }
@@ -96,8 +94,7 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, udp bool) bool {
 	// holds a forwarding slot instead of its full-path one (udpAlive,
 	// fastConn.admit): udpHandler counts it out again when this returns.
 	s.udpAlive.Add(-1)
-	fw.wg.Add(1)
-	defer func() { <-fw.slots; fw.wg.Done(); s.udpAlive.Add(1) }()
+	defer func() { <-fw.slots; s.udpAlive.Add(1) }()
 	s.writeForwarded(w, r, fw.f.ForwardPacked(fw.ctx, r, false))
 	return true
 }
@@ -164,14 +161,12 @@ func (s *Server) writeForwarded(w dns.ResponseWriter, r *dns.Msg, b []byte) {
 	}
 }
 
-// stop cancels the forwarded queries in flight and waits for their
-// goroutines.
+// stop ends the forwarded queries in flight, and those to come, at once
+// with SERVFAIL: the listeners' shutdown then waits for their handlers.
 func (fw *forwarding) stop() {
-	if fw == nil {
-		return
+	if fw != nil {
+		fw.cancel()
 	}
-	fw.cancel()
-	fw.wg.Wait()
 }
 
 // Zones are the names of the zones a Server serves (lower case, fully

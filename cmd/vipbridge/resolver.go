@@ -203,7 +203,10 @@ func selfAddrs(dnsAddr string, local []net.Addr) []netip.AddrPort {
 		if err != nil {
 			continue
 		}
-		ap, err := netip.ParseAddrPort(net.JoinHostPort(cmpStr(host, "0.0.0.0"), port))
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
 		if err != nil {
 			continue
 		}
@@ -215,13 +218,6 @@ func selfAddrs(dnsAddr string, local []net.Addr) []netip.AddrPort {
 		}
 	}
 	return out
-}
-
-func cmpStr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // defaultAllow is loopback and the networks of the local addresses.

@@ -25,7 +25,7 @@ const (
 	resultCancelled = "cancelled"
 )
 
-// dial opens a connection to addr; *dns.Client's DialContext.
+// dialer is the part of *dns.Client that exchangeConn uses.
 type dialer interface {
 	DialContext(ctx context.Context, addr string) (*dns.Conn, error)
 	ExchangeWithConnContext(ctx context.Context, m *dns.Msg, co *dns.Conn) (*dns.Msg, time.Duration, error)
@@ -129,7 +129,7 @@ type raceResult struct {
 // answer, or nil when all failed. Failures count against their upstream;
 // every outcome is counted in the metrics.
 func (f *Forwarder) race(ctx context.Context, ups []*upstream, q *dns.Msg, tcp bool) *dns.Msg {
-	packed, err := q.Copy().Pack()
+	packed, err := q.Pack() // before any goroutine: packing writes to the OPT record
 	if err != nil {
 		return nil // the client's question does not pack: nothing to ask
 	}

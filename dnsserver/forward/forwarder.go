@@ -79,8 +79,8 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	log = log.With("component", "forward")
 	f := &Forwarder{
-		timeout:     cmp(cfg.Timeout, 5*time.Second),
-		maxInflight: int64(cmp(cfg.MaxInflight, 1000)),
+		timeout:     orDefault(cfg.Timeout, 5*time.Second),
+		maxInflight: int64(orDefault(cfg.MaxInflight, 1000)),
 		now:         cfg.Now,
 		rand:        defaultRand,
 	}
@@ -88,7 +88,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.now = time.Now
 	}
 	if !cfg.NoCache {
-		f.cache = newCache(cmp(cfg.CacheSize, 10000))
+		f.cache = newCache(orDefault(cfg.CacheSize, 10000))
 	}
 	f.flights.m = make(map[flightKey]*flight)
 	// miekg/dns reads UDP answers into a buffer of the query's EDNS0 size.
@@ -118,7 +118,8 @@ func New(cfg Config) (*Forwarder, error) {
 	return f, nil
 }
 
-func cmp[T int | time.Duration](v, def T) T {
+// orDefault is v, or def when v is zero.
+func orDefault[T int | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
 	}

@@ -12,8 +12,12 @@ import (
 	"sync/atomic"
 )
 
-// muxSockets is how many UDP sockets each upstream gets.
-const muxSockets = 4
+// muxSockets is how many UDP sockets each upstream gets; muxReadBuffer
+// the receive buffer asked for each.
+const (
+	muxSockets    = 4
+	muxReadBuffer = 1 << 20
+)
 
 // errIDTaken tells exchangeUDP to use a socket of its own: the query's id
 // waits for an answer on the shared socket already.
@@ -53,7 +57,11 @@ func (m *udpMux) conn(ctx context.Context) (*muxConn, error) {
 				m.conns = nil
 				return nil, err
 			}
-			mc := &muxConn{c: c.(*net.UDPConn), pending: make(map[uint16]chan []byte)}
+			uc := c.(*net.UDPConn)
+			// Best effort, capped by net.core.rmem_max: a burst of
+			// answers waits there while the reader hands out the last.
+			_ = uc.SetReadBuffer(muxReadBuffer)
+			mc := &muxConn{c: uc, pending: make(map[uint16]chan []byte)}
 			m.conns = append(m.conns, mc)
 			go mc.read()
 		}

@@ -4,6 +4,7 @@ package forward
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -113,13 +114,10 @@ func (u *upstream) failed(now time.Time) {
 	u.fails++
 }
 
+// decay halves fails for every failureHalfLife since it was last decayed.
 func (u *upstream) decay(now time.Time) {
-	if d := now.Sub(u.at); d > 0 && u.fails > 0 {
-		u.fails /= float64(uint64(1) << min(63, uint64(d/failureHalfLife)))
-		// The remainder of a half-life decays linearly: close enough.
-		u.fails *= 1 - float64(d%failureHalfLife)/float64(2*failureHalfLife)
-	}
-	if now.After(u.at) {
+	if d := now.Sub(u.at); d > 0 {
+		u.fails *= math.Exp2(-float64(d) / float64(failureHalfLife))
 		u.at = now
 	}
 }
