@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
@@ -46,6 +46,12 @@ bench-kernel:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet $(PKGS)
+
+# bench-forward: vipbridge forwarding to a local Knot (100,000 names), next
+# to dnsdist (packet cache off, then on) and unbound; uncached and cached
+# query sets, added latency (issue 11).
+bench-forward:
+	scripts/bench-forward.sh
 
 # bench runs every measurement: the Go benchmarks, then DNS throughput next
 # to Knot and NSD, propagation and scale (bench-kernel, in the VM, is apart),

@@ -1,7 +1,9 @@
 // Package dnsserver answers DNS for the VIP names of a discovery.Table. It
 // owns the zones l4lb.thisdcos.directory. and its alias
 // dclb.thisdcos.directory. and serves them authoritatively over UDP and TCP
-// on one port; it never recurses and refuses every other name.
+// on one port, on one address or several. It never recurses: other names
+// go to a Forwarder (package forward) for clients in the allow list, and
+// are REFUSED to others or without a Forwarder (forwarding.go).
 //
 // Records (DESIGN.md "Names", UPSTREAM.md §1.3 and §2.2):
 //

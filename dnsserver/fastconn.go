@@ -105,7 +105,8 @@ func (s *Server) answerFast(q, out, key []byte) ([]byte, int, uint16) {
 // fastTable returns the packed replies of the current table, or nil if
 // the full path must answer. A table without packed replies yet gets them
 // built in the background (the full path answers meanwhile); debug query
-// logging also turns the fast path off.
+// logging and a forward zone over a served zone (noFast) also turn the
+// fast path off.
 func (s *Server) fastTable() *fastTable {
 	t := s.tables.Table()
 	f := s.fast.Load()
@@ -118,7 +119,7 @@ func (s *Server) fastTable() *fastTable {
 		}
 		return nil
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+	if s.noFast || s.log.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
 	}
 	return f

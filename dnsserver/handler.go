@@ -16,9 +16,13 @@ import (
 // fits the reply to the transport (UDP: the client's EDNS0 size, 512
 // without EDNS0, at most ednsSize; TCP: 64 KiB) with TC set when records
 // had to go, writes it and counts it. While MaxConcurrent queries are in
-// flight it drops r, closing the connection for TCP.
+// flight it drops r, closing the connection for TCP. Queries for names
+// outside the served zones go to the Forwarder, if any (forwarding.go).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	udp := isUDP(w)
+	if s.forward(w, r, udp) {
+		return
+	}
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()

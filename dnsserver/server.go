@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +27,9 @@ type Tables interface{ Table() *discovery.Table }
 
 // Config configures a Server. Zero values take the documented defaults.
 type Config struct {
-	// Addr is the host:port to serve UDP and TCP on; "" means ":53".
-	// With port 0 both protocols get the same free port.
+	// Addr is the host:port to serve UDP and TCP on, or several, comma
+	// separated; "" means ":53". With port 0 both protocols get the same
+	// free port.
 	Addr string
 	// TTL is the TTL of every record and the SOA minimum, in whole seconds
 	// (rounded down); 0 means 5s (UPSTREAM.md §2.2).
@@ -48,9 +51,16 @@ type Config struct {
 	// mesos.thisdcos.directory mirror) have TTL.
 	MesosDomain string
 	MesosTTL    time.Duration
-	// Ready, if set, is called once with the bound addresses when both the
-	// UDP and the TCP listener serve.
+	// Ready, if set, is called once with the bound addresses (of the
+	// first address of Addr) when every UDP and TCP listener serves.
 	Ready func(udp, tcp net.Addr)
+	// Forwarder, if set, answers queries for names outside the served
+	// zones from clients in Allow (forwarding.go); nil: such names are
+	// REFUSED.
+	Forwarder Forwarder
+	// Allow are the clients whose queries go to the Forwarder; others
+	// get REFUSED for names outside the served zones. Empty: nobody.
+	Allow []netip.Prefix
 }
 
 // Timeouts of the miekg/dns servers. The TCP idle timeout is short so that
@@ -76,8 +86,8 @@ const (
 // Server is an authoritative DNS server for the VIP zones. Its handler and
 // Answer are safe for concurrent use.
 type Server struct {
-	addr string
-	ttl  uint32
+	listen []string // the addresses of Config.Addr
+	ttl    uint32
 	// taskZones are the served task zones (taskzone.go); rotation turns
 	// their multi-record answers.
 	taskZones []taskZone
@@ -103,6 +113,11 @@ type Server struct {
 	// asks runPacker for those of a new table.
 	fast    atomic.Pointer[fastTable]
 	rebuild chan struct{}
+	// fwd hands queries for other names to the Forwarder; nil: none.
+	// noFast turns the fast path off: a forward zone wins over a served
+	// zone (forwarding.go, shadows).
+	fwd    *forwarding
+	noFast bool
 	// udpSockets is how many SO_REUSEPORT UDP sockets Run opens;
 	// udpBatch how many datagrams each reads or writes per system call
 	// at most (1: one at a time).
@@ -118,8 +133,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":53"
 	}
-	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
-		return nil, fmt.Errorf("dns server address %q: %w", cfg.Addr, err)
+	addrs := strings.Split(cfg.Addr, ",")
+	for i, a := range addrs {
+		addrs[i] = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(addrs[i]); err != nil {
+			return nil, fmt.Errorf("dns server address %q: %w", addrs[i], err)
+		}
 	}
 	switch {
 	case cfg.TTL < 0:
@@ -154,9 +173,14 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
-		addr: cfg.Addr,
-		ttl:  uint32(cfg.TTL / time.Second),
+	fwd, err := newForwarding(cfg, cfg.MaxConcurrent)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		listen: addrs,
+		fwd:    fwd,
+		ttl:    uint32(cfg.TTL / time.Second),
 		taskZones: taskZones(strings.TrimSuffix(cfg.MesosDomain, "."), uint32(cfg.MesosTTL/time.Second),
 			uint32(cfg.TTL/time.Second)),
 		tables:   cfg.Tables,
@@ -170,7 +194,12 @@ func New(cfg Config) (*Server, error) {
 		idleTimeout: tcpIdle,
 		udpSockets:  udpSocketCount(),
 		udpBatch:    udpBatch,
-	}, nil
+	}
+	if fwd != nil {
+		fwd.zones, fwd.served = Zones(cfg.MesosDomain), s.servedZone
+		s.noFast = fwd.shadows()
+	}
+	return s, nil
 }
 
 // Run serves UDP and TCP on the configured address until ctx ends, then
@@ -178,14 +207,36 @@ func New(cfg Config) (*Server, error) {
 // flight) and returns nil. It returns an error if it cannot bind or a
 // listener fails.
 func (s *Server) Run(ctx context.Context) error {
-	pcs, ln, err := listen(ctx, s.addr, s.udpSockets)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	var (
+		all      []*listener
+		udp0     net.Addr
+		tcp0     net.Addr
+		closeAll []io.Closer
+	)
+	defer func() {
+		for _, c := range closeAll {
+			c.Close()
 		}
-		return err
+	}()
+	for _, addr := range s.listen {
+		pcs, ln, err := listen(ctx, addr, s.udpSockets)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		closeAll = append(closeAll, ln)
+		for _, pc := range pcs {
+			closeAll = append(closeAll, pc)
+		}
+		if udp0 == nil {
+			udp0, tcp0 = pcs[0].LocalAddr(), ln.Addr()
+		}
+		all = append(all, s.listeners(pcs, ln)...)
+		s.log.Info("serving dns", "udp", pcs[0].LocalAddr().String(), "udp_sockets", len(pcs), "tcp", ln.Addr().String(),
+			"forwarding", s.fwd != nil)
 	}
-	defer ln.Close()
 	// The fast path's replies are packed in the background (runPacker):
 	// at 10,000 names that takes a quarter of a second, during which the
 	// full path answers, so that a restart serves its first answer sooner.
@@ -193,32 +244,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case s.rebuild <- struct{}{}:
 	default:
 	}
-	var udps []*listener
-	for _, pc := range pcs {
-		defer pc.Close()
-		udps = append(udps, newListener("udp", &dns.Server{
-			PacketConn:     newFastConn(pc, s),
-			Net:            "udp",
-			Handler:        udpHandler{s},
-			UDPSize:        udpReadSize,
-			ReadTimeout:    readTimeout,
-			WriteTimeout:   writeTimeout,
-			MsgAcceptFunc:  s.acceptUDP,
-			MsgInvalidFunc: s.invalidUDP,
-		}))
-	}
-	tcp := newListener("tcp", &dns.Server{
-		Listener:      &limitListener{Listener: ln, slots: s.conns, dropped: s.metrics.dropped.WithLabelValues("tcp_conn")},
-		Net:           "tcp",
-		Handler:       s,
-		ReadTimeout:   readTimeout,
-		WriteTimeout:  writeTimeout,
-		IdleTimeout:   func() time.Duration { return s.idleTimeout },
-		MsgAcceptFunc: acceptQuery,
-	})
-	s.log.Info("serving dns", "udp", pcs[0].LocalAddr().String(), "udp_sockets", len(pcs), "tcp", ln.Addr().String())
 
-	all := append(udps, tcp)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, l := range all {
 		g.Go(l.serve)
@@ -230,9 +256,10 @@ func (s *Server) Run(ctx context.Context) error {
 			up = up && l.waitUp(gctx)
 		}
 		if up && s.ready != nil {
-			s.ready(pcs[0].LocalAddr(), ln.Addr())
+			s.ready(udp0, tcp0)
 		}
 		<-gctx.Done()
+		s.fwd.stop() // forwarded queries end at once, with SERVFAIL
 		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 		defer cancel()
 		for _, l := range all {
@@ -243,6 +270,33 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// listeners are the miekg/dns servers of one address: one per UDP socket
+// of pcs, and one for TCP on ln.
+func (s *Server) listeners(pcs []*net.UDPConn, ln net.Listener) []*listener {
+	var all []*listener
+	for _, pc := range pcs {
+		all = append(all, newListener("udp", &dns.Server{
+			PacketConn:     newFastConn(pc, s),
+			Net:            "udp",
+			Handler:        udpHandler{s},
+			UDPSize:        udpReadSize,
+			ReadTimeout:    readTimeout,
+			WriteTimeout:   writeTimeout,
+			MsgAcceptFunc:  s.acceptUDP,
+			MsgInvalidFunc: s.invalidUDP,
+		}))
+	}
+	return append(all, newListener("tcp", &dns.Server{
+		Listener:      &limitListener{Listener: ln, slots: s.conns, dropped: s.metrics.dropped.WithLabelValues("tcp_conn")},
+		Net:           "tcp",
+		Handler:       s,
+		ReadTimeout:   readTimeout,
+		WriteTimeout:  writeTimeout,
+		IdleTimeout:   func() time.Duration { return s.idleTimeout },
+		MsgAcceptFunc: acceptQuery,
+	}))
 }
 
 // listen binds n UDP sockets on addr with SO_REUSEPORT (one where the

@@ -43,6 +43,7 @@ type config struct {
 	LogFormat          string
 	SimulateEvery      time.Duration // demo only
 	DataDirSet         bool          // --data-dir or VIPBRIDGE_DATA_DIR given
+	Forward            forwardConfig // --upstream, --forward-*, --dns-allow (resolver.go)
 
 	// Not flags: tests (chaos_test.go) shorten the event stream's limits;
 	// 0 keeps marathon.Config's defaults (30 s idle, 16 MiB events).
@@ -70,7 +71,7 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&marathon, "marathon", "", "Marathon base URLs, comma separated (tried in turn; the leader is followed; optional with --mesos)")
 	fs.StringVar(&mesos, "mesos", "", "Mesos master base URLs, comma separated (tasks of other frameworks; alone, of every framework)")
 	fs.StringVar(&c.DataDir, "data-dir", "/var/lib/vipbridge", "directory of the bbolt state file (demo: a temporary directory)")
-	fs.StringVar(&c.DNSAddr, "dns-addr", dnsDefault, "DNS listen address, UDP and TCP")
+	fs.StringVar(&c.DNSAddr, "dns-addr", dnsDefault, "DNS listen addresses, UDP and TCP, comma separated")
 	fs.StringVar(&c.HTTPAddr, "http-addr", httpDefault, "HTTP API listen address")
 	fs.StringVar(&c.LB, "lb", lbDefault, "dataplane: ipvs, none, or auto (ipvs when the kernel has IPVS, else none)")
 	fs.StringVar(&c.LBInterface, "lb-interface", "vipbridge0", "dummy interface through which VIP addresses are made local (ipvs)")
@@ -91,6 +92,7 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.DurationVar(&c.MesosInterval, "mesos-interval", 30*time.Second, "Mesos master state poll period")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	forwardFlags(fs, &c.Forward)
 	if cmd == "demo" {
 		fs.DurationVar(&c.SimulateEvery, "simulate-every", 3*time.Second, "how often the simulated cluster scales an app")
 	}
@@ -140,6 +142,10 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	default:
 		return c, fmt.Errorf("--lb: want ipvs, none or auto, got %q", c.LB)
 	}
+	if err := c.Forward.parse(); err != nil {
+		return c, err
+	}
+	c.dropForwardedMesosDomain()
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format: want text or json, got %q", c.LogFormat)
 	}

@@ -125,8 +125,15 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		events = client.Stream(rec)
 	}
 
+	fwd, allow, err := newForwarder(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	if fwd != nil {
+		defer fwd.Close() // after dns.Run, which stops forwarding
+	}
 	dnsReady := make(chan net.Addr, 1)
-	dns, err := dnsserver.New(dnsserver.Config{
+	dnsCfg := dnsserver.Config{
 		Addr:        cfg.DNSAddr,
 		TTL:         cfg.TTL,
 		MesosDomain: cfg.MesosDomain,
@@ -135,7 +142,12 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		Registerer:  reg,
 		Logger:      log,
 		Ready:       func(udp, _ net.Addr) { dnsReady <- udp },
-	})
+		Allow:       allow,
+	}
+	if fwd != nil { // a nil *forward.Forwarder must not become a non-nil interface
+		dnsCfg.Forwarder = fwd
+	}
+	dns, err := dnsserver.New(dnsCfg)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ func startDaemonWith(t testing.TB, dataDir string, marathonURLs, mesosURLs []str
 	cfg, err := parseConfig("run", []string{
 		"--marathon", strings.Join(marathonURLs, ","), "--mesos", strings.Join(mesosURLs, ","),
 		"--lb", "none", "--data-dir", dataDir, "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug",
+		"--upstream", "none", // no forwarding off loopback; resolver_test.go sets its own
 	}, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)

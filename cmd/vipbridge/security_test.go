@@ -95,7 +95,9 @@ func TestSecretsNotInOutput(t *testing.T) {
 			sim := marathontest.NewServer(sc, tt.opt)
 			t.Cleanup(sim.Close)
 			args := append([]string{"run", "--mesos", sim.MesosURL(), "--lb", "none", "--data-dir", t.TempDir(),
-				"--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug"}, tt.args(sim)...)
+				"--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "debug",
+				// Forwarding on, to a loopback port, for clients the test is not: never an open resolver.
+				"--upstream", "127.0.0.1:9", "--dns-allow", "192.0.2.0/24"}, tt.args(sim)...)
 			p := startProc(t, bin, args...)
 			dnsAddr, httpAddr := p.addrs(t)
 			waitFor(t, "web to resolve through the authenticated simulator", func() bool {
@@ -128,7 +130,8 @@ func TestSecretsNotInOutput(t *testing.T) {
 	}
 }
 
-// checkRefusedNoRecursion asks the daemon for a name outside its zones
+// checkRefusedNoRecursion asks the daemon, from a client outside
+// --dns-allow, for a name outside its zones
 // with RD set: REFUSED, RA clear.
 func checkRefusedNoRecursion(t *testing.T, dnsAddr string) {
 	t.Helper()

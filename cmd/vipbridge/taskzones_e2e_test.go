@@ -41,8 +41,8 @@ func srvTargets(d *daemon, name string) []string {
 	return out
 }
 
-// addrs are the A answers of name, sorted.
-func addrs(d *daemon, name string) []string {
+// aAnswers are the A answers of name, sorted.
+func aAnswers(d *daemon, name string) []string {
 	r, err := d.query(name, dns.TypeA)
 	if err != nil || r.Rcode != dns.RcodeSuccess {
 		return nil
@@ -78,15 +78,15 @@ func TestTaskZonesEndToEnd(t *testing.T) {
 	consistent := func(n int) bool {
 		mesos, mirror := srvTargets(d, webSRV), srvTargets(d, mirrorSRV)
 		v, _ := d.vip(webName + ":80")
-		agents := addrs(d, autoip)
+		agents := aAnswers(d, autoip)
 		return len(mesos) == n && len(mirror) == n && len(v.Backend) == n && len(agents) > 0 &&
-			slices.Equal(agents, addrs(d, "web.marathon.mesos"))
+			slices.Equal(agents, aAnswers(d, "web.marathon.mesos"))
 	}
 	waitFor(t, "2 web tasks in every zone", func() bool { return consistent(2) })
 
 	t.Run("canonical names resolve to the agent", func(t *testing.T) {
 		for _, target := range srvTargets(d, webSRV) {
-			if got := addrs(d, target); len(got) != 1 || !netip.MustParsePrefix("127.0.0.0/8").Contains(netip.MustParseAddr(got[0])) {
+			if got := aAnswers(d, target); len(got) != 1 || !netip.MustParsePrefix("127.0.0.0/8").Contains(netip.MustParseAddr(got[0])) {
 				t.Errorf("%s A = %v, want one agent address", target, got)
 			}
 		}
@@ -112,7 +112,7 @@ func TestTaskZonesEndToEnd(t *testing.T) {
 			v, ok := d.vip(dbName + ":5432")
 			return ok && len(v.Backend) == 1 && v.Backend[0].Weight == 0
 		})
-		if got := addrs(d, "db.marathon.mesos"); len(got) != 1 {
+		if got := aAnswers(d, "db.marathon.mesos"); len(got) != 1 {
 			t.Errorf("db.marathon.mesos A = %v while unhealthy, want the task (mesos-dns names running tasks)", got)
 		}
 		if err := sim.SetHealth(id, true); err != nil {
@@ -121,11 +121,11 @@ func TestTaskZonesEndToEnd(t *testing.T) {
 	})
 	t.Run("another framework's task comes from the Mesos source", func(t *testing.T) {
 		waitFor(t, "hello-0-server in .mesos and autoip", func() bool {
-			return slices.Equal(addrs(d, "hello-0-server.hello-world.mesos"), []string{"127.0.0.3"}) &&
-				slices.Equal(addrs(d, "hello-0-server.hello-world.autoip.dcos.thisdcos.directory"), []string{"127.0.0.3"}) &&
+			return slices.Equal(aAnswers(d, "hello-0-server.hello-world.mesos"), []string{"127.0.0.3"}) &&
+				slices.Equal(aAnswers(d, "hello-0-server.hello-world.autoip.dcos.thisdcos.directory"), []string{"127.0.0.3"}) &&
 				len(srvTargets(d, "_api._hello-0-server._tcp.hello-world.mesos")) == 1
 		})
-		if got := addrs(d, "leader.mesos"); len(got) != 1 {
+		if got := aAnswers(d, "leader.mesos"); len(got) != 1 {
 			t.Errorf("leader.mesos A = %v, want the simulated master", got)
 		}
 	})
@@ -139,13 +139,13 @@ func TestTaskZonesEndToEnd(t *testing.T) {
 		if got := srvTargets(d2, webSRV); !slices.Equal(got, webMesos) {
 			t.Errorf("%s after restart = %v, want %v", webSRV, got, webMesos)
 		}
-		if got := addrs(d2, "hello-0-server.hello-world.mesos"); !slices.Equal(got, []string{"127.0.0.3"}) {
+		if got := aAnswers(d2, "hello-0-server.hello-world.mesos"); !slices.Equal(got, []string{"127.0.0.3"}) {
 			t.Errorf("hello-0-server.hello-world.mesos after restart = %v, want [127.0.0.3]", got)
 		}
-		if got := addrs(d2, "leader.mesos"); len(got) != 1 {
+		if got := aAnswers(d2, "leader.mesos"); len(got) != 1 {
 			t.Errorf("leader.mesos after restart = %v, want the stored leader", got)
 		}
-		if got := addrs(d2, autoip); len(got) == 0 {
+		if got := aAnswers(d2, autoip); len(got) == 0 {
 			t.Errorf("%s after restart: no answer", autoip)
 		}
 		digAnswers(t, d2, "hello-0-server.hello-world.mesos", "127.0.0.3")
