@@ -1,0 +1,426 @@
+package dnsserver
+
+// The fast path of the task zones (taskzone.go): A, AAAA and SRV queries
+// for their names answered without miekg/dns, from an index of the
+// table's records by lower-case wire name, kept up to date per table from
+// discovery.ChangedRecords. Unlike the VIP zones' replies (packed whole,
+// per name and zone spelling, fastpath.go), a task-zone reply is written
+// at serving time from the table's own *discovery.Records: the index
+// holds one pointer per name, relative to its record zone, shared by the
+// five served spellings (the mesos domain, mesos.thisdcos.directory,
+// dcos.thisdcos.directory and the .global twins). The records are
+// fixed-size A and AAAA records, SRV records whose target is the record's
+// relative name with the zone's wire name spliced in, and the additional
+// A and AAAA of each target read from the target's own index entry; doc.go
+// gives the reasons and the memory this costs.
+
+import (
+	"cmp"
+	"encoding/binary"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/cowmap"
+)
+
+// taskName is the index entry of one task-zone name: its records in the
+// table (noRecords for an empty non-terminal), and the types whose records
+// the fast path cannot write exactly as the full path does (left to it).
+type taskName struct {
+	recs *discovery.Records
+	full uint8 // fullA | fullAAAA | fullSRV
+}
+
+const (
+	fullA = 1 << iota
+	fullAAAA
+	fullSRV
+)
+
+// noRecords is the records of an empty non-terminal: every type NODATA.
+var noRecords = &discovery.Records{}
+
+// fastTaskZone is one served task zone as the fast path answers it.
+type fastTaskZone struct {
+	wire     []byte // the zone's lower-case wire name
+	rz       discovery.RecordZone
+	ttl      [4]byte
+	mesosDNS bool
+	// soa is the zone's SOA for negative answers, as nxReply.soa: two
+	// octets for the owner pointer, then type to rdata, serial included.
+	soa []byte
+}
+
+// maxTaskSRV bounds the SRV records the fast path writes in one reply: a
+// UDP reply of ednsSize octets cannot hold more (each is at least 19
+// octets), so more go to the full path, which truncates.
+const maxTaskSRV = 64
+
+// taskKey is the index key of name (relative to its record zone, lower
+// case): its wire labels, then in place of the root label the zone's
+// octet (0x80|zone, which no label length equals). ok is false for names
+// the fast path cannot write; they are never in the index, and a query
+// could only ask them with octets that answerTask leaves to the full path.
+func taskKey(rz discovery.RecordZone, name string) (string, bool) {
+	w, err := wireName(name + ".")
+	if name == "" {
+		w, err = []byte{0}, nil
+	}
+	if err != nil {
+		return "", false
+	}
+	w[len(w)-1] = 0x80 | byte(rz)
+	return string(w), true
+}
+
+// buildTasks returns the task-zone index of t from prev's (nil: none). It
+// visits the names discovery.ChangedRecords reports and, for each, the
+// names above it, whose empty non-terminal status only such a change can
+// alter: the cost of a new table is that of the names that changed.
+func (s *Server) buildTasks(prev *fastTable, t *discovery.Table) cowmap.Map[taskName] {
+	var prevTable *discovery.Table
+	var e *cowmap.Editor[taskName]
+	if prev != nil {
+		prevTable, e = prev.table, prev.tasks.Edit()
+	} else {
+		e = cowmap.Map[taskName]{}.EditSized(t.RecordNames())
+	}
+	discovery.ChangedRecords(prevTable, t, func(n discovery.RecordName, _, _ *discovery.Records) {
+		refreshTask(e, t, n.Zone, n.Name, true)
+		suffixes(n.Name, func(above string) { refreshTask(e, t, n.Zone, above, false) })
+	})
+	return e.Map()
+}
+
+// refreshTask sets the entry of name from t: its records if it has some
+// (only when own: a name above a changed one keeps its entry, its own
+// changes being reported apart), an empty entry if it is an empty
+// non-terminal, else none.
+func refreshTask(e *cowmap.Editor[taskName], t *discovery.Table, rz discovery.RecordZone, name string, own bool) {
+	key, ok := taskKey(rz, name)
+	if !ok {
+		return
+	}
+	if recs, err := t.Records(rz, name); err == nil {
+		if own {
+			e.Set(key, indexRecords(recs))
+		}
+		return
+	}
+	cur, had := e.Get(key)
+	switch {
+	case t.RecordNonTerminal(rz, name):
+		if !had || cur.recs != noRecords {
+			e.Set(key, taskName{recs: noRecords})
+		}
+	case had:
+		e.Delete(key)
+	}
+}
+
+// indexRecords is the entry of recs, with the types the fast path must
+// leave to the full path: addresses of the other family, SRV targets it
+// cannot write, SRV records not ordered by target (the additional section
+// is written assuming each target's records are adjacent, as the table
+// sorts them).
+func indexRecords(recs *discovery.Records) taskName {
+	n := taskName{recs: recs}
+	for _, a := range recs.A {
+		if !a.Is4() {
+			n.full |= fullA
+		}
+	}
+	for _, a := range recs.AAAA {
+		if !a.Is6() || a.Is4In6() {
+			n.full |= fullAAAA
+		}
+	}
+	sorted := slices.IsSortedFunc(recs.SRV, func(x, y discovery.SRVTarget) int { return cmp.Compare(x.Target, y.Target) })
+	if !sorted || len(recs.SRV) > maxTaskSRV {
+		n.full |= fullSRV
+	}
+	for _, srv := range recs.SRV {
+		if _, ok := taskKey(0, srv.Target); !ok {
+			n.full |= fullSRV
+		}
+	}
+	return n
+}
+
+// fastTaskZones are the served task zones of s with their negative
+// answers' SOA from t.
+func (s *Server) fastTaskZones(t *discovery.Table) []fastTaskZone {
+	var out []fastTaskZone
+	for _, z := range s.taskZones {
+		w, err := wireName(z.name)
+		if err != nil {
+			continue // New checked the mesos domain; the others are fixed
+		}
+		p := &packer{buf: []byte{0xC0, 0}, flat: true}
+		if err := p.rdata(s.taskSOA(t, z, z.name)); err != nil {
+			continue
+		}
+		fz := fastTaskZone{wire: w, rz: z.records, mesosDNS: z.mesosDNS, soa: p.buf}
+		binary.BigEndian.PutUint32(fz.ttl[:], z.ttl)
+		out = append(out, fz)
+	}
+	return out
+}
+
+// vipZoneWire are the wire names of every zone the full path answers by
+// the VIP rules (answerQuestion looks there first), all of three labels.
+var vipZoneWire = func() (w [len(zones) + len(globalZones)][]byte) {
+	for i, z := range append(zones[:len(zones):len(zones)], globalZones[:]...) {
+		b, err := wireName(z.name)
+		if err != nil {
+			panic("dnsserver: zone " + z.name + ": " + err.Error()) // constant input
+		}
+		w[i] = b
+	}
+	return w
+}()
+
+// inVIPZone reports whether the lower-case wire name key, whose third
+// label from the end starts at zoneAt, is a VIP zone or below one.
+func inVIPZone(key []byte, zoneAt int) bool {
+	if zoneAt < 0 {
+		return false
+	}
+	for _, w := range vipZoneWire {
+		if string(key[zoneAt:]) == string(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// taskZoneOf returns the index in f.taskZones of the longest task zone the
+// lower-case wire name key is in, or -1.
+func (f *fastTable) taskZoneOf(key []byte) int {
+	best := -1
+	for i := range f.taskZones {
+		w := f.taskZones[i].wire
+		at := len(key) - len(w)
+		if at < 0 || string(key[at:]) != string(w) || best >= 0 && len(w) <= len(f.taskZones[best].wire) {
+			continue
+		}
+		if labelBoundary(key, at) {
+			best = i
+		}
+	}
+	return best
+}
+
+// labelBoundary reports whether a label of the wire name key starts at at.
+func labelBoundary(key []byte, at int) bool {
+	off := 0
+	for off < at {
+		off += 1 + int(key[off])
+	}
+	return off == at
+}
+
+// plainLabels reports whether the wire labels in rel hold only octets that
+// miekg/dns presents as themselves and the naming rules give task names
+// (lower-case letters, digits, '-' and '_'), so that the index, keyed by
+// wire name, agrees with the full path's lookup by presentation name.
+func plainLabels(rel []byte) bool {
+	for off := 0; off < len(rel); {
+		l := int(rel[off])
+		for _, c := range rel[off+1 : off+1+l] {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+		off += 1 + l
+	}
+	return true
+}
+
+// answerTask writes the reply to the query q for a task-zone name into out
+// (reused) from the question on, header counts and flags included but
+// not the id, RD, CD or OPT: answerFast's tail adds those. key is the
+// question's lower-case wire name (its octets are reused as scratch), qend
+// the end of the question in q and limit the room the reply may take. It
+// returns nil when the full path must answer.
+func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, limit int) []byte {
+	z := &f.taskZones[zi]
+	at := len(key) - len(z.wire)
+	if !plainLabels(key[:at]) {
+		return nil
+	}
+	out = append(out[:0], 0, 0, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 0) // QR AA
+	out = append(out, q[12:qend]...)
+	if at == 0 { // the apex: SOA and NS only
+		return f.taskNegative(out, z, at, dns.RcodeSuccess)
+	}
+	key[at] = 0x80 | byte(z.rz)
+	e, found := f.tasks.GetBytes(key[:at+1])
+	if !found {
+		if z.mesosDNS && qtype == dns.TypeSRV {
+			// mesos-dns answers an unknown SRV name NOERROR (taskzone.go).
+			return f.taskNegative(out, z, at, dns.RcodeSuccess)
+		}
+		return f.taskNegative(out, z, at, dns.RcodeNameError)
+	}
+	recs := e.recs
+	switch qtype {
+	case dns.TypeA:
+		if e.full&fullA != 0 {
+			return nil
+		}
+		if len(recs.A) == 0 {
+			return f.taskNegative(out, z, at, dns.RcodeSuccess)
+		}
+		if len(out)+16*len(recs.A) > limit {
+			return nil
+		}
+		k := f.turn(len(recs.A))
+		for j := range recs.A {
+			a := recs.A[(k+j)%len(recs.A)].As4()
+			out = appendAddrHeader(out, 12, dns.TypeA, z.ttl, 4)
+			out = append(out, a[:]...)
+		}
+		binary.BigEndian.PutUint16(out[6:], uint16(len(recs.A)))
+	case dns.TypeAAAA:
+		if e.full&fullAAAA != 0 {
+			return nil
+		}
+		if len(recs.AAAA) == 0 {
+			return f.taskNegative(out, z, at, dns.RcodeSuccess)
+		}
+		if len(out)+28*len(recs.AAAA) > limit {
+			return nil
+		}
+		k := f.turn(len(recs.AAAA))
+		for j := range recs.AAAA {
+			a := recs.AAAA[(k+j)%len(recs.AAAA)].As16()
+			out = appendAddrHeader(out, 12, dns.TypeAAAA, z.ttl, 16)
+			out = append(out, a[:]...)
+		}
+		binary.BigEndian.PutUint16(out[6:], uint16(len(recs.AAAA)))
+	case dns.TypeSRV:
+		if e.full&fullSRV != 0 {
+			return nil
+		}
+		if len(recs.SRV) == 0 {
+			return f.taskNegative(out, z, at, dns.RcodeSuccess)
+		}
+		return f.taskSRV(out, key, z, recs.SRV, limit)
+	default:
+		return nil
+	}
+	return out
+}
+
+// taskSRV appends the SRV records of srvs, turned as the full path turns
+// them, and the additional section: for each distinct target, in the order
+// of its first record, the first A and AAAA of its own entry. The
+// additional owners point at the target's first record; key is scratch.
+//
+// A target's addresses are read here, at serving time, from the index
+// (one lookup per distinct target), rather than packed into the SRV
+// name's entry: so a change of a target's address needs no repacking of
+// the SRV names pointing at it (which would need an index from target to
+// SRV names, kept up to date with every change, at the memory of one more
+// entry per SRV record), and the fast path can never serve a stale one.
+func (f *fastTable) taskSRV(out, key []byte, z *fastTaskZone, srvs []discovery.SRVTarget, limit int) []byte {
+	var targetAt [maxTaskSRV]uint16
+	n := len(srvs)
+	k := f.turn(n)
+	for j := range n {
+		srv := srvs[(k+j)%n]
+		start := len(out)
+		if start+12+6+len(srv.Target)+2+len(z.wire) > limit {
+			return nil
+		}
+		out = append(out, 0xC0, 12, 0, byte(dns.TypeSRV), 0, byte(dns.ClassINET))
+		out = append(out, z.ttl[:]...)
+		out = append(out, 0, 0, 0, 0, 0, 1, byte(srv.Port>>8), byte(srv.Port))
+		targetAt[j] = uint16(len(out))
+		out = appendLabels(out, srv.Target)
+		out = append(out, z.wire...)
+		binary.BigEndian.PutUint16(out[start+10:], uint16(len(out)-start-12))
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(n))
+	extra := 0
+	first := srvs[k].Target
+	for j := range n {
+		target := srvs[(k+j)%n].Target
+		// Each target's records are adjacent (indexRecords), but the
+		// turn may split those of the first target between the start
+		// and the end.
+		if j > 0 && (target == srvs[(k+j-1)%n].Target || target == first) {
+			continue
+		}
+		key = append(appendLabels(key[:0], target), 0x80|byte(z.rz))
+		te, ok := f.tasks.GetBytes(key)
+		if !ok {
+			continue
+		}
+		if len(te.recs.A) > 0 {
+			if te.full&fullA != 0 || len(out)+16 > limit {
+				return nil
+			}
+			a := te.recs.A[0].As4()
+			out = appendAddrHeader(out, targetAt[j], dns.TypeA, z.ttl, 4)
+			out = append(out, a[:]...)
+			extra++
+		}
+		if len(te.recs.AAAA) > 0 {
+			if te.full&fullAAAA != 0 || len(out)+28 > limit {
+				return nil
+			}
+			a := te.recs.AAAA[0].As16()
+			out = appendAddrHeader(out, targetAt[j], dns.TypeAAAA, z.ttl, 16)
+			out = append(out, a[:]...)
+			extra++
+		}
+	}
+	binary.BigEndian.PutUint16(out[10:], uint16(extra))
+	return out
+}
+
+// taskNegative appends z's SOA to the authority section of out, owned by
+// the apex in the question (at octets into the name), with rcode.
+func (f *fastTable) taskNegative(out []byte, z *fastTaskZone, at, rcode int) []byte {
+	out[3] |= byte(rcode)
+	binary.BigEndian.PutUint16(out[8:], 1)
+	ptr := 0xC000 | uint16(12+at)
+	out = append(out, byte(ptr>>8), byte(ptr))
+	return append(out, z.soa[2:]...)
+}
+
+// turn is the rotation of an answer of n records: taskzone.go's rotated
+// turns by the server's count of replies, which the fast path shares.
+func (f *fastTable) turn(n int) int {
+	if n < 2 || f.rotation == nil {
+		return 0
+	}
+	return int(f.rotation.Add(1) % uint64(n))
+}
+
+// appendAddrHeader appends an A or AAAA record's owner (a pointer to
+// owner), type, class, TTL and rdata length.
+func appendAddrHeader(out []byte, owner uint16, rrtype uint16, ttl [4]byte, rdlen byte) []byte {
+	return append(out, 0xC0|byte(owner>>8), byte(owner), 0, byte(rrtype), 0, byte(dns.ClassINET),
+		ttl[0], ttl[1], ttl[2], ttl[3], 0, rdlen)
+}
+
+// appendLabels appends the wire labels of the relative name name (plain
+// labels, checked by indexRecords), without the root label.
+func appendLabels(out []byte, name string) []byte {
+	for name != "" {
+		i := strings.IndexByte(name, '.')
+		if i < 0 {
+			i = len(name)
+		}
+		out = append(out, byte(i))
+		out = append(out, name[:i]...)
+		name = name[min(i+1, len(name)):]
+	}
+	return out
+}
