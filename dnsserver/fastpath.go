@@ -35,10 +35,12 @@ type fastTable struct {
 	keys   cowmap.Map[fastKey]   // name key → its replies, for the next build
 	ents   *nonTerminals         // the table's empty non-terminals
 	nx     [len(zones)]nxReply
-	// tasks indexes the task zones' records by wire name, taskZones are
-	// the served task zones, rotation the server's count that turns
-	// multi-record answers (taskfast.go).
+	// tasks indexes the task zones' records by wire name, targets the SRV
+	// names of each SRV target, taskZones are the served task zones,
+	// rotation the server's count that turns multi-record answers
+	// (taskfast.go).
 	tasks     cowmap.Map[taskName]
+	targets   cowmap.Map[[]string]
 	taskZones []fastTaskZone
 	rotation  *rotationCounter
 }
@@ -169,10 +171,10 @@ func (s *Server) buildFast(prev *fastTable, t *discovery.Table) *fastTable {
 		keys:   keys.Map(),
 		ents:   ents,
 
-		tasks:     s.buildTasks(prev, t),
 		taskZones: s.fastTaskZones(t),
 		rotation:  &s.rotation,
 	}
+	f.tasks, f.targets = buildTasks(prev, t)
 	for i, z := range zones {
 		f.nx[i] = s.nxReply(t, z)
 	}

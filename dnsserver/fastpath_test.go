@@ -540,6 +540,7 @@ func TestBuildFastIncrementalMatchesFresh(t *testing.T) {
 				if a, b := maps.Collect(inc.ents.names.All()), maps.Collect(fresh.ents.names.All()); !maps.Equal(a, b) {
 					t.Fatalf("table %d: non-terminals %v, fresh %v", step, a, b)
 				}
+				sameTaskIndex(t, inc, fresh)
 				if inc.names.Len() != fresh.names.Len() {
 					t.Fatalf("table %d: %d wire names, fresh %d", step, inc.names.Len(), fresh.names.Len())
 				}
@@ -554,7 +555,8 @@ func TestBuildFastIncrementalMatchesFresh(t *testing.T) {
 				}
 				prev = inc
 			}
-			t.Logf("%d tables; %d of %d names reported changed between consecutive ones", len(tc.tables), reported, names)
+			t.Logf("%d tables; %d of %d names reported changed between consecutive ones; %d task-zone names at the end",
+				len(tc.tables), reported, names, prev.tasks.Len())
 			if tc.name == "reconciled" && 2*reported > names {
 				t.Errorf("consecutive reconciled tables reported %d of %d names changed: their index is not shared", reported, names)
 			}

@@ -18,7 +18,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"slices"
-	"strings"
 
 	"github.com/miekg/dns"
 
@@ -27,12 +26,28 @@ import (
 )
 
 // taskName is the index entry of one task-zone name: its records in the
-// table (noRecords for an empty non-terminal), and the types whose records
-// the fast path cannot write exactly as the full path does (left to it).
+// table (noRecords for an empty non-terminal), the additional data of its
+// SRV records, and the types whose records the fast path cannot write
+// exactly as the full path does (left to it).
 type taskName struct {
 	recs *discovery.Records
-	full uint8 // fullA | fullAAAA | fullSRV
+	// extra is, per record of recs.SRV, its target's first A and AAAA
+	// (as the full path's additional section has them).
+	extra []targetAddrs
+	full  uint8 // fullA | fullAAAA | fullSRV
 }
+
+// targetAddrs are an SRV target's additional addresses.
+type targetAddrs struct {
+	a    [4]byte
+	aaaa [16]byte
+	has  uint8 // hasA | hasAAAA
+}
+
+const (
+	hasA = 1 << iota
+	hasAAAA
+)
 
 const (
 	fullA = 1 << iota
@@ -76,23 +91,122 @@ func taskKey(rz discovery.RecordZone, name string) (string, bool) {
 	return string(w), true
 }
 
-// buildTasks returns the task-zone index of t from prev's (nil: none). It
-// visits the names discovery.ChangedRecords reports and, for each, the
-// names above it, whose empty non-terminal status only such a change can
-// alter: the cost of a new table is that of the names that changed.
-func (s *Server) buildTasks(prev *fastTable, t *discovery.Table) cowmap.Map[taskName] {
+// buildTasks returns the task-zone index of t and its SRV targets'
+// index from prev's (nil: none). It visits the names
+// discovery.ChangedRecords reports and, for each, the names above it,
+// whose empty non-terminal status only such a change can alter; then it
+// writes the additional data of the SRV names that changed or point at a
+// name that changed, found in the targets index. The cost of a new table
+// is that of the names that changed and of the SRV names pointing at them.
+//
+// Why a targets index: SRV replies carry their targets' addresses, and a
+// target's address may change without its SRV names changing (a task's
+// address learnt late). Reading them from the index at serving time costs
+// a lookup per target, each a few cache misses in a map of 300,000 names,
+// which made an SRV answer of 10 targets several times dearer than its A
+// answer; the targets index costs one short list per target (about 10 MB
+// at 100,000 tasks) and a few map edits per changed name.
+func buildTasks(prev *fastTable, t *discovery.Table) (cowmap.Map[taskName], cowmap.Map[[]string]) {
 	var prevTable *discovery.Table
 	var e *cowmap.Editor[taskName]
+	var rev *cowmap.Editor[[]string]
 	if prev != nil {
-		prevTable, e = prev.table, prev.tasks.Edit()
+		prevTable, e, rev = prev.table, prev.tasks.Edit(), prev.targets.Edit()
 	} else {
 		e = cowmap.Map[taskName]{}.EditSized(t.RecordNames())
+		rev = cowmap.Map[[]string]{}.EditSized(t.RecordNames())
 	}
-	discovery.ChangedRecords(prevTable, t, func(n discovery.RecordName, _, _ *discovery.Records) {
+	dirty := map[string]struct{}{}
+	discovery.ChangedRecords(prevTable, t, func(n discovery.RecordName, old, cur *discovery.Records) {
 		refreshTask(e, t, n.Zone, n.Name, true)
 		suffixes(n.Name, func(above string) { refreshTask(e, t, n.Zone, above, false) })
+		key, ok := taskKey(n.Zone, n.Name)
+		if !ok {
+			return
+		}
+		if old != nil {
+			for i, srv := range old.SRV {
+				if i == 0 || srv.Target != old.SRV[i-1].Target {
+					pointAt(rev, n.Zone, srv.Target, key, false)
+				}
+			}
+		}
+		if cur != nil {
+			for _, srv := range cur.SRV {
+				pointAt(rev, n.Zone, srv.Target, key, true)
+			}
+			if len(cur.SRV) > 0 {
+				dirty[key] = struct{}{}
+			}
+		}
+		srvs, _ := rev.Get(key)
+		for _, k := range srvs {
+			dirty[k] = struct{}{}
+		}
 	})
-	return e.Map()
+	for k := range dirty {
+		if n, ok := e.Get(k); ok && len(n.recs.SRV) > 0 {
+			e.Set(k, withExtra(e, n, discovery.RecordZone(k[len(k)-1]&^0x80)))
+		}
+	}
+	return e.Map(), rev.Map()
+}
+
+// pointAt adds (or removes) the SRV name key srvKey to the names pointing
+// at target in rev. Lists are replaced, never written: older versions of
+// rev share them.
+func pointAt(rev *cowmap.Editor[[]string], rz discovery.RecordZone, target, srvKey string, add bool) {
+	tk, ok := taskKey(rz, target)
+	if !ok {
+		return
+	}
+	cur, _ := rev.Get(tk)
+	i := slices.Index(cur, srvKey)
+	switch {
+	case add && i < 0:
+		rev.Set(tk, append(slices.Clip(cur), srvKey))
+	case !add && i >= 0 && len(cur) == 1:
+		rev.Delete(tk)
+	case !add && i >= 0:
+		rev.Set(tk, slices.Delete(slices.Clone(cur), i, i+1))
+	}
+}
+
+// withExtra returns n with the additional data of its SRV records from
+// the entries of their targets in e; a target whose address the fast path
+// cannot write leaves n's SRV answers to the full path.
+func withExtra(e *cowmap.Editor[taskName], n taskName, rz discovery.RecordZone) taskName {
+	n.full &^= fullSRV
+	n.full |= indexRecords(n.recs).full & fullSRV
+	n.extra = make([]targetAddrs, len(n.recs.SRV))
+	for i, srv := range n.recs.SRV {
+		if i > 0 && srv.Target == n.recs.SRV[i-1].Target {
+			n.extra[i] = n.extra[i-1]
+			continue
+		}
+		tk, ok := taskKey(rz, srv.Target)
+		if !ok {
+			continue
+		}
+		te, ok := e.Get(tk)
+		if !ok {
+			continue
+		}
+		x := &n.extra[i]
+		if len(te.recs.A) > 0 {
+			if te.full&fullA != 0 {
+				n.full |= fullSRV
+			}
+			x.a, x.has = te.recs.A[0].As4(), x.has|hasA
+		}
+		if len(te.recs.AAAA) > 0 {
+			if te.full&fullAAAA != 0 {
+				n.full |= fullSRV
+			}
+			x.aaaa, x.has = te.recs.AAAA[0].As16(), x.has|hasAAAA
+		}
+	}
+	return n
 }
 
 // refreshTask sets the entry of name from t: its records if it has some
@@ -303,38 +417,31 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 		}
 		binary.BigEndian.PutUint16(out[6:], uint16(len(recs.AAAA)))
 	case dns.TypeSRV:
-		if e.full&fullSRV != 0 {
+		if e.full&fullSRV != 0 || len(e.extra) != len(recs.SRV) {
 			return nil
 		}
 		if len(recs.SRV) == 0 {
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
 		}
-		return f.taskSRV(out, key, z, recs.SRV, limit)
+		return f.taskSRV(out, z, &e, limit)
 	default:
 		return nil
 	}
 	return out
 }
 
-// taskSRV appends the SRV records of srvs, turned as the full path turns
-// them, and the additional section: for each distinct target, in the order
-// of its first record, the first A and AAAA of its own entry. The
-// additional owners point at the target's first record; key is scratch.
-//
-// A target's addresses are read here, at serving time, from the index
-// (one lookup per distinct target), rather than packed into the SRV
-// name's entry: so a change of a target's address needs no repacking of
-// the SRV names pointing at it (which would need an index from target to
-// SRV names, kept up to date with every change, at the memory of one more
-// entry per SRV record), and the fast path can never serve a stale one.
-func (f *fastTable) taskSRV(out, key []byte, z *fastTaskZone, srvs []discovery.SRVTarget, limit int) []byte {
+// taskSRV appends the SRV records of n, turned as the full path turns
+// them, and the additional section: for each distinct target, in the
+// order of its first record, its first A and AAAA (n.extra), owned by a
+// pointer to the target in its first record.
+func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int) []byte {
 	var targetAt [maxTaskSRV]uint16
-	n := len(srvs)
-	k := f.turn(n)
-	for j := range n {
-		srv := srvs[(k+j)%n]
+	srvs := n.recs.SRV
+	k := f.turn(len(srvs))
+	for j := range srvs {
+		srv := srvs[(k+j)%len(srvs)]
 		start := len(out)
-		if start+12+6+len(srv.Target)+2+len(z.wire) > limit {
+		if start+12+6+wireLen(srv.Target)+len(z.wire) > limit {
 			return nil
 		}
 		out = append(out, 0xC0, 12, 0, byte(dns.TypeSRV), 0, byte(dns.ClassINET))
@@ -345,43 +452,46 @@ func (f *fastTable) taskSRV(out, key []byte, z *fastTaskZone, srvs []discovery.S
 		out = append(out, z.wire...)
 		binary.BigEndian.PutUint16(out[start+10:], uint16(len(out)-start-12))
 	}
-	binary.BigEndian.PutUint16(out[6:], uint16(n))
+	binary.BigEndian.PutUint16(out[6:], uint16(len(srvs)))
 	extra := 0
 	first := srvs[k].Target
-	for j := range n {
-		target := srvs[(k+j)%n].Target
+	for j := range srvs {
+		i := (k + j) % len(srvs)
+		target := srvs[i].Target
 		// Each target's records are adjacent (indexRecords), but the
 		// turn may split those of the first target between the start
 		// and the end.
-		if j > 0 && (target == srvs[(k+j-1)%n].Target || target == first) {
+		if j > 0 && (target == srvs[(k+j-1)%len(srvs)].Target || target == first) {
 			continue
 		}
-		key = append(appendLabels(key[:0], target), 0x80|byte(z.rz))
-		te, ok := f.tasks.GetBytes(key)
-		if !ok {
-			continue
-		}
-		if len(te.recs.A) > 0 {
-			if te.full&fullA != 0 || len(out)+16 > limit {
+		x := &n.extra[i]
+		if x.has&hasA != 0 {
+			if len(out)+16 > limit {
 				return nil
 			}
-			a := te.recs.A[0].As4()
 			out = appendAddrHeader(out, targetAt[j], dns.TypeA, z.ttl, 4)
-			out = append(out, a[:]...)
+			out = append(out, x.a[:]...)
 			extra++
 		}
-		if len(te.recs.AAAA) > 0 {
-			if te.full&fullAAAA != 0 || len(out)+28 > limit {
+		if x.has&hasAAAA != 0 {
+			if len(out)+28 > limit {
 				return nil
 			}
-			a := te.recs.AAAA[0].As16()
 			out = appendAddrHeader(out, targetAt[j], dns.TypeAAAA, z.ttl, 16)
-			out = append(out, a[:]...)
+			out = append(out, x.aaaa[:]...)
 			extra++
 		}
 	}
 	binary.BigEndian.PutUint16(out[10:], uint16(extra))
 	return out
+}
+
+// wireLen is the length of the wire labels of the relative name name.
+func wireLen(name string) int {
+	if name == "" {
+		return 0
+	}
+	return len(name) + 1
 }
 
 // taskNegative appends z's SOA to the authority section of out, owned by
@@ -411,16 +521,21 @@ func appendAddrHeader(out []byte, owner uint16, rrtype uint16, ttl [4]byte, rdle
 }
 
 // appendLabels appends the wire labels of the relative name name (plain
-// labels, checked by indexRecords), without the root label.
+// labels, checked by indexRecords), without the root label: the name's
+// octets copied after one more, each dot then overwritten with the length
+// of the label after it.
 func appendLabels(out []byte, name string) []byte {
-	for name != "" {
-		i := strings.IndexByte(name, '.')
-		if i < 0 {
-			i = len(name)
-		}
-		out = append(out, byte(i))
-		out = append(out, name[:i]...)
-		name = name[min(i+1, len(name)):]
+	if name == "" {
+		return out
 	}
+	lenAt := len(out)
+	out = append(append(out, 0), name...)
+	for i := lenAt + 1; i < len(out); i++ {
+		if out[i] == '.' {
+			out[lenAt] = byte(i - lenAt - 1)
+			lenAt = i
+		}
+	}
+	out[lenAt] = byte(len(out) - lenAt - 1)
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -189,9 +190,7 @@ func TestTaskFastPathIncremental(t *testing.T) {
 	tabs.p.Store(cur)
 	after := s.buildFast(before, cur)
 	fresh := s.buildFast(nil, cur)
-	if got, want := maps.Collect(after.tasks.All()), maps.Collect(fresh.tasks.All()); !maps.Equal(got, want) {
-		t.Fatalf("incremental index of %d names differs from the fresh one of %d", len(got), len(want))
-	}
+	sameTaskIndex(t, after, fresh)
 	served, other := taskQueryNames(s, cur)
 	oldServed, oldOther := taskQueryNames(s, old)
 	for n := range oldServed {
@@ -201,6 +200,23 @@ func TestTaskFastPathIncremental(t *testing.T) {
 	}
 	served["y.z.new.marathon.mesos."] = dns.TypeANY
 	checkFastMatchesFull(t, s, after, served, append(other, oldOther...))
+}
+
+// sameTaskIndex fails unless the task-zone indexes of inc (built from a
+// previous table's) and fresh (built from nothing) are equal.
+func sameTaskIndex(t *testing.T, inc, fresh *fastTable) {
+	t.Helper()
+	same := func(a, b taskName) bool {
+		return a.recs == b.recs && a.full == b.full && slices.Equal(a.extra, b.extra)
+	}
+	if !maps.EqualFunc(maps.Collect(inc.tasks.All()), maps.Collect(fresh.tasks.All()), same) {
+		t.Fatalf("incremental index of %d names differs from the fresh one of %d", inc.tasks.Len(), fresh.tasks.Len())
+	}
+	if !maps.EqualFunc(maps.Collect(inc.targets.All()), maps.Collect(fresh.targets.All()), func(a, b []string) bool {
+		return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+	}) {
+		t.Fatalf("incremental targets index of %d names differs from the fresh one of %d", inc.targets.Len(), fresh.targets.Len())
+	}
 }
 
 // TestTaskFastPathDoesNotAllocate: task-zone answers allocate nothing.
@@ -345,4 +361,34 @@ func BenchmarkFastTaskRepack(b *testing.B) {
 	for b.Loop() {
 		s.buildFast(before, next)
 	}
+}
+
+// TestTaskFastPathTargetMoves packs consecutive tables of a Reconciler
+// (related, as the daemon's) where one task's address changed: its names
+// change, the SRV names pointing at it do not, yet their additional
+// section must carry the new address (the targets index).
+func TestTaskFastPathTargetMoves(t *testing.T) {
+	prev, next := benchTaskTables(t, benchTaskApps(3, 4))
+	s, tabs := newTaskServer(t, prev, "mesos")
+	before := s.buildFast(nil, prev)
+	srvChanged := 0
+	discovery.ChangedRecords(prev, next, func(n discovery.RecordName, old, cur *discovery.Records) {
+		if old != nil && len(old.SRV) > 0 || cur != nil && len(cur.SRV) > 0 {
+			srvChanged++
+		}
+	})
+	tabs.p.Store(next)
+	after := s.buildFast(before, next)
+	sameTaskIndex(t, after, s.buildFast(nil, next))
+	moved := 0
+	for k, n := range after.tasks.All() {
+		if old, ok := before.tasks.Get(k); ok && old.recs == n.recs && !slices.Equal(old.extra, n.extra) {
+			moved++
+		}
+	}
+	if moved == 0 || srvChanged != 0 {
+		t.Fatalf("%d SRV names with unchanged records got new additional data, %d SRV names changed: want some and none", moved, srvChanged)
+	}
+	served, other := taskQueryNames(s, next)
+	checkFastMatchesFull(t, s, after, served, other)
 }
