@@ -21,8 +21,9 @@ import (
 // question bytes over the packed one (so the client's spelling comes back,
 // in the question and in every owner name that points at it) and appends
 // the OPT record. Missing names in a zone get one NXDOMAIN template per
-// zone. Everything else, and every reply that would not fit the client's
-// UDP size, goes to the full path. fastpath_test.go checks that both paths
+// zone. The task zones' names are answered from an index of the table's
+// records instead (taskfast.go). Everything else, and every reply that
+// would not fit the client's UDP size, goes to the full path. fastpath_test.go checks that both paths
 // give the same reply for every query the fast path answers.
 
 // fastTable holds the packed replies of one table. Its maps are versions

@@ -11,8 +11,9 @@ package dnsserver
 // dcos.thisdcos.directory and the .global twins). The records are
 // fixed-size A and AAAA records, SRV records whose target is the record's
 // relative name with the zone's wire name spliced in, and the additional
-// A and AAAA of each target read from the target's own index entry; doc.go
-// gives the reasons and the memory this costs.
+// A and AAAA of each target, kept in the SRV name's entry (buildTasks
+// says how they follow the targets); doc.go gives the reasons and the
+// memory this costs.
 
 import (
 	"cmp"
