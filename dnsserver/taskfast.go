@@ -390,16 +390,17 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 		if len(recs.A) == 0 {
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
 		}
-		if len(out)+16*len(recs.A) > limit {
-			return nil
-		}
 		k := f.turn(len(recs.A))
-		for j := range recs.A {
+		n := fitted(len(out), 16, len(recs.A), limit)
+		for j := range n {
 			a := recs.A[(k+j)%len(recs.A)].As4()
 			out = appendAddrHeader(out, 12, dns.TypeA, z.ttl, 4)
 			out = append(out, a[:]...)
 		}
-		binary.BigEndian.PutUint16(out[6:], uint16(len(recs.A)))
+		binary.BigEndian.PutUint16(out[6:], uint16(n))
+		if n < len(recs.A) {
+			out[2] |= 0x02 // TC
+		}
 	case dns.TypeAAAA:
 		if e.full&fullAAAA != 0 {
 			return nil
@@ -407,16 +408,17 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 		if len(recs.AAAA) == 0 {
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
 		}
-		if len(out)+28*len(recs.AAAA) > limit {
-			return nil
-		}
 		k := f.turn(len(recs.AAAA))
-		for j := range recs.AAAA {
+		n := fitted(len(out), 28, len(recs.AAAA), limit)
+		for j := range n {
 			a := recs.AAAA[(k+j)%len(recs.AAAA)].As16()
 			out = appendAddrHeader(out, 12, dns.TypeAAAA, z.ttl, 16)
 			out = append(out, a[:]...)
 		}
-		binary.BigEndian.PutUint16(out[6:], uint16(len(recs.AAAA)))
+		binary.BigEndian.PutUint16(out[6:], uint16(n))
+		if n < len(recs.AAAA) {
+			out[2] |= 0x02 // TC
+		}
 	case dns.TypeSRV:
 		if e.full&fullSRV != 0 || len(e.extra) != len(recs.SRV) {
 			return nil
@@ -439,11 +441,12 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 	var targetAt [maxTaskSRV]uint16
 	srvs := n.recs.SRV
 	k := f.turn(len(srvs))
+	answers := 0
 	for j := range srvs {
 		srv := srvs[(k+j)%len(srvs)]
 		start := len(out)
 		if start+12+6+wireLen(srv.Target)+len(z.wire) > limit {
-			return nil
+			break
 		}
 		out = append(out, 0xC0, 12, 0, byte(dns.TypeSRV), 0, byte(dns.ClassINET))
 		out = append(out, z.ttl[:]...)
@@ -452,8 +455,15 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 		out = appendLabels(out, srv.Target)
 		out = append(out, z.wire...)
 		binary.BigEndian.PutUint16(out[start+10:], uint16(len(out)-start-12))
+		answers++
 	}
-	binary.BigEndian.PutUint16(out[6:], uint16(len(srvs)))
+	binary.BigEndian.PutUint16(out[6:], uint16(answers))
+	if answers < len(srvs) {
+		// Truncated as miekg/dns truncates: no room for the rest of the
+		// answers leaves none for the additional section either.
+		out[2] |= 0x02 // TC
+		return out
+	}
 	extra := 0
 	first := srvs[k].Target
 	for j := range srvs {
@@ -468,7 +478,8 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 		x := &n.extra[i]
 		if x.has&hasA != 0 {
 			if len(out)+16 > limit {
-				return nil
+				out[2] |= 0x02 // TC: the additional records that fit, as miekg/dns
+				break
 			}
 			out = appendAddrHeader(out, targetAt[j], dns.TypeA, z.ttl, 4)
 			out = append(out, x.a[:]...)
@@ -476,7 +487,8 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 		}
 		if x.has&hasAAAA != 0 {
 			if len(out)+28 > limit {
-				return nil
+				out[2] |= 0x02
+				break
 			}
 			out = appendAddrHeader(out, targetAt[j], dns.TypeAAAA, z.ttl, 16)
 			out = append(out, x.aaaa[:]...)
@@ -485,6 +497,18 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 	}
 	binary.BigEndian.PutUint16(out[10:], uint16(extra))
 	return out
+}
+
+// fitted is how many of n records of size octets fit after used octets in
+// limit: miekg/dns's Truncate keeps the answers that fit, in order, and
+// sets TC when one did not; the fast path's answer records are as long as
+// miekg/dns compresses them (owner a pointer to the question, address
+// records of fixed size, SRV targets never compressed).
+func fitted(used, size, n, limit int) int {
+	if used >= limit {
+		return 0
+	}
+	return min(n, (limit-used)/size)
 }
 
 // wireLen is the length of the wire labels of the relative name name.

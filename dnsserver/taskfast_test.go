@@ -418,3 +418,36 @@ func rss() string {
 	}
 	return "unknown"
 }
+
+// TestTaskFastPathTruncates: answers over the client's UDP size are cut
+// by the fast path as miekg/dns cuts the full path's (the answers that
+// fit, TC), rather than left to it: SRV answers of apps of ten tasks are
+// over 512 octets, the size of queries without EDNS0.
+func TestTaskFastPathTruncates(t *testing.T) {
+	tbl := richTaskTable(t)
+	s, _ := newTaskServer(t, tbl, "mesos")
+	f := s.buildFast(nil, tbl)
+	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		v     queryVariant
+	}{
+		{"many.marathon.mesos.", dns.TypeA, queryVariants[0]},
+		{"many.marathon.mesos.thisdcos.directory.", dns.TypeA, queryVariants[5]},
+		{"_db._tcp.marathon.mesos.thisdcos.global.", dns.TypeSRV, queryVariants[0]},
+		{"_db._tcp.marathon.mesos.", dns.TypeSRV, queryVariants[2]},
+	} {
+		q, err := c.v.msg(7, c.name, c.qtype).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rot := s.rotation.Load()
+		r, _, _ := f.answerFast(q, out, key)
+		var m dns.Msg
+		if r == nil || m.Unpack(r) != nil || !m.Truncated {
+			t.Fatalf("%s %s: no truncated fast reply: %v", c.name, c.v.name, &m)
+		}
+		sameReply(t, s, q, r, rot)
+	}
+}
