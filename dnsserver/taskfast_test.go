@@ -351,6 +351,21 @@ func BenchmarkFastTask(b *testing.B) {
 	})
 	b.Run("SRV", func(b *testing.B) { benchmarkFastTask(b, s, "_app05000._tcp.marathon.mesos.", dns.TypeSRV, true) })
 	b.Run("NXDOMAIN", func(b *testing.B) { benchmarkFastTask(b, s, "nope.marathon.mesos.", dns.TypeA, false) })
+	// The full path's reply to the same SRV query, for comparison: unpack,
+	// Answer, truncate, pack (fullUDP).
+	b.Run("SRV full path", func(b *testing.B) {
+		m := new(dns.Msg)
+		m.SetQuestion("_app05000._tcp.marathon.mesos.", dns.TypeSRV)
+		m.SetEdns0(1232, false)
+		q, err := m.Pack()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			fullUDP(s, q)
+		}
+	})
 }
 
 // BenchmarkFastTaskRepack packs the table where one task's address
