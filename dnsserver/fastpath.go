@@ -21,8 +21,9 @@ import (
 // question bytes over the packed one (so the client's spelling comes back,
 // in the question and in every owner name that points at it) and appends
 // the OPT record. Missing names in a zone get one NXDOMAIN template per
-// zone. Everything else, and every reply that would not fit the client's
-// UDP size, goes to the full path. fastpath_test.go checks that both paths
+// zone. The task zones' names are answered from an index of the table's
+// records instead (taskfast.go). Everything else, and every reply that
+// would not fit the client's UDP size, goes to the full path. fastpath_test.go checks that both paths
 // give the same reply for every query the fast path answers.
 
 // fastTable holds the packed replies of one table. Its maps are versions
@@ -35,6 +36,14 @@ type fastTable struct {
 	keys   cowmap.Map[fastKey]   // name key → its replies, for the next build
 	ents   *nonTerminals         // the table's empty non-terminals
 	nx     [len(zones)]nxReply
+	// tasks indexes the task zones' records by wire name, targets the SRV
+	// names of each SRV target, taskZones are the served task zones,
+	// rotation the server's count that turns multi-record answers
+	// (taskfast.go).
+	tasks     cowmap.Map[taskName]
+	targets   cowmap.Map[[]string]
+	taskZones []fastTaskZone
+	rotation  *rotationCounter
 }
 
 // fastName are the packed replies for one name; a reply without bytes
@@ -162,7 +171,11 @@ func (s *Server) buildFast(prev *fastTable, t *discovery.Table) *fastTable {
 		names:  names.Map(),
 		keys:   keys.Map(),
 		ents:   ents,
+
+		taskZones: s.fastTaskZones(t),
+		rotation:  &s.rotation,
 	}
+	f.tasks, f.targets = buildTasks(prev, t)
 	for i, z := range zones {
 		f.nx[i] = s.nxReply(t, z)
 	}
@@ -289,17 +302,28 @@ func (f *fastTable) answerFast(q, out, key []byte) (reply []byte, rcode int, qty
 		if r.serialAt != 0 {
 			binary.BigEndian.PutUint32(out[r.serialAt:], f.serial)
 		}
-	} else {
-		z := f.missing(key, zoneAt, qtype)
-		if z < 0 {
-			return nil, 0, 0
-		}
+	} else if z := f.missing(key, zoneAt, qtype); z >= 0 {
 		nx := &f.nx[z]
 		out = append(out[:0], nx.hdr[:]...)
 		out = append(out, q[12:off]...)
 		ptr := 0xC000 | uint16(12+zoneAt)
 		out = append(out, byte(ptr>>8), byte(ptr))
 		out = append(out, nx.soa[2:]...)
+	} else {
+		zi := -1
+		if !inVIPZone(key, zoneAt) && (qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeSRV) {
+			zi = f.taskZoneOf(key)
+		}
+		if zi < 0 {
+			return nil, 0, 0
+		}
+		room := limit
+		if edns {
+			room -= optLen
+		}
+		if out = f.answerTask(q, out, key, zi, qtype, off, room); out == nil {
+			return nil, 0, 0
+		}
 	}
 	binary.BigEndian.PutUint16(out, binary.BigEndian.Uint16(q))
 	out[2] |= q[2] & 0x01 // RD
@@ -316,6 +340,9 @@ func (f *fastTable) answerFast(q, out, key []byte) (reply []byte, rcode int, qty
 	}
 	return out, int(out[3] & 0xF), qtype
 }
+
+// optLen is the length of the OPT record the fast path appends.
+const optLen = 11
 
 // missing returns the index of the zone a name without an entry is in, if
 // the full path answers it NXDOMAIN: a name below the apex whose first

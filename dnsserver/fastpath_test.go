@@ -45,8 +45,12 @@ func fullUDP(s *Server, q []byte) (reply []byte, ok bool) {
 }
 
 // sameReply fails unless the fast reply, unpacked, equals the full path's.
-func sameReply(t *testing.T, s *Server, q, fast []byte) {
+// rot is the server's rotation count before the fast path answered: the
+// full path answers from the same count, so that multi-record answers of
+// the task zones are turned alike and the replies must be equal exactly.
+func sameReply(t *testing.T, s *Server, q, fast []byte, rot uint64) {
 	t.Helper()
+	s.rotation.Store(rot)
 	full, ok := fullUDP(s, q)
 	if !ok {
 		t.Fatalf("fast path answered a query the full path rejects: %x", q)
@@ -190,13 +194,14 @@ func checkFastMatchesFull(t *testing.T, s *Server, f *fastTable, served map[stri
 						t.Fatal(err)
 					}
 					asked++
+					rot := s.rotation.Load()
 					reply, _, _ := f.answerFast(q, out, key)
 					if reply != nil {
 						answered++
-						sameReply(t, s, q, reply)
+						sameReply(t, s, q, reply, rot)
 						continue
 					}
-					if want, ok := served[name]; ok && v.fastOnly && (qtype == want || want == dns.TypeA && qtype == dns.TypeAAAA) {
+					if want, ok := served[name]; ok && v.fastOnly && fastType(want, qtype) {
 						full, _ := fullUDP(s, q)
 						var m dns.Msg
 						if m.Unpack(full) == nil && !m.Truncated {
@@ -208,6 +213,19 @@ func checkFastMatchesFull(t *testing.T, s *Server, f *fastTable, served map[stri
 		}
 	}
 	t.Logf("fast path answered %d of %d queries", answered, asked)
+}
+
+// fastType reports whether the fast path must answer qtype for a name
+// served for want: A stands for A and AAAA (the VIP names), ANY for A,
+// AAAA and SRV (every plain name of the task zones, served or not).
+func fastType(want, qtype uint16) bool {
+	switch want {
+	case dns.TypeA:
+		return qtype == dns.TypeA || qtype == dns.TypeAAAA
+	case dns.TypeANY:
+		return qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeSRV
+	}
+	return qtype == want
 }
 
 // TestFastPathIncremental changes some names of the table and checks that
@@ -296,11 +314,12 @@ func TestFastPathFollowsTable(t *testing.T) {
 		t.Fatalf("new table did not ask for packing")
 	}
 	s.packFast()
+	rot := s.rotation.Load()
 	r, rcode, _ := s.answerFast(q, out, key)
 	if r == nil || rcode != dns.RcodeNameError {
 		t.Fatalf("after the name went: reply %v rcode %d, want NXDOMAIN", r, rcode)
 	}
-	sameReply(t, s, q, r)
+	sameReply(t, s, q, r, rot)
 }
 
 // fastQueries are the queries of the allocation test and the benchmarks.
@@ -419,11 +438,17 @@ func BenchmarkBuildFastIncremental(b *testing.B) {
 	}
 }
 
-// FuzzFastPath feeds arbitrary query bytes to the fast path: whatever it
-// answers must be what the full path answers.
+// FuzzFastPath feeds arbitrary query bytes to the fast path, VIP and task
+// zones: whatever it answers must be what the full path answers.
 func FuzzFastPath(f *testing.F) {
-	tbl := testTable(f)
+	tbl := richTaskTable(f)
+	s, _ := newTaskServer(f, tbl, "mesos")
 	_, other := servedNames(f, tbl)
+	tasks, taskOther := taskQueryNames(s, tbl)
+	other = append(other, taskOther...)
+	for n := range tasks {
+		other = append(other, n)
+	}
 	for _, name := range append(other, "foo.marathon."+l4lb, "_foo._tcp.marathon."+dclb, "QuX.marathon."+l4lb) {
 		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV} {
 			for _, v := range queryVariants {
@@ -437,12 +462,12 @@ func FuzzFastPath(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add(make([]byte, 17))
-	s := newTestServer(f, tbl)
 	ft := s.buildFast(nil, tbl)
 	out, key := make([]byte, 0, 4096), make([]byte, 0, 256)
 	f.Fuzz(func(t *testing.T, q []byte) {
+		rot := s.rotation.Load()
 		if reply, _, _ := ft.answerFast(q, out, key); reply != nil {
-			sameReply(t, s, q, reply)
+			sameReply(t, s, q, reply, rot)
 		}
 	})
 }
@@ -515,6 +540,7 @@ func TestBuildFastIncrementalMatchesFresh(t *testing.T) {
 				if a, b := maps.Collect(inc.ents.names.All()), maps.Collect(fresh.ents.names.All()); !maps.Equal(a, b) {
 					t.Fatalf("table %d: non-terminals %v, fresh %v", step, a, b)
 				}
+				sameTaskIndex(t, inc, fresh)
 				if inc.names.Len() != fresh.names.Len() {
 					t.Fatalf("table %d: %d wire names, fresh %d", step, inc.names.Len(), fresh.names.Len())
 				}
@@ -529,7 +555,8 @@ func TestBuildFastIncrementalMatchesFresh(t *testing.T) {
 				}
 				prev = inc
 			}
-			t.Logf("%d tables; %d of %d names reported changed between consecutive ones", len(tc.tables), reported, names)
+			t.Logf("%d tables; %d of %d names reported changed between consecutive ones; %d task-zone names at the end",
+				len(tc.tables), reported, names, prev.tasks.Len())
 			if tc.name == "reconciled" && 2*reported > names {
 				t.Errorf("consecutive reconciled tables reported %d of %d names changed: their index is not shared", reported, names)
 			}
