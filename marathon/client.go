@@ -98,7 +98,11 @@ type Client struct {
 
 	mu     sync.Mutex
 	fwName string // Marathon's framework name, from /v2/info
+	fwID   string // Marathon's framework ID, from /v2/info; "" until known
 	leader string // Marathon's leader, from /v2/info
+	// identity receives a value (coalesced) whenever fwID changes: the
+	// Mesos tasks are then classified anew (MesosStream.Run).
+	identity chan struct{}
 }
 
 // New checks cfg and builds a Client. It does not contact anything.
@@ -114,6 +118,7 @@ func New(cfg Config) (*Client, error) {
 		log:        cfg.Logger,
 		resolver:   newHostResolver(),
 		fwName:     DefaultFramework,
+		identity:   make(chan struct{}, 1),
 	}
 	if len(cfg.MarathonURLs) == 0 {
 		// Mesos-only: no Marathon source covers Marathon's tasks, so the
@@ -218,6 +223,36 @@ func (c *Client) framework() string {
 	return c.fwName
 }
 
+// errMarathonUnknown is the Mesos source's error while Marathon's
+// framework ID is not known: no Mesos task is classified before then.
+var errMarathonUnknown = errors.New("marathon framework id not known yet (from /v2/info frameworkId)")
+
+// marathonID returns the followed Marathon's framework ID, whose tasks the
+// Mesos source leaves to the Marathon source: "" in Mesos-only mode, where
+// it leaves none. Until /v2/info has told it, it asks once more, and fails
+// with errMarathonUnknown when that does not tell either.
+func (c *Client) marathonID(ctx context.Context) (string, error) {
+	if len(c.marathonURLs) == 0 {
+		return "", nil
+	}
+	if id := c.knownMarathonID(); id != "" {
+		return id, nil
+	}
+	if err := c.refreshInfo(ctx); err != nil {
+		return "", fmt.Errorf("%w: %w", errMarathonUnknown, err)
+	}
+	if id := c.knownMarathonID(); id != "" {
+		return id, nil
+	}
+	return "", errMarathonUnknown
+}
+
+func (c *Client) knownMarathonID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fwID
+}
+
 // marathonSource is Client.Marathon.
 type marathonSource struct{ c *Client }
 
@@ -251,12 +286,14 @@ func (s marathonSource) Snapshot(ctx context.Context) (discovery.State, error) {
 // (docs/docs/rest-api/public/api/v2/examples/info.json).
 type infoJSON struct {
 	Leader         string `json:"leader"`
+	FrameworkID    string `json:"frameworkId"`
 	MarathonConfig struct {
 		FrameworkName string `json:"framework_name"`
 	} `json:"marathon_config"`
 }
 
-// refreshInfo reads /v2/info: Marathon's framework name and leader.
+// refreshInfo reads /v2/info: Marathon's framework name, framework ID and
+// leader.
 func (c *Client) refreshInfo(ctx context.Context) error {
 	var info infoJSON
 	err := c.get(ctx, "info", c.marathonURLs, &c.marathonNext, "/v2/info", func(r io.Reader) error {
@@ -270,6 +307,14 @@ func (c *Client) refreshInfo(ctx context.Context) error {
 	if fw := info.MarathonConfig.FrameworkName; fw != "" && fw != c.fwName {
 		c.log.Info("marathon framework name", "framework", fw)
 		c.fwName = fw
+	}
+	if id := info.FrameworkID; id != "" && id != c.fwID {
+		c.log.Info("marathon framework id", "framework_id", id, "previous", c.fwID)
+		c.fwID = id
+		select {
+		case c.identity <- struct{}{}:
+		default:
+		}
 	}
 	if info.Leader != c.leader {
 		c.log.Info("marathon leader", "leader", info.Leader)
