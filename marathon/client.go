@@ -61,6 +61,16 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Backoff bounds the delay between reconnect attempts.
 	Backoff Backoff
+	// MesosBasicAuth and MesosTokenFile are the Mesos masters'
+	// credentials, as BasicAuth and TokenFile are Marathon's (exclusive
+	// too); both empty → Marathon's credentials are used for Mesos too.
+	MesosBasicAuth string
+	MesosTokenFile string
+	// MesosFailoverGrace bounds how long, after a Mesos master failover,
+	// tasks the new master's first snapshot lacks are kept while their
+	// agents re-register (0 → 10 min, Mesos's --agent_reregister_timeout;
+	// see MesosStream).
+	MesosFailoverGrace time.Duration
 }
 
 // Defaults of Config's zero values.
@@ -87,11 +97,14 @@ type Client struct {
 	backoff      Backoff
 	mesosEvery   time.Duration
 
-	log      *slog.Logger
-	metrics  *metrics
-	resolver *hostResolver
-	rest     *http.Client // REST requests
-	stream   *http.Client // the event stream: with the idle watchdog
+	log           *slog.Logger
+	metrics       *metrics
+	resolver      *hostResolver
+	rest          *http.Client // REST requests
+	stream        *http.Client // the event stream: with the idle watchdog
+	mesosREST     *http.Client // REST requests to Mesos: with Mesos's credentials
+	mesosAPI      *http.Client // the operator API: redirects are the caller's
+	failoverGrace time.Duration
 
 	marathonNext atomic.Int32 // index of the Marathon URL that last worked
 	mesosNext    atomic.Int32 // index of the Mesos URL that last worked
@@ -138,17 +151,35 @@ func New(cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.log = c.log.With("component", "marathon")
+	c.failoverGrace = cfg.MesosFailoverGrace
+	if c.failoverGrace <= 0 {
+		c.failoverGrace = defaultFailoverGrace
+	}
 	basic := cfg.BasicAuth
 	var err error
 	if c.marathonURLs, basic, err = baseURLs(cfg.MarathonURLs, basic); err != nil {
 		return nil, fmt.Errorf("marathon urls: %w", err)
 	}
-	if c.mesosURLs, basic, err = baseURLs(cfg.MesosURLs, basic); err != nil {
+	shared := cfg.MesosBasicAuth == "" && cfg.MesosTokenFile == ""
+	mesosBasic := cfg.MesosBasicAuth
+	if shared {
+		// Mesos shares Marathon's credentials, from either's URLs.
+		c.mesosURLs, basic, err = baseURLs(cfg.MesosURLs, basic)
+	} else {
+		c.mesosURLs, mesosBasic, err = baseURLs(cfg.MesosURLs, mesosBasic)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("mesos urls: %w", err)
 	}
 	creds, err := newCredentials(basic, cfg.TokenFile)
 	if err != nil {
 		return nil, err
+	}
+	mesosCreds := creds
+	if !shared {
+		if mesosCreds, err = newCredentials(mesosBasic, cfg.MesosTokenFile); err != nil {
+			return nil, fmt.Errorf("mesos credentials: %w", err)
+		}
 	}
 	base, err := baseTransport(cfg.HTTPClient, cfg.CAFile)
 	if err != nil {
@@ -157,6 +188,9 @@ func New(cfg Config) (*Client, error) {
 	auth := &authTransport{base: base, creds: creds}
 	c.rest = &http.Client{Transport: auth, CheckRedirect: checkRedirect}
 	c.stream = &http.Client{Transport: &idleTransport{base: auth, timeout: c.idle}, CheckRedirect: checkRedirect}
+	mesosAuth := &authTransport{base: base, creds: mesosCreds}
+	c.mesosREST = &http.Client{Transport: mesosAuth, CheckRedirect: checkRedirect}
+	c.mesosAPI = &http.Client{Transport: mesosAuth, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if c.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -323,7 +357,8 @@ func (c *Client) refreshInfo(ctx context.Context) error {
 	return nil
 }
 
-// get fetches path from the bases in turn, starting with the one that last
+// get fetches path from the bases in turn (with Mesos's credentials when
+// endpoint, the metrics label, starts with "mesos"), starting with the one that last
 // worked (*next), and hands the first 200 response's body to decode.
 func (c *Client) get(ctx context.Context, endpoint string, bases []string, next *atomic.Int32, path string, decode func(io.Reader) error) error {
 	if len(bases) == 0 {
@@ -363,7 +398,11 @@ func (c *Client) getOne(ctx context.Context, endpoint, rawURL string, decode fun
 		return fmt.Errorf("request %s: %w", redact(rawURL), err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.rest.Do(req)
+	hc := c.rest
+	if strings.HasPrefix(endpoint, "mesos") {
+		hc = c.mesosREST
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

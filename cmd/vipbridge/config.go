@@ -27,6 +27,9 @@ type config struct {
 	LBDrain      time.Duration
 	MarathonUser string // user:password for basic auth
 	TokenFile    string
+	// Mesos's credentials; both empty: Marathon's.
+	MesosUser      string
+	MesosTokenFile string
 	CAFile       string
 	TTL          time.Duration
 	// The mesos-dns zone: its domain ("" serves none), TTL, IP sources
@@ -49,6 +52,8 @@ type config struct {
 	StreamIdleTimeout time.Duration
 	MaxEventSize      int
 	HealthGrace       time.Duration // 0: discovery's 60 s
+	// MesosFailoverGrace: 0 keeps marathon.Config's 10 min.
+	MesosFailoverGrace time.Duration
 }
 
 // envName returns the environment variable that sets flag name.
@@ -78,6 +83,8 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.DurationVar(&c.LBDrain, "lb-drain", 30*time.Second, "how long a TCP backend that left keeps its connections at weight 0 (ipvs)")
 	fs.StringVar(&c.MarathonUser, "marathon-credentials", "", "user:password for Marathon HTTP basic auth")
 	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
+	fs.StringVar(&c.MesosUser, "mesos-credentials", "", "user:password for Mesos master HTTP basic auth (default: Marathon's credentials)")
+	fs.StringVar(&c.MesosTokenFile, "mesos-token-file", "", "file holding a DC/OS auth token for the Mesos masters (default: Marathon's credentials)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM CA bundle to verify Marathon and Mesos TLS certificates")
 	fs.DurationVar(&c.TTL, "ttl", 5*time.Second, "TTL of DNS answers (l4lb, dcos and mesos.thisdcos.directory zones)")
 	var ipSources string
