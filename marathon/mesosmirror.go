@@ -261,7 +261,9 @@ func (m *mesosMirror) decoder(marathonID string) *mesosDecoder {
 	return d
 }
 
-func (m *mesosMirror) frameworkName(id string) string { return frameworkName(m.frameworks[id].Name, id) }
+func (m *mesosMirror) frameworkName(id string) string {
+	return frameworkName(m.frameworks[id].Name, id)
+}
 
 // app is the App of task k as discovery sees it, and its ID; ok is false
 // when the task is Marathon's (marathonID) or not known (ended), in which

@@ -30,8 +30,8 @@ type config struct {
 	// Mesos's credentials; both empty: Marathon's.
 	MesosUser      string
 	MesosTokenFile string
-	CAFile       string
-	TTL          time.Duration
+	CAFile         string
+	TTL            time.Duration
 	// The mesos-dns zone: its domain ("" serves none), TTL, IP sources
 	// and label rules.
 	MesosDomain        string
