@@ -31,6 +31,10 @@ type mesosMirror struct {
 	// and then for agentTasksWait, or until the failover grace ends.
 	held      map[taskKey]*mesosTaskJSON
 	heldUntil map[string]time.Time // per agent ID
+	// heldAgents are the agents of held tasks as the previous master knew
+	// them: the tasks keep their addresses, though the agents are not
+	// listed as registered.
+	heldAgents map[string]mesosAgentJSON
 }
 
 // Waiting for tasks after a master failover, as dcos-net waits before
@@ -47,7 +51,8 @@ const (
 
 func newMesosMirror() *mesosMirror {
 	return &mesosMirror{tasks: map[taskKey]*mesosTaskJSON{}, frameworks: map[string]mesosFrameworkInfoJSON{},
-		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTaskJSON{}, heldUntil: map[string]time.Time{}}
+		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTaskJSON{}, heldUntil: map[string]time.Time{},
+		heldAgents: map[string]mesosAgentJSON{}}
 }
 
 func (t *mesosTaskJSON) key() taskKey {
@@ -74,8 +79,7 @@ func (t *mesosTaskJSON) agentID() string {
 // seen re-register, are held until the agent had its chance: after a
 // failover the first snapshot may miss every task (recovered-agents.json).
 func (m *mesosMirror) subscribed(gs *mesosGetStateJSON, leader netip.AddrPort, now time.Time, grace time.Duration) {
-	old := m.tasks
-	oldHeld := m.held
+	prev := *m
 	*m = *newMesosMirror()
 	m.leader = leader
 	for _, f := range gs.GetFrameworks.Frameworks {
@@ -92,17 +96,34 @@ func (m *mesosMirror) subscribed(gs *mesosGetStateJSON, leader netip.AddrPort, n
 			}
 		}
 	}
-	for _, prev := range []map[taskKey]*mesosTaskJSON{old, oldHeld} {
-		for k, t := range prev {
+	for _, tasks := range []map[taskKey]*mesosTaskJSON{prev.tasks, prev.held} {
+		for k, t := range tasks {
 			if _, ok := m.tasks[k]; ok {
 				continue
 			}
-			if _, registered := m.agents[t.agentID()]; registered {
+			agent := t.agentID()
+			if _, registered := m.agents[agent]; registered {
 				continue // its agent reported: the task is gone
 			}
 			m.held[k] = t
-			if _, ok := m.heldUntil[t.agentID()]; !ok {
-				m.heldUntil[t.agentID()] = now.Add(grace)
+			if _, ok := m.heldUntil[agent]; !ok {
+				until, held := prev.heldUntil[agent]
+				if !held {
+					until = now.Add(grace)
+				}
+				m.heldUntil[agent] = until
+			}
+			if a, ok := prev.agents[agent]; ok {
+				m.heldAgents[agent] = a
+			} else if a, ok := prev.heldAgents[agent]; ok {
+				m.heldAgents[agent] = a
+			}
+			// A failed-over master learns frameworks as their agents
+			// re-register: the task keeps its framework's name.
+			if _, ok := m.frameworks[k.framework]; !ok {
+				if f, ok := prev.frameworks[k.framework]; ok {
+					m.frameworks[k.framework] = f
+				}
 			}
 		}
 	}
@@ -223,6 +244,7 @@ func (m *mesosMirror) expire(now time.Time) (dropped bool, next time.Time) {
 			continue
 		}
 		delete(m.heldUntil, agent)
+		delete(m.heldAgents, agent)
 		for k, t := range m.held {
 			if t.agentID() == agent {
 				delete(m.held, k)
@@ -238,10 +260,16 @@ func (m *mesosMirror) expire(now time.Time) (dropped bool, next time.Time) {
 // maps agent host names to their pid's address.
 func (m *mesosMirror) state(marathonID string) (discovery.State, map[string]netip.Addr) {
 	d := m.decoder(marathonID)
-	for _, tasks := range []map[taskKey]*mesosTaskJSON{m.tasks, m.held} {
-		for k, t := range tasks { // a key is never in both
-			d.addTask(k.framework, m.frameworkName(k.framework), t)
+	for k, t := range m.tasks {
+		d.addTask(k.framework, m.frameworkName(k.framework), t)
+	}
+	for id, a := range m.heldAgents {
+		if _, ok := d.byID[id]; !ok {
+			d.byID[id] = a // addresses only: not listed as registered
 		}
+	}
+	for k, t := range m.held { // a key is never in both
+		d.addTask(k.framework, m.frameworkName(k.framework), t)
 	}
 	return discovery.State{Apps: d.apps, Cluster: d.cluster}, d.agents
 }
@@ -274,13 +302,19 @@ func (m *mesosMirror) app(k taskKey, marathonID string) (app discovery.App, id s
 	if marathonID != "" && k.framework == marathonID {
 		return discovery.App{}, id, false
 	}
-	t, live := m.tasks[k]
-	if !live {
-		if t, live = m.held[k]; !live {
-			return discovery.App{}, id, false
-		}
+	if t, live := m.tasks[k]; live {
+		app, ok = t.toApp(name, m.agents)
+		return app, id, ok
 	}
-	app, ok = t.toApp(name, m.agents)
+	t, held := m.held[k]
+	if !held {
+		return discovery.App{}, id, false
+	}
+	agents := m.agents
+	if a, ok := m.heldAgents[t.agentID()]; ok {
+		agents = map[string]mesosAgentJSON{t.agentID(): a}
+	}
+	app, ok = t.toApp(name, agents)
 	return app, id, ok
 }
 

@@ -34,20 +34,40 @@ func captureRecords(t *testing.T, name string) [][]byte {
 }
 
 // operatorAPI is a Mesos master's /api/v1 on loopback: every SUBSCRIBE
-// gets the records of the next entry of streams (the last one repeats),
-// framed as Mesos frames them (dcos-net's tests frame captures the same
-// way: dcos_net_mesos_listener_tests.erl stream_loop/3), then the stream
-// stays open. It counts requests by path.
+// gets the next entry of streams (the last one repeats): all but the last
+// end after their bytes, the last stays open. Records are framed as Mesos
+// frames them (frame; dcos-net's tests frame captures the same way:
+// dcos_net_mesos_listener_tests.erl stream_loop/3). It counts requests by
+// path and, with auth set, wants that Authorization header.
 type operatorAPI struct {
 	*httptest.Server
+	auth     string
 	mu       sync.Mutex
-	streams  [][][]byte
+	streams  [][]byte
 	requests map[string]int
+}
+
+// frame frames records as one RecordIO stream.
+func frame(records [][]byte) []byte {
+	var framed []byte
+	for _, rec := range records {
+		framed = appendRecord(framed, rec)
+	}
+	return framed
 }
 
 func newOperatorAPI(t *testing.T, streams ...[][]byte) *operatorAPI {
 	t.Helper()
-	o := &operatorAPI{streams: streams, requests: map[string]int{}}
+	var raw [][]byte
+	for _, records := range streams {
+		raw = append(raw, frame(records))
+	}
+	return newRawOperatorAPI(t, "", raw...)
+}
+
+func newRawOperatorAPI(t *testing.T, auth string, streams ...[]byte) *operatorAPI {
+	t.Helper()
+	o := &operatorAPI{auth: auth, streams: streams, requests: map[string]int{}}
 	o.Server = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(o.Close)
 	return o
@@ -58,6 +78,10 @@ func (o *operatorAPI) serve(w http.ResponseWriter, r *http.Request) {
 	o.requests[r.URL.Path]++
 	n := o.requests[r.URL.Path]
 	o.mu.Unlock()
+	if o.auth != "" && r.Header.Get("Authorization") != o.auth {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
 	if r.URL.Path != mesosAPIPath {
 		http.NotFound(w, r)
 		return
@@ -76,18 +100,15 @@ func (o *operatorAPI) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want SUBSCRIBE", http.StatusBadRequest)
 		return
 	}
-	o.mu.Lock()
-	records := o.streams[min(n, len(o.streams))-1]
-	o.mu.Unlock()
+	last := n >= len(o.streams)
+	stream := o.streams[min(n, len(o.streams))-1]
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	var framed []byte
-	for _, rec := range records {
-		framed = appendRecord(framed, rec)
-	}
-	w.Write(framed)
+	w.Write(stream)
 	w.(http.Flusher).Flush()
-	<-r.Context().Done()
+	if last {
+		<-r.Context().Done()
+	}
 }
 
 func (o *operatorAPI) count(path string) int {
