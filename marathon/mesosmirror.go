@@ -32,8 +32,7 @@ type mesosMirror struct {
 	held      map[taskKey]*mesosTaskJSON
 	heldUntil map[string]time.Time // per agent ID
 	// heldAgents are the agents of held tasks as the previous master knew
-	// them: the tasks keep their addresses, though the agents are not
-	// listed as registered.
+	// them: kept, with their addresses, until their tasks are given up.
 	heldAgents map[string]mesosAgentJSON
 }
 
@@ -263,11 +262,6 @@ func (m *mesosMirror) state(marathonID string) (discovery.State, map[string]neti
 	for k, t := range m.tasks {
 		d.addTask(k.framework, m.frameworkName(k.framework), t)
 	}
-	for id, a := range m.heldAgents {
-		if _, ok := d.byID[id]; !ok {
-			d.byID[id] = a // addresses only: not listed as registered
-		}
-	}
 	for k, t := range m.held { // a key is never in both
 		d.addTask(k.framework, m.frameworkName(k.framework), t)
 	}
@@ -275,12 +269,19 @@ func (m *mesosMirror) state(marathonID string) (discovery.State, map[string]neti
 }
 
 // decoder is a mesosDecoder holding the mirror's agents and frameworks,
-// in ID order.
+// in ID order. The agents of held tasks are listed too, as the previous
+// master knew them: they are kept as their tasks are (mesos-dns names no
+// task of an unknown agent).
 func (m *mesosMirror) decoder(marathonID string) *mesosDecoder {
 	d := newMesosDecoder(marathonID)
 	d.cluster.Leader = m.leader
 	for _, id := range slices.Sorted(maps.Keys(m.agents)) {
 		d.addAgent(m.agents[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.heldAgents)) {
+		if _, registered := m.agents[id]; !registered {
+			d.addAgent(m.heldAgents[id])
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(m.frameworks)) {
 		f := m.frameworks[id]
