@@ -129,11 +129,11 @@ func runStream(t *testing.T, c *Client) (*MesosStream, *recorder) {
 	return s, rec
 }
 
-// appliedAll waits until the last record's change reached the sink: the
-// Seq of the last update equals the number of changes.
-func waitChanges(t *testing.T, s *MesosStream, rec *recorder, n uint64) {
+// waitChanges waits until the stream applied n changes (s.seq), whose
+// updates then were handed to rec.
+func waitChanges(t *testing.T, s *MesosStream, _ *recorder, n uint64) {
 	t.Helper()
-	rec.waitFor(t, "every event applied", func([]discovery.Update) bool {
+	eventually(t, "every event applied", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.seq >= n
@@ -224,35 +224,26 @@ func TestMesosStreamOverlayIP(t *testing.T) {
 	api := newOperatorAPI(t, records)
 	c, _, _ := testClient(t, Config{MesosURLs: []string{api.URL}})
 	noDNS(c)
-	s, rec := runStream(t, c)
-	waitChanges(t, s, rec, changes(t, records))
-	var found bool
-	for _, u := range rec.all() {
-		if u.Kind != discovery.UpdateAppReplace || !strings.Contains(u.App.ID, "hello-overlay-vip-0-server") {
-			continue
-		}
-		task := u.App.Tasks[0]
-		if task.State != discovery.TaskRunning {
-			continue
-		}
-		found = true
-		if len(task.IPs) == 0 || task.IPs[0].String() != "9.0.2.3" {
-			t.Errorf("running overlay-vip task IPs = %v, want 9.0.2.3", task.IPs)
-		}
-		var vips int
-		for _, p := range u.App.Ports {
-			for _, l := range p.Labels {
-				if strings.HasPrefix(l.Key, "VIP") {
-					vips++
-				}
+	_, rec := runStream(t, c)
+	running := func(u discovery.Update) bool {
+		return u.Kind == discovery.UpdateAppReplace && strings.Contains(u.App.ID, "hello-overlay-vip-0-server") &&
+			u.App.Tasks[0].State == discovery.TaskRunning
+	}
+	us := rec.waitFor(t, "the overlay-vip task running", func(us []discovery.Update) bool { return slices.ContainsFunc(us, running) })
+	u := us[slices.IndexFunc(us, running)]
+	if ips := u.App.Tasks[0].IPs; len(ips) == 0 || ips[0].String() != "9.0.2.3" {
+		t.Errorf("running overlay-vip task IPs = %v, want 9.0.2.3", ips)
+	}
+	vips := 0
+	for _, p := range u.App.Ports {
+		for _, l := range p.Labels {
+			if strings.HasPrefix(l.Key, "VIP") {
+				vips++
 			}
 		}
-		if vips == 0 {
-			t.Errorf("running overlay-vip task lost its VIP labels: %+v", u.App.Ports)
-		}
 	}
-	if !found {
-		t.Fatalf("no update with the running overlay-vip task:%s", describe(rec.all()))
+	if vips == 0 {
+		t.Errorf("running overlay-vip task lost its VIP labels: %+v", u.App.Ports)
 	}
 }
 
