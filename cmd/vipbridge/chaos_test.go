@@ -656,6 +656,9 @@ var chaosFaults = []chaosFault{
 		name: "mesos 307 and 503",
 		inject: func(e *chaosEnv, st *faultState) {
 			st.hits, st.before = e.sim.FaultHits(), e.metric(mReconnects)
+			// The operator stream ends with the old leader's leadership;
+			// its reconnects meet a master still electing.
+			e.sim.InjectFault("/api/v1", marathontest.Fault{Status: http.StatusServiceUnavailable})
 			e.sim.InjectFault("/master/state", marathontest.Fault{Status: http.StatusServiceUnavailable})
 			if _, err := e.sim.ChangeMesosLeader(); err != nil {
 				e.t.Fatal(err)

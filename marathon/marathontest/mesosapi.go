@@ -96,6 +96,13 @@ func (s *Server) pokeMesos() {
 func (s *Server) FailoverMesos() {
 	s.mesosAPI.mu.Lock()
 	s.mesosAPI.recovering = true
+	s.mesosAPI.mu.Unlock()
+	s.dropMesosStreams()
+}
+
+// dropMesosStreams ends every operator stream.
+func (s *Server) dropMesosStreams() {
+	s.mesosAPI.mu.Lock()
 	subs := slices.Collect(maps.Keys(s.mesosAPI.subs))
 	clear(s.mesosAPI.subs)
 	s.mesosAPI.mu.Unlock()
