@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,12 +41,49 @@ type mesosAPI struct {
 	subs       map[*mesosSub]struct{}
 	requests   map[string]int
 	recovering bool // a failed-over master whose agents have not re-registered
+	loop       bool // each master redirects SUBSCRIBE to the other
 }
 
 // mesosSub is one SUBSCRIBE stream.
 type mesosSub struct {
 	wake chan struct{} // cap 1: the cluster changed
 	drop chan struct{} // closed: end the stream (failover)
+	// Faults of the next write: cut it in half and close; announce a
+	// length 3 bytes short and close; write nothing any more.
+	cut, lie, stall atomic.Bool
+}
+
+// CutMesosStreams makes every operator stream write half of its next
+// record (a heartbeat at the latest) and close: a stream cut mid-record.
+func (s *Server) CutMesosStreams() { s.eachMesosSub(func(sub *mesosSub) { sub.cut.Store(true) }) }
+
+// LieMesosStreams makes every operator stream announce its next record 3
+// bytes shorter than it is, write it whole and close: a lying length.
+func (s *Server) LieMesosStreams() { s.eachMesosSub(func(sub *mesosSub) { sub.lie.Store(true) }) }
+
+// StallMesosStreams makes every operator stream stop writing, heartbeats
+// included, without closing: a half-open connection.
+func (s *Server) StallMesosStreams() { s.eachMesosSub(func(sub *mesosSub) { sub.stall.Store(true) }) }
+
+// MesosRedirectLoop makes each master answer SUBSCRIBE with 307 to the
+// other (on), as masters that disagree on the leader; needs
+// WithStandbyMaster. Streams already open are not affected: see
+// DropMesosStreams.
+func (s *Server) MesosRedirectLoop(on bool) {
+	s.mesosAPI.mu.Lock()
+	defer s.mesosAPI.mu.Unlock()
+	s.mesosAPI.loop = on
+}
+
+// DropMesosStreams ends every operator stream at once.
+func (s *Server) DropMesosStreams() { s.dropMesosStreams() }
+
+func (s *Server) eachMesosSub(f func(*mesosSub)) {
+	s.mesosAPI.mu.Lock()
+	defer s.mesosAPI.mu.Unlock()
+	for sub := range s.mesosAPI.subs {
+		f(sub)
+	}
 }
 
 // MesosRequests returns how many requests the Mesos masters got for path
@@ -142,6 +180,11 @@ func (s *Server) handleOperatorAPI(n *node, w http.ResponseWriter, r *http.Reque
 		http.NotFound(w, r)
 		return
 	}
+	if other := s.otherMaster(n); other != nil {
+		w.Header().Set("Location", "//"+hostPort(other.url)+r.URL.RequestURI())
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return
+	}
 	if leader := s.mesosLeader(); leader != n {
 		// Mesos redirects before parsing the body, scheme-less
 		// (src/master/http.cpp Master::Http::redirect).
@@ -167,6 +210,25 @@ func (s *Server) handleOperatorAPI(n *node, w http.ResponseWriter, r *http.Reque
 	s.serveSubscription(w, r)
 }
 
+// otherMaster is the master n redirects to in a redirect loop, or nil.
+func (s *Server) otherMaster(n *node) *node {
+	s.mesosAPI.mu.Lock()
+	loop := s.mesosAPI.loop
+	s.mesosAPI.mu.Unlock()
+	if !loop {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mesosStandby == nil {
+		return nil
+	}
+	if n == s.mesos {
+		return s.mesosStandby
+	}
+	return s.mesos
+}
+
 // serveSubscription streams one subscriber until it goes away, the server
 // closes or the master fails over.
 func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
@@ -190,19 +252,31 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	view := s.mesosView()
 	send := func(events ...obj) bool {
+		if sub.stall.Load() {
+			return true
+		}
 		var b []byte
 		for _, ev := range events {
 			data, err := json.Marshal(ev)
 			if err != nil {
 				return false
 			}
+			if sub.lie.Load() {
+				b = append(strconv.AppendInt(b, int64(len(data)-3), 10), '\n')
+				b = append(b, data...)
+				continue
+			}
 			b = appendRecord(b, data)
+		}
+		broken := sub.cut.Load() || sub.lie.Load()
+		if sub.cut.Load() {
+			b = b[:len(b)/2]
 		}
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
 		w.(http.Flusher).Flush()
-		return true
+		return !broken
 	}
 	if !send(view.subscribed(interval), obj{"type": "HEARTBEAT"}) {
 		return
