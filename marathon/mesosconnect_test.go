@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,5 +156,32 @@ func TestMesosStreamChaos(t *testing.T) {
 				t.Errorf("Snapshot after %s: %v", tt.name, err)
 			}
 		})
+	}
+}
+
+// TestMesosStreamLeaderByName: a master configured by name is the leader
+// at its resolved address (leader.mesos), as /master/state's pid said.
+func TestMesosStreamLeaderByName(t *testing.T) {
+	api := newOperatorAPI(t, [][]byte{fastSubscribed(t)})
+	port := api.URL[strings.LastIndex(api.URL, ":")+1:]
+	c, _, _ := testClient(t, Config{MesosURLs: []string{"http://master.example:" + port}})
+	c.resolver.lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
+		if host != "master.example" {
+			return nil, errors.New("no such host")
+		}
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	// Dial master.example as the loopback server.
+	c.mesosAPI.Transport.(*authTransport).base.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, strings.TrimPrefix(api.URL, "http://"))
+	}
+	s, rec := runStream(t, c)
+	rec.waitFor(t, "the subscription", atLeast("subscribed", 1))
+	st, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := netip.MustParseAddrPort("127.0.0.1:" + port); st.Cluster.Leader != want {
+		t.Errorf("leader = %v, want %v", st.Cluster.Leader, want)
 	}
 }

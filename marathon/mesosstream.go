@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -64,9 +65,16 @@ type MesosStream struct {
 	polling     atomic.Bool
 	subscribedN atomic.Int64 // SUBSCRIBED snapshots taken, for tests
 
-	mu     sync.Mutex // guards mirror and seq
+	mu     sync.Mutex // guards mirror, seq and leader
 	mirror *mesosMirror
 	seq    uint64 // bumped with every change of the mirror
+	leader masterHost
+}
+
+// masterHost is the host and port of the master a stream subscribed to.
+type masterHost struct {
+	host string
+	port uint16
 }
 
 // MesosStream returns c's Mesos source fed by the operator stream, or nil
@@ -98,7 +106,16 @@ func (s *MesosStream) Snapshot(ctx context.Context) (discovery.State, error) {
 	s.mu.Lock()
 	st, agents := s.mirror.state(marathonID)
 	st.Seq = s.seq
+	leader := s.leader
 	s.mu.Unlock()
+	if !st.Cluster.Leader.IsValid() && leader.host != "" {
+		// The master is configured by name (http://leader.mesos:5050).
+		rctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		if ip := s.c.resolver.resolve(rctx, leader.host); ip.IsValid() {
+			st.Cluster.Leader = netip.AddrPortFrom(ip, leader.port)
+		}
+		cancel()
+	}
 	return s.c.finishMesosState(ctx, st, agents), nil
 }
 
@@ -202,7 +219,7 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 	dog := &swappableWatchdog{}
 	dog.swap(newWatchdog(mesosFirstTimeout, cancel))
 	defer dog.stop()
-	resp, leader, err := s.subscribe(ctx, base)
+	resp, leaderHost, err := s.subscribe(ctx, base)
 	if err != nil {
 		var st *statusError
 		if errors.As(err, &st) && (st.code == http.StatusNotFound || st.code == http.StatusNotImplemented) {
@@ -211,6 +228,7 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 		return mesosSession{reason: "connect", err: s.idleErr(dog, err)}
 	}
 	defer resp.Body.Close()
+	leader := s.setLeader(leaderHost)
 	body := &kickingReader{r: resp.Body, dog: dog}
 	rr := newRecordReader(body, maxMesosRecord)
 	defer s.c.metrics.mesosConnected.Set(0)
@@ -246,6 +264,23 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 	}
 }
 
+// setLeader records the master subscribed to and returns its address when
+// its host is an IP literal.
+func (s *MesosStream) setLeader(hostport string) netip.AddrPort {
+	h := masterHost{host: hostport}
+	if host, port, err := net.SplitHostPort(hostport); err == nil {
+		p, _ := strconv.ParseUint(port, 10, 16)
+		h = masterHost{host: host, port: uint16(p)}
+	}
+	s.mu.Lock()
+	s.leader = h
+	s.mu.Unlock()
+	if ip, ok := parseIP(h.host); ok && h.port != 0 {
+		return netip.AddrPortFrom(ip, h.port)
+	}
+	return netip.AddrPort{}
+}
+
 // idleErr reports a cancelled request as the watchdog's doing when it was.
 func (s *MesosStream) idleErr(dog *swappableWatchdog, err error) error {
 	if dog.fired() {
@@ -266,17 +301,17 @@ func (e *statusError) Error() string { return e.text }
 // that the credentials go along (net/http drops Authorization on a
 // redirect to another host: golang/go#65065) and a scheme-less Location
 // ("//10.0.0.1:5050/api/v1", apache/mesos src/master/http.cpp redirect)
-// keeps the request's scheme. It returns the 200 response and the leader's
-// address when its host is an IP literal.
-func (s *MesosStream) subscribe(ctx context.Context, base string) (*http.Response, netip.AddrPort, error) {
+// keeps the request's scheme. It returns the 200 response and the
+// leader's host:port.
+func (s *MesosStream) subscribe(ctx context.Context, base string) (*http.Response, string, error) {
 	u, err := url.Parse(base + mesosAPIPath)
 	if err != nil {
-		return nil, netip.AddrPort{}, fmt.Errorf("mesos url: %w", err)
+		return nil, "", fmt.Errorf("mesos url: %w", err)
 	}
 	for hop := 0; ; hop++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(subscribeBody))
 		if err != nil {
-			return nil, netip.AddrPort{}, fmt.Errorf("request %s: %w", redactURL(u), err)
+			return nil, "", fmt.Errorf("request %s: %w", redactURL(u), err)
 		}
 		// Exactly this Content-Type: the master compares it as a string
 		// (apache/mesos src/master/http.cpp Master::Http::api).
@@ -284,29 +319,28 @@ func (s *MesosStream) subscribe(ctx context.Context, base string) (*http.Respons
 		req.Header.Set("Accept", "application/json")
 		resp, err := s.c.mesosAPI.Do(req)
 		if err != nil {
-			return nil, netip.AddrPort{}, err
+			return nil, "", err
 		}
 		switch resp.StatusCode {
 		case http.StatusOK:
-			leader, _ := netip.ParseAddrPort(u.Host)
-			return resp, leader, nil
+			return resp, u.Host, nil
 		case http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound, http.StatusMovedPermanently:
 			loc := resp.Header.Get("Location")
 			resp.Body.Close()
 			next, err := u.Parse(loc)
 			switch {
 			case err != nil || loc == "":
-				return nil, netip.AddrPort{}, fmt.Errorf("POST %s: %s with a bad Location", redactURL(u), resp.Status)
+				return nil, "", fmt.Errorf("POST %s: %s with a bad Location", redactURL(u), resp.Status)
 			case hop+1 >= maxRedirects:
-				return nil, netip.AddrPort{}, fmt.Errorf("POST %s: stopped after %d redirects", redactURL(u), maxRedirects)
+				return nil, "", fmt.Errorf("POST %s: stopped after %d redirects", redactURL(u), maxRedirects)
 			case u.Scheme == "https" && next.Scheme != "https":
-				return nil, netip.AddrPort{}, fmt.Errorf("refusing redirect from https to %s", redactURL(next))
+				return nil, "", fmt.Errorf("refusing redirect from https to %s", redactURL(next))
 			}
 			next.User = nil
 			u = next
 		default:
 			resp.Body.Close()
-			return nil, netip.AddrPort{}, &statusError{code: resp.StatusCode, text: fmt.Sprintf("POST %s: %s", redactURL(u), resp.Status)}
+			return nil, "", &statusError{code: resp.StatusCode, text: fmt.Sprintf("POST %s: %s", redactURL(u), resp.Status)}
 		}
 	}
 }
