@@ -80,11 +80,12 @@ func TestMesosStreamRedirectLoop(t *testing.T) {
 }
 
 // TestMesosStreamUnsupported: a master without SUBSCRIBE (404, as Mesos
-// before 1.0; or a version before 1.1) is polled instead, and said so once.
+// before 1.0; or a version before 1.1), or one refusing it to our
+// principal (403), is polled instead, and said so once.
 func TestMesosStreamUnsupported(t *testing.T) {
 	state := []byte(`{"leader":"master@127.0.0.1:5050","slaves":[{"id":"S1","hostname":"10.0.0.1","pid":"slave(1)@10.0.0.1:5051"}],
 		"frameworks":[{"id":"F2","name":"spark","tasks":[{"id":"t1","slave_id":"S1","state":"TASK_RUNNING"}]}]}`)
-	for _, version := range []string{"", "1.0.1"} {
+	for _, version := range []string{"", "1.0.1", "forbidden"} {
 		t.Run("version "+version, func(t *testing.T) {
 			var polls atomic.Int32
 			master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,6 +93,8 @@ func TestMesosStreamUnsupported(t *testing.T) {
 				case r.URL.Path == mesosStatePath:
 					polls.Add(1)
 					w.Write(state)
+				case r.URL.Path == mesosAPIPath && version == "forbidden":
+					w.WriteHeader(http.StatusForbidden) // read-write realm, read-only principal
 				case r.URL.Path == mesosVersionPath && version != "":
 					w.Write([]byte(`{"version":"` + version + `"}`))
 				case r.URL.Path == mesosAPIPath && version != "":

@@ -222,7 +222,7 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 	resp, leaderHost, err := s.subscribe(ctx, base)
 	if err != nil {
 		var st *statusError
-		if errors.As(err, &st) && (st.code == http.StatusNotFound || st.code == http.StatusNotImplemented) {
+		if errors.As(err, &st) && subscribeRefused(st.code) {
 			return mesosSession{unsupported: true, reason: "unsupported", err: err}
 		}
 		return mesosSession{reason: "connect", err: s.idleErr(dog, err)}
@@ -279,6 +279,19 @@ func (s *MesosStream) setLeader(hostport string) netip.AddrPort {
 		return netip.AddrPortFrom(ip, h.port)
 	}
 	return netip.AddrPort{}
+}
+
+// subscribeRefused reports whether a status answering SUBSCRIBE means the
+// master will not stream to us: no operator API (404, 501), or /api/v1 in
+// the read-write authentication realm (--authenticate_http_readwrite)
+// while our credentials only read (401, 403): /master/state, read-only,
+// may still answer.
+func subscribeRefused(code int) bool {
+	switch code {
+	case http.StatusNotFound, http.StatusNotImplemented, http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 // idleErr reports a cancelled request as the watchdog's doing when it was.
