@@ -20,7 +20,9 @@ import (
 type taskKey struct{ framework, task string }
 
 // mesosMirror is the stream's copy of the master's state. Not safe for
-// concurrent use: MesosStream guards it.
+// concurrent use: MesosStream guards it. A task stored in it is never
+// changed in place (an update stores a changed copy), so a clone shares
+// tasks safely.
 type mesosMirror struct {
 	leader     netip.AddrPort
 	tasks      map[taskKey]*mesosTaskJSON
@@ -52,6 +54,14 @@ func newMesosMirror() *mesosMirror {
 	return &mesosMirror{tasks: map[taskKey]*mesosTaskJSON{}, frameworks: map[string]mesosFrameworkInfoJSON{},
 		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTaskJSON{}, heldUntil: map[string]time.Time{},
 		heldAgents: map[string]mesosAgentJSON{}}
+}
+
+// clone copies the mirror's maps, sharing the tasks.
+func (m *mesosMirror) clone() *mesosMirror {
+	c := *m
+	c.tasks, c.frameworks, c.agents = maps.Clone(m.tasks), maps.Clone(m.frameworks), maps.Clone(m.agents)
+	c.held, c.heldUntil, c.heldAgents = maps.Clone(m.held), maps.Clone(m.heldUntil), maps.Clone(m.heldAgents)
+	return &c
 }
 
 func (t *mesosTaskJSON) key() taskKey {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/vipbridge/vipbridge/discovery"
@@ -54,34 +53,28 @@ func TestMesosStreamSimulator(t *testing.T) {
 		Ports: []marathontest.DiscoveryPort{{Number: 4040, Scope: "host", Labels: map[string]string{"VIP_0": "/spark:4040"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	lastTask := func(id string) func([]discovery.Update) bool {
-		return func(us []discovery.Update) bool {
-			for i := len(us) - 1; i >= 0; i-- {
-				if us[i].Kind == discovery.UpdateAppReplace && strings.HasSuffix(us[i].App.ID, "/"+id) {
-					return true
-				}
-			}
-			return false
-		}
+	running := func(u discovery.Update) bool {
+		return u.Kind == discovery.UpdateAppReplace && u.App.ID == "spark/spark-1" && u.App.Tasks[0].State == discovery.TaskRunning
 	}
-	us := rec.waitFor(t, "spark-1 added", lastTask("spark-1"))
-	last := us[len(us)-1]
-	if task := last.App.Tasks[0]; task.State != discovery.TaskRunning || task.Health != discovery.HealthUnhealthy || task.AgentIP != netip.MustParseAddr("127.0.0.2") {
-		t.Errorf("spark-1 = %+v, want running, unhealthy, on 127.0.0.2", task)
+	us := rec.waitFor(t, "spark-1 running", func(us []discovery.Update) bool { return slices.ContainsFunc(us, running) })
+	if task := us[slices.IndexFunc(us, running)].App.Tasks[0]; task.Health != discovery.HealthUnhealthy || task.AgentIP != netip.MustParseAddr("127.0.0.2") {
+		t.Errorf("spark-1 = %+v, want unhealthy, on 127.0.0.2", task)
 	}
 	if err := sim.SetFrameworkTaskHealth("spark-1", true); err != nil {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "spark-1 healthy", func(us []discovery.Update) bool {
-		u := us[len(us)-1]
-		return u.Kind == discovery.UpdateAppReplace && u.App.ID == "spark/spark-1" && u.App.Tasks[0].Health == discovery.HealthHealthy
+		return slices.ContainsFunc(us, func(u discovery.Update) bool {
+			return u.Kind == discovery.UpdateAppReplace && u.App.ID == "spark/spark-1" && u.App.Tasks[0].Health == discovery.HealthHealthy
+		})
 	})
 	if err := sim.KillFrameworkTask("spark-1"); err != nil {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "spark-1 removed", func(us []discovery.Update) bool {
-		u := us[len(us)-1]
-		return u.Kind == discovery.UpdateAppRemoved && u.AppID == "spark/spark-1"
+		return slices.ContainsFunc(us, func(u discovery.Update) bool {
+			return u.Kind == discovery.UpdateAppRemoved && u.AppID == "spark/spark-1"
+		})
 	})
 	if err := sim.ScaleApp("/web", 3); err != nil {
 		t.Fatal(err)
@@ -127,8 +120,9 @@ func TestMesosStreamSimulatorFailover(t *testing.T) {
 	}
 	sim.ReregisterAgents()
 	rec.waitFor(t, "kafka-0 added again", func(us []discovery.Update) bool {
-		u := us[len(us)-1]
-		return u.Kind == discovery.UpdateAppReplace && u.App.ID == "marathon/kafka-0" && u.App.Tasks[0].State == discovery.TaskRunning
+		return slices.ContainsFunc(us, func(u discovery.Update) bool {
+			return u.Kind == discovery.UpdateAppReplace && u.App.ID == "marathon/kafka-0" && u.App.Tasks[0].State == discovery.TaskRunning
+		})
 	})
 	if got := snapshotIDs(t, s); !slices.Equal(got, []string{"marathon/kafka-0"}) {
 		t.Errorf("apps after re-registration = %q, want kafka-0", got)

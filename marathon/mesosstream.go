@@ -94,11 +94,14 @@ func (s *MesosStream) Snapshot(ctx context.Context) (discovery.State, error) {
 	if err != nil {
 		return discovery.State{}, err
 	}
+	// The read loop waits for the lock: only the maps are copied under it
+	// (their tasks are never changed in place); the Apps are built after.
 	s.mu.Lock()
-	st, agents := s.mirror.state(marathonID)
-	st.Seq = s.seq
-	leader := s.leader
+	mirror := s.mirror.clone()
+	seq, leader := s.seq, s.leader
 	s.mu.Unlock()
+	st, agents := mirror.state(marathonID)
+	st.Seq = seq
 	if !st.Cluster.Leader.IsValid() && leader.host != "" {
 		// The master is configured by name (http://leader.mesos:5050).
 		rctx, cancel := context.WithTimeout(ctx, lookupTimeout)

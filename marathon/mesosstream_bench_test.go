@@ -94,3 +94,22 @@ func BenchmarkMesosSnapshot(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMesosMirrorClone is how long a Snapshot holds the mirror's lock
+// (and so may hold up the read loop) with n tasks: the maps' copy.
+func BenchmarkMesosMirrorClone(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			m := newMesosMirror()
+			ev, err := decodeMesosEvent(subscribedWith(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.subscribed(&ev.Subscribed.GetState, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.clone()
+			}
+		})
+	}
+}
