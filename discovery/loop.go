@@ -91,21 +91,30 @@ func (r *Reconciler) model(source string) *sourceModel {
 	return m
 }
 
-// handleUpdate changes the "marathon" model by one update and asks for a
-// resync when the update refers to what the model lacks or arrived late.
+// handleUpdate changes the model of the update's source by one update and
+// asks for a resync when the update refers to what the model lacks or
+// arrived late. Updates of unknown sources are ignored, and so are those a
+// snapshot of an ordered source already holds (State.Seq).
 func (r *Reconciler) handleUpdate(u Update) {
 	r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
+	source := updateSource(u)
+	if _, ok := r.byName[source]; !ok {
+		return
+	}
 	if !u.Received.IsZero() && len(r.received) < maxLatencySamples {
 		r.received = append(r.received, u.Received)
 	}
-	m := r.model(marathonSource)
+	m := r.model(source)
+	if u.Seq != 0 && u.Seq <= m.seq {
+		return
+	}
 	late := m.late
 	if m.update(u, r.now()) {
-		r.log.Debug("update for unknown app or task, resyncing", "kind", updateKindName(u.Kind),
+		r.log.Debug("update for unknown app or task, resyncing", "source", source, "kind", updateKindName(u.Kind),
 			"app_id", updateAppID(u), "task_id", u.TaskID+u.Task.ID)
-		r.Resync(marathonSource)
+		r.Resync(source)
 	}
-	if m.late > late {
+	if m.late > late && source == marathonSource {
 		r.lateEvent(u)
 	}
 }

@@ -85,6 +85,8 @@ func updateKindName(k UpdateKind) string {
 		return "app_removed"
 	case UpdateResync:
 		return "resync"
+	case UpdateAppReplace:
+		return "app_replace"
 	}
 	return "unknown"
 }

@@ -16,6 +16,11 @@ type State struct {
 	// Cluster is what the leading Mesos master says of itself, its agents
 	// and its frameworks; nil from a source that does not know (Marathon).
 	Cluster *Cluster
+	// Seq is the position in the source's ordered update stream that
+	// the state includes (the Mesos operator stream numbers its updates):
+	// a queued update with a Seq not above it is already in the state and
+	// is ignored. Zero for a source whose updates are not ordered.
+	Seq uint64
 }
 
 // App is a Marathon app, or for tasks that come from Mesos state, one task of
@@ -224,6 +229,10 @@ const (
 	// UpdateResync asks for a full resync of the source (after a
 	// reconnect, a deployment, an oversized event, an unknown app).
 	UpdateResync
+	// UpdateAppReplace replaces app Update.App whole, its tasks included,
+	// or adds it: for a source that knows each app whole, as the Mesos
+	// operator stream knows each task (one App per task).
+	UpdateAppReplace
 )
 
 // ResyncConnect is the Reason of the UpdateResync sent after every
@@ -233,7 +242,9 @@ const ResyncConnect = "connect"
 
 // Update is one incremental change decoded from an event.
 type Update struct {
-	Kind   UpdateKind
+	Kind UpdateKind
+	// Source names the source the update changes; "" is "marathon".
+	Source string
 	AppID  string
 	TaskID string
 	Task   Task
@@ -241,6 +252,9 @@ type Update struct {
 	App    App
 	// Reason says why, for UpdateResync; for logs and metrics.
 	Reason string
+	// Seq numbers the updates of a source that orders them (see
+	// State.Seq); zero for none.
+	Seq uint64
 	// Received is when the event carrying this update arrived, for the
 	// event→DNS-visible latency metric; zero if unknown.
 	Received time.Time

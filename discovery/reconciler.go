@@ -35,7 +35,8 @@ type Dataplane interface {
 // SourceConfig is one source of full snapshots.
 type SourceConfig struct {
 	// Name identifies the source in the store, logs and metrics. Updates
-	// (the Marathon event stream) apply to the source named "marathon".
+	// apply to the source their Source names ("" is "marathon", the
+	// Marathon event stream).
 	Name   string
 	Source Source
 	// Interval is the period of full resyncs; zero means five minutes.
@@ -73,7 +74,7 @@ type Config struct {
 	StreamWait time.Duration
 }
 
-// marathonSource is the source Update applies to.
+// marathonSource is the source an Update without Source applies to.
 const marathonSource = "marathon"
 
 const (
@@ -198,22 +199,23 @@ func (r *Reconciler) addSource(sc SourceConfig) error {
 // Table returns the published Table; never nil. Callers must not modify it.
 func (r *Reconciler) Table() *Table { return r.table.Load() }
 
-// Update queues an incremental update of the "marathon" source without
-// blocking. UpdateResync requests a resync instead: of every source after a
-// reconnect (ResyncConnect), else of "marathon". When the queue is full
-// the update is dropped, counted, and a resync requested, so nothing is
-// silently lost.
+// Update queues an incremental update of source u.Source ("" is
+// "marathon") without blocking. UpdateResync requests a resync instead: of
+// every source after a reconnect of Marathon's stream (ResyncConnect), else
+// of u.Source. When the queue is full the update is dropped, counted, and a
+// resync of its source requested, so nothing is silently lost.
 func (r *Reconciler) Update(u Update) {
+	source := updateSource(u)
 	if u.Kind == UpdateResync {
 		r.met.events.WithLabelValues(updateKindName(u.Kind)).Inc()
-		r.log.Debug("resync requested", "source", marathonSource, "reason", u.Reason)
-		if u.Reason == ResyncConnect {
+		r.log.Debug("resync requested", "source", source, "reason", u.Reason)
+		if u.Reason == ResyncConnect && source == marathonSource {
 			for _, s := range r.sources {
 				r.Resync(s.cfg.Name)
 			}
 			return
 		}
-		r.Resync(marathonSource)
+		r.Resync(source)
 		return
 	}
 	select {
@@ -222,10 +224,18 @@ func (r *Reconciler) Update(u Update) {
 	default:
 		r.met.eventsDropped.Inc()
 		if !r.dropping.Swap(true) {
-			r.log.Warn("update queue full, dropping updates and resyncing", "source", marathonSource, "queue", cap(r.updates))
+			r.log.Warn("update queue full, dropping updates and resyncing", "source", source, "queue", cap(r.updates))
 		}
-		r.Resync(marathonSource)
+		r.Resync(source)
 	}
+}
+
+// updateSource is the source u changes.
+func updateSource(u Update) string {
+	if u.Source == "" {
+		return marathonSource
+	}
+	return u.Source
 }
 
 // Resync requests a full resync of the named source; unknown names are

@@ -46,6 +46,8 @@ type sourceModel struct {
 	// persist and the last build.
 	cluster                      *Cluster
 	clusterDirty, clusterChanged bool
+	// seq is the State.Seq of the last snapshot taken.
+	seq uint64
 }
 
 // tombstone is a task ended by a terminal update or gone from a snapshot.
@@ -207,6 +209,8 @@ func (m *sourceModel) update(u Update, now time.Time) (unknown bool) {
 		return m.updateHealth(u, now)
 	case UpdateApp:
 		return m.updateApp(u)
+	case UpdateAppReplace:
+		return m.replaceApp(u.App)
 	case UpdateAppRemoved:
 		id := updateAppID(u)
 		if _, ok := m.apps[id]; ok {
@@ -440,6 +444,22 @@ func (m *sourceModel) updateApp(u Update) bool {
 	m.apps[na.ID] = na
 	m.mark(na.ID)
 	return !ok
+}
+
+// replaceApp replaces (or adds) app a whole, with its tasks. The source
+// orders its updates (Update.Seq), so no tombstone is needed.
+func (m *sourceModel) replaceApp(a App) bool {
+	if a.ID == "" {
+		return true
+	}
+	old, ok := m.apps[a.ID]
+	if ok && reflect.DeepEqual(old, a) {
+		return false
+	}
+	m.remember(a.Tasks, time.Time{})
+	m.apps[a.ID] = a
+	m.mark(a.ID)
+	return false
 }
 
 // setCluster makes cl the source's cluster (a snapshot's; nil: the source

@@ -99,6 +99,7 @@ func (r *Reconciler) takeSnapshot(res syncResult) {
 	}
 	m := r.model(res.source)
 	m.replace(res.state.Apps, res.at, r.grace)
+	m.seq = res.state.Seq
 	if res.state.Cluster != nil || m.cluster != nil {
 		m.setCluster(res.state.Cluster)
 	}

@@ -43,7 +43,7 @@ func newAuthRecorder(t *testing.T, l net.Listener) *authRecorder {
 		case "/v2/apps":
 			w.Write([]byte(`{"apps":[]}`))
 		case "/v2/info":
-			w.Write([]byte(`{}`))
+			w.Write([]byte(`{"frameworkId":"F0"}`))
 		case mesosStatePath:
 			w.Write([]byte(`{"slaves":[],"frameworks":[]}`))
 		default:

@@ -61,6 +61,16 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Backoff bounds the delay between reconnect attempts.
 	Backoff Backoff
+	// MesosBasicAuth and MesosTokenFile are the Mesos masters'
+	// credentials, as BasicAuth and TokenFile are Marathon's (exclusive
+	// too); both empty → Marathon's credentials are used for Mesos too.
+	MesosBasicAuth string
+	MesosTokenFile string
+	// MesosFailoverGrace bounds how long, after a Mesos master failover,
+	// tasks the new master's first snapshot lacks are kept while their
+	// agents re-register (0 → 10 min, Mesos's --agent_reregister_timeout;
+	// see MesosStream).
+	MesosFailoverGrace time.Duration
 }
 
 // Defaults of Config's zero values.
@@ -87,19 +97,26 @@ type Client struct {
 	backoff      Backoff
 	mesosEvery   time.Duration
 
-	log      *slog.Logger
-	metrics  *metrics
-	resolver *hostResolver
-	pods     *podTracker
-	rest     *http.Client // REST requests
-	stream   *http.Client // the event stream: with the idle watchdog
+	log           *slog.Logger
+	metrics       *metrics
+	resolver      *hostResolver
+	pods          *podTracker
+	rest          *http.Client // REST requests
+	stream        *http.Client // the event stream: with the idle watchdog
+	mesosREST     *http.Client // REST requests to Mesos: with Mesos's credentials
+	mesosAPI      *http.Client // the operator API: redirects are the caller's
+	failoverGrace time.Duration
 
 	marathonNext atomic.Int32 // index of the Marathon URL that last worked
 	mesosNext    atomic.Int32 // index of the Mesos URL that last worked
 
 	mu     sync.Mutex
 	fwName string // Marathon's framework name, from /v2/info
+	fwID   string // Marathon's framework ID, from /v2/info; "" until known
 	leader string // Marathon's leader, from /v2/info
+	// identity receives a value (coalesced) whenever fwID changes: the
+	// Mesos tasks are then classified anew (MesosStream.Run).
+	identity chan struct{}
 }
 
 // New checks cfg and builds a Client. It does not contact anything.
@@ -116,6 +133,7 @@ func New(cfg Config) (*Client, error) {
 		resolver:   newHostResolver(),
 		pods:       newPodTracker(),
 		fwName:     DefaultFramework,
+		identity:   make(chan struct{}, 1),
 	}
 	if len(cfg.MarathonURLs) == 0 {
 		// Mesos-only: no Marathon source covers Marathon's tasks, so the
@@ -135,17 +153,35 @@ func New(cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.log = c.log.With("component", "marathon")
+	c.failoverGrace = cfg.MesosFailoverGrace
+	if c.failoverGrace <= 0 {
+		c.failoverGrace = defaultFailoverGrace
+	}
 	basic := cfg.BasicAuth
 	var err error
 	if c.marathonURLs, basic, err = baseURLs(cfg.MarathonURLs, basic); err != nil {
 		return nil, fmt.Errorf("marathon urls: %w", err)
 	}
-	if c.mesosURLs, basic, err = baseURLs(cfg.MesosURLs, basic); err != nil {
+	shared := cfg.MesosBasicAuth == "" && cfg.MesosTokenFile == ""
+	mesosBasic := cfg.MesosBasicAuth
+	if shared {
+		// Mesos shares Marathon's credentials, from either's URLs.
+		c.mesosURLs, basic, err = baseURLs(cfg.MesosURLs, basic)
+	} else {
+		c.mesosURLs, mesosBasic, err = baseURLs(cfg.MesosURLs, mesosBasic)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("mesos urls: %w", err)
 	}
 	creds, err := newCredentials(basic, cfg.TokenFile)
 	if err != nil {
 		return nil, err
+	}
+	mesosCreds := creds
+	if !shared {
+		if mesosCreds, err = newCredentials(mesosBasic, cfg.MesosTokenFile); err != nil {
+			return nil, fmt.Errorf("mesos credentials: %w", err)
+		}
 	}
 	base, err := baseTransport(cfg.HTTPClient, cfg.CAFile)
 	if err != nil {
@@ -154,6 +190,9 @@ func New(cfg Config) (*Client, error) {
 	auth := &authTransport{base: base, creds: creds}
 	c.rest = &http.Client{Transport: auth, CheckRedirect: checkRedirect}
 	c.stream = &http.Client{Transport: &idleTransport{base: auth, timeout: c.idle}, CheckRedirect: checkRedirect}
+	mesosAuth := &authTransport{base: base, creds: mesosCreds}
+	c.mesosREST = &http.Client{Transport: mesosAuth, CheckRedirect: checkRedirect}
+	c.mesosAPI = &http.Client{Transport: mesosAuth, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if c.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -220,6 +259,36 @@ func (c *Client) framework() string {
 	return c.fwName
 }
 
+// errMarathonUnknown is the Mesos source's error while Marathon's
+// framework ID is not known: no Mesos task is classified before then.
+var errMarathonUnknown = errors.New("marathon framework id not known yet (from /v2/info frameworkId)")
+
+// marathonID returns the followed Marathon's framework ID, whose tasks the
+// Mesos source leaves to the Marathon source: "" in Mesos-only mode, where
+// it leaves none. Until /v2/info has told it, it asks once more, and fails
+// with errMarathonUnknown when that does not tell either.
+func (c *Client) marathonID(ctx context.Context) (string, error) {
+	if len(c.marathonURLs) == 0 {
+		return "", nil
+	}
+	if id := c.knownMarathonID(); id != "" {
+		return id, nil
+	}
+	if err := c.refreshInfo(ctx); err != nil {
+		return "", fmt.Errorf("%w: %w", errMarathonUnknown, err)
+	}
+	if id := c.knownMarathonID(); id != "" {
+		return id, nil
+	}
+	return "", errMarathonUnknown
+}
+
+func (c *Client) knownMarathonID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fwID
+}
+
 // marathonSource is Client.Marathon.
 type marathonSource struct{ c *Client }
 
@@ -258,12 +327,14 @@ func (s marathonSource) Snapshot(ctx context.Context) (discovery.State, error) {
 // (docs/docs/rest-api/public/api/v2/examples/info.json).
 type infoJSON struct {
 	Leader         string `json:"leader"`
+	FrameworkID    string `json:"frameworkId"`
 	MarathonConfig struct {
 		FrameworkName string `json:"framework_name"`
 	} `json:"marathon_config"`
 }
 
-// refreshInfo reads /v2/info: Marathon's framework name and leader.
+// refreshInfo reads /v2/info: Marathon's framework name, framework ID and
+// leader.
 func (c *Client) refreshInfo(ctx context.Context) error {
 	var info infoJSON
 	err := c.get(ctx, "info", c.marathonURLs, &c.marathonNext, "/v2/info", func(r io.Reader) error {
@@ -278,6 +349,14 @@ func (c *Client) refreshInfo(ctx context.Context) error {
 		c.log.Info("marathon framework name", "framework", fw)
 		c.fwName = fw
 	}
+	if id := info.FrameworkID; id != "" && id != c.fwID {
+		c.log.Info("marathon framework id", "framework_id", id, "previous", c.fwID)
+		c.fwID = id
+		select {
+		case c.identity <- struct{}{}:
+		default:
+		}
+	}
 	if info.Leader != c.leader {
 		c.log.Info("marathon leader", "leader", info.Leader)
 		c.leader = info.Leader
@@ -285,7 +364,8 @@ func (c *Client) refreshInfo(ctx context.Context) error {
 	return nil
 }
 
-// get fetches path from the bases in turn, starting with the one that last
+// get fetches path from the bases in turn (with Mesos's credentials when
+// endpoint, the metrics label, starts with "mesos"), starting with the one that last
 // worked (*next), and hands the first 200 response's body to decode.
 func (c *Client) get(ctx context.Context, endpoint string, bases []string, next *atomic.Int32, path string, decode func(io.Reader) error) error {
 	if len(bases) == 0 {
@@ -330,14 +410,18 @@ func (c *Client) getOne(ctx context.Context, endpoint, rawURL string, decode fun
 		return fmt.Errorf("request %s: %w", redact(rawURL), err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.rest.Do(req)
+	hc := c.rest
+	if strings.HasPrefix(endpoint, "mesos") {
+		hc = c.mesosREST
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	where := redactURL(resp.Request.URL)
 	if resp.StatusCode != http.StatusOK {
-		return &statusError{where: where, status: resp.Status, code: resp.StatusCode}
+		return &statusError{code: resp.StatusCode, text: fmt.Sprintf("GET %s: %s", where, resp.Status)}
 	}
 	body := &boundedReader{r: resp.Body, left: maxBodySize}
 	if err := decode(body); err != nil {
@@ -377,3 +461,13 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	return n, err
 }
+
+// statusError is an HTTP answer other than the one expected, with its
+// status code for callers that tell them apart (404: no pods; 404/501:
+// no SUBSCRIBE).
+type statusError struct {
+	code int
+	text string
+}
+
+func (e *statusError) Error() string { return e.text }

@@ -47,30 +47,53 @@ type mesosFrameworkJSON struct {
 	} `json:"executors"`
 }
 
-// mesosGetStateJSON is the v1 operator API GET_STATE body.
+// mesosGetStateJSON is the v1 operator API GET_STATE body, also the
+// snapshot of SUBSCRIBED (apache/mesos include/mesos/v1/master/master.proto
+// Response.GetState).
 type mesosGetStateJSON struct {
 	GetTasks struct {
 		Tasks         []mesosTaskJSON `json:"tasks"`
 		LaunchedTasks []mesosTaskJSON `json:"launched_tasks"`
 	} `json:"get_tasks"`
 	GetFrameworks struct {
-		Frameworks []struct {
-			FrameworkInfo struct {
-				ID       valueJSON `json:"id"`
-				Name     string    `json:"name"`
-				Hostname string    `json:"hostname"`
-			} `json:"framework_info"`
-		} `json:"frameworks"`
+		Frameworks []mesosV1FrameworkJSON `json:"frameworks"`
 	} `json:"get_frameworks"`
 	GetAgents struct {
-		Agents []struct {
-			AgentInfo struct {
-				ID       valueJSON `json:"id"`
-				Hostname string    `json:"hostname"`
-			} `json:"agent_info"`
-			PID string `json:"pid"`
-		} `json:"agents"`
+		Agents []mesosV1AgentJSON `json:"agents"`
+		// RecoveredAgents are agents a failed-over master knows from its
+		// registry that have not re-registered yet; non-empty only right
+		// after a failover.
+		RecoveredAgents []mesosAgentInfoJSON `json:"recovered_agents"`
 	} `json:"get_agents"`
+}
+
+// mesosV1FrameworkJSON is a v1 GetFrameworks.Framework.
+type mesosV1FrameworkJSON struct {
+	FrameworkInfo mesosFrameworkInfoJSON `json:"framework_info"`
+}
+
+// mesosFrameworkInfoJSON is a v1 FrameworkInfo.
+type mesosFrameworkInfoJSON struct {
+	ID       valueJSON `json:"id"`
+	Name     string    `json:"name"`
+	Hostname string    `json:"hostname"`
+}
+
+// mesosV1AgentJSON is a v1 GetAgents.Agent.
+type mesosV1AgentJSON struct {
+	AgentInfo mesosAgentInfoJSON `json:"agent_info"`
+	PID       string             `json:"pid"`
+}
+
+// mesosAgentInfoJSON is a v1 AgentInfo.
+type mesosAgentInfoJSON struct {
+	ID       valueJSON `json:"id"`
+	Hostname string    `json:"hostname"`
+}
+
+// agent is the agent in the /master/state form the decoders share.
+func (a mesosV1AgentJSON) agent() mesosAgentJSON {
+	return mesosAgentJSON{ID: a.AgentInfo.ID.Value, Hostname: a.AgentInfo.Hostname, PID: a.PID}
 }
 
 // valueJSON is a v1 protobuf ID such as {"value": "…-S0"}.
@@ -96,9 +119,11 @@ type mesosTaskJSON struct {
 }
 
 type mesosStatusJSON struct {
-	State     string  `json:"state"`
-	Timestamp float64 `json:"timestamp"`
-	Healthy   *bool   `json:"healthy"`
+	TaskID    valueJSON `json:"task_id"`
+	AgentID   valueJSON `json:"agent_id"`
+	State     string    `json:"state"`
+	Timestamp float64   `json:"timestamp"`
+	Healthy   *bool     `json:"healthy"`
 	// Labels carry the executor's addresses
 	// (Docker.NetworkSettings.IPAddress, MesosContainerizer.…).
 	Labels          mesosLabelsJSON `json:"labels"`
@@ -243,8 +268,8 @@ func expandPorts(ranges [][2]int) []uint16 {
 
 // DecodeMesosState decodes Mesos state: the master's /master/state, an
 // agent's /state, or a v1 operator API GET_STATE response. Every task of a
-// framework other than the one named marathonFramework ("" includes all)
-// becomes one App with ID "<framework name>/<task id>" and FromMesos set,
+// framework other than the one whose ID is marathonID (the followed
+// Marathon's; "" includes all) becomes one App with ID "<framework name>/<task id>" and FromMesos set,
 // whose ports come from the task's DiscoveryInfo (a port labelled
 // network-scope=container is a container port of the task IPs, any other an
 // agent host port) and from legacy task labels VIP_PORT<n>=tcp://addr:port,
@@ -262,17 +287,13 @@ func expandPorts(ranges [][2]int) []uint16 {
 // ("slave(1)@10.0.0.1:5051"), for resolving Marathon's task hosts. A task
 // whose agent address is unknown has an invalid AgentIP and its Host set;
 // the caller may resolve it.
-func DecodeMesosState(r io.Reader, marathonFramework string) (st discovery.State, agents map[string]netip.Addr, err error) {
+func DecodeMesosState(r io.Reader, marathonID string) (st discovery.State, agents map[string]netip.Addr, err error) {
 	var raw mesosStateJSON
 	if err := json.NewDecoder(r).Decode(&raw); err != nil {
 		return discovery.State{}, nil, fmt.Errorf("decode mesos state: %w", err)
 	}
-	d := mesosDecoder{
-		marathonFramework: marathonFramework,
-		byID:              map[string]mesosAgentJSON{},
-		agents:            map[string]netip.Addr{},
-		cluster:           &discovery.Cluster{Leader: pidAddr(raw.Leader)},
-	}
+	d := newMesosDecoder(marathonID)
+	d.cluster.Leader = pidAddr(raw.Leader)
 	for _, a := range raw.Slaves {
 		d.addAgent(a)
 	}
@@ -284,11 +305,11 @@ func DecodeMesosState(r io.Reader, marathonFramework string) (st discovery.State
 		d.addFramework(fw.ID, fw.Name, fw.PID, fw.Hostname)
 		name := frameworkName(fw.Name, fw.ID)
 		for j := range fw.Tasks {
-			d.addTask(name, &fw.Tasks[j])
+			d.addTask(fw.ID, name, &fw.Tasks[j])
 		}
 		for _, ex := range fw.Executors {
 			for j := range ex.Tasks {
-				d.addTask(name, &ex.Tasks[j])
+				d.addTask(fw.ID, name, &ex.Tasks[j])
 			}
 		}
 	}
@@ -298,19 +319,30 @@ func DecodeMesosState(r io.Reader, marathonFramework string) (st discovery.State
 	return discovery.State{Apps: d.apps, Cluster: d.cluster}, d.agents, nil
 }
 
-// mesosDecoder collects what DecodeMesosState decodes.
+// mesosDecoder collects what DecodeMesosState decodes, and what the
+// operator stream's mirror hands discovery (mesosmirror.go).
 type mesosDecoder struct {
-	marathonFramework string
-	byID              map[string]mesosAgentJSON
-	agents            map[string]netip.Addr
-	apps              []discovery.App
-	cluster           *discovery.Cluster
+	marathonID string
+	byID       map[string]mesosAgentJSON
+	agents     map[string]netip.Addr
+	apps       []discovery.App
+	cluster    *discovery.Cluster
 }
 
-// addTask adds the task as an App unless its framework is unknown or
-// Marathon's.
-func (d *mesosDecoder) addTask(framework string, t *mesosTaskJSON) {
-	if framework == "" || d.marathonFramework != "" && framework == d.marathonFramework {
+func newMesosDecoder(marathonID string) *mesosDecoder {
+	return &mesosDecoder{
+		marathonID: marathonID,
+		byID:       map[string]mesosAgentJSON{},
+		agents:     map[string]netip.Addr{},
+		cluster:    &discovery.Cluster{},
+	}
+}
+
+// addTask adds the task of framework id (named framework) as an App unless
+// the framework is unknown or the followed Marathon's. Marathon is known by
+// its framework ID: Mesos does not make names unique.
+func (d *mesosDecoder) addTask(id, framework string, t *mesosTaskJSON) {
+	if framework == "" || d.marathonID != "" && id == d.marathonID {
 		return
 	}
 	if app, ok := t.toApp(framework, d.byID); ok {
@@ -327,7 +359,7 @@ func (d *mesosDecoder) addGetState(gs *mesosGetStateJSON) {
 		d.addFramework(fi.ID.Value, fi.Name, "", fi.Hostname)
 	}
 	for _, a := range gs.GetAgents.Agents {
-		d.addAgent(mesosAgentJSON{ID: a.AgentInfo.ID.Value, Hostname: a.AgentInfo.Hostname, PID: a.PID})
+		d.addAgent(a.agent())
 	}
 	for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
 		for j := range list {
@@ -336,7 +368,7 @@ func (d *mesosDecoder) addGetState(gs *mesosGetStateJSON) {
 			if fid == "" {
 				fid = t.FrameworkIDv1.Value
 			}
-			d.addTask(frameworkName(frameworks[fid], fid), t)
+			d.addTask(fid, frameworkName(frameworks[fid], fid), t)
 		}
 	}
 }

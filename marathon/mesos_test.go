@@ -46,7 +46,7 @@ var mesosTests = []mesosTest{
 		      "labels":[{"key":"Docker.NetworkSettings.IPAddress","value":"172.17.0.2"},{"key":"MesosContainerizer.NetworkSettings.IPAddress","value":"9.0.1.130"}]},
 		     {"state":"TASK_STARTING","timestamp":10,"healthy":true}]}]}],
 		"completed_frameworks":[{"id":"F0","name":"gone","pid":"scheduler-x@10.0.0.9:1"}]}`,
-		framework: "marathon",
+		framework: "F1",
 		want: []discovery.App{{ID: "hello-world/t1", Framework: "hello-world", HealthChecks: true, FromMesos: true,
 			Ports: []discovery.Port{
 				{Kind: discovery.PortHost, HostPortIndex: 1, Protocols: tcp, Labels: vip("VIP_0", "/web:80")},

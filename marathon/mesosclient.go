@@ -26,24 +26,40 @@ const mesosStatePath = "/master/state"
 type mesosSource struct{ c *Client }
 
 // Snapshot fetches /master/state from the first Mesos URL that answers and
-// returns the tasks of frameworks other than Marathon (named by /v2/info,
-// "marathon" by default; without a Marathon URL, Marathon's tasks too),
-// one App per task, and the Cluster with the configured masters. The
-// agents it lists feed the host resolver used for Marathon tasks.
+// returns the tasks of frameworks other than Marathon (known by the
+// framework ID /v2/info reports; without a Marathon URL, Marathon's tasks
+// too), one App per task, and the Cluster with the configured masters. The
+// agents it lists feed the host resolver used for Marathon tasks. It fails
+// while Marathon's framework ID is not known.
 func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
-	c := s.c
+	return s.c.pollMesos(ctx)
+}
+
+// pollMesos is mesosSource.Snapshot.
+func (c *Client) pollMesos(ctx context.Context) (discovery.State, error) {
+	marathonID, err := c.marathonID(ctx)
+	if err != nil {
+		return discovery.State{}, err
+	}
 	var (
 		st     discovery.State
 		agents map[string]netip.Addr
 	)
-	err := c.get(ctx, "mesos_state", c.mesosURLs, &c.mesosNext, mesosStatePath, func(r io.Reader) error {
+	err = c.get(ctx, "mesos_state", c.mesosURLs, &c.mesosNext, mesosStatePath, func(r io.Reader) error {
 		var err error
-		st, agents, err = DecodeMesosState(r, c.framework())
+		st, agents, err = DecodeMesosState(r, marathonID)
 		return err
 	})
 	if err != nil {
 		return discovery.State{}, err
 	}
+	return c.finishMesosState(ctx, st, agents), nil
+}
+
+// finishMesosState completes a decoded Mesos state: its agents feed the host
+// resolver, tasks on agents known by name only get their address resolved,
+// and the Cluster gets the configured masters.
+func (c *Client) finishMesosState(ctx context.Context, st discovery.State, agents map[string]netip.Addr) discovery.State {
 	c.resolver.setAgents(agents)
 	rctx, cancel := context.WithTimeout(ctx, resolveBudget)
 	defer cancel()
@@ -55,7 +71,7 @@ func (s mesosSource) Snapshot(ctx context.Context) (discovery.State, error) {
 		}
 	}
 	st.Cluster.Masters = c.masters(rctx)
-	return st, nil
+	return st
 }
 
 // masters are the addresses of the configured Mesos URLs' hosts, in order

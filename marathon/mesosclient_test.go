@@ -58,31 +58,24 @@ func TestMesosSnapshot(t *testing.T) {
 	tests := []struct {
 		name    string
 		urls    []string
-		info    string // framework_name from /v2/info, "" for no Marathon
+		info    string // frameworkId from /v2/info, "" for the fixture's "marathon"
 		wantErr string
 	}{
 		{name: "leader", urls: []string{leader.URL}},
 		{name: "standby redirects to the leader", urls: []string{standby.URL}},
 		{name: "no leader known then standby", urls: []string{unavailable.URL, standby.URL}},
-		{name: "other marathon framework name", urls: []string{leader.URL}, info: "chronos with a space AND MIXED CASE-2.0.1"},
+		{name: "other marathon framework", urls: []string{leader.URL}, info: "20140703-014514-3041283216-5050-5348-0001"},
 		{name: "no leader known", urls: []string{unavailable.URL}, wantErr: "503"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			marathonURL := "http://127.0.0.1:1"
-			framework := DefaultFramework
+			framework := "20140703-014514-3041283216-5050-5348-0000" // "marathon" in the fixture
 			if tt.info != "" {
 				framework = tt.info
-				m := marathonServer(t, []byte(`{"marathon_config":{"framework_name":"`+tt.info+`"}}`), []byte(`{"apps":[]}`))
-				marathonURL = m.URL
 			}
-			c, _, _ := testClient(t, Config{MarathonURLs: []string{marathonURL}, MesosURLs: tt.urls})
+			m := marathonServer(t, []byte(`{"frameworkId":"`+framework+`"}`), []byte(`{"apps":[]}`))
+			c, _, _ := testClient(t, Config{MarathonURLs: []string{m.URL}, MesosURLs: tt.urls})
 			noDNS(c)
-			if tt.info != "" {
-				if _, err := c.Marathon().Snapshot(context.Background()); err != nil {
-					t.Fatalf("Marathon Snapshot: %v", err)
-				}
-			}
 			st, err := c.Mesos().Snapshot(context.Background())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -113,7 +106,7 @@ func TestMesosAgentsResolveMarathonHosts(t *testing.T) {
 	state := []byte(`{"leader":"master@127.0.0.1:5050","slaves":[{"id":"S1","hostname":"agent-1.example","pid":"slave(1)@10.1.2.3:5051"}],"frameworks":[]}`)
 	apps := []byte(`{"apps":[{"id":"/web","portDefinitions":[{"port":0,"labels":{"VIP_0":"/web:80"}}],
 		"tasks":[{"id":"web.1","appId":"/web","host":"agent-1.example","state":"TASK_RUNNING","ports":[31000]}]}]}`)
-	m := marathonServer(t, []byte(`{}`), apps)
+	m := marathonServer(t, []byte(`{"frameworkId":"F0"}`), apps)
 	c, _, _ := testClient(t, Config{MarathonURLs: []string{m.URL}, MesosURLs: []string{mesosLeader(t, state).URL}})
 	lookups := noDNS(c)
 	if _, err := c.Mesos().Snapshot(context.Background()); err != nil {

@@ -30,6 +30,12 @@ type metrics struct {
 	connected prometheus.Gauge
 	// requests observes REST request durations by endpoint and result.
 	requests *prometheus.HistogramVec
+	// mesosEvents counts Mesos operator events by type and result.
+	mesosEvents *prometheus.CounterVec
+	// mesosReconnects counts ended or failed Mesos stream attempts by reason.
+	mesosReconnects *prometheus.CounterVec
+	// mesosConnected is 1 while the Mesos operator stream is subscribed.
+	mesosConnected prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -59,7 +65,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"endpoint", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.oversized, m.reconnects, m.connected, m.requests} {
+	m.mesosEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vipbridge_mesos_events_total",
+		Help: "Mesos operator API events received, by event type and decoding result (ok, error, unknown).",
+	}, []string{"type", "result"})
+	m.mesosReconnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vipbridge_mesos_reconnects_total",
+		Help: "Mesos operator stream attempts that ended or failed, by reason.",
+	}, []string{"reason"})
+	m.mesosConnected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vipbridge_mesos_stream_connected",
+		Help: "1 while the Mesos operator stream (SUBSCRIBE) is subscribed, else 0.",
+	})
+	for _, c := range []prometheus.Collector{m.events, m.oversized, m.reconnects, m.connected, m.requests,
+		m.mesosEvents, m.mesosReconnects, m.mesosConnected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register marathon metrics: %w", err)
 		}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -33,14 +32,6 @@ const (
 // resyncPodFetch is the Reason of the resync asked for when a pod could not
 // be fetched after an event.
 const resyncPodFetch = "pod fetch failed"
-
-// statusError is a REST answer other than 200.
-type statusError struct {
-	where, status string
-	code          int
-}
-
-func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %s", e.where, e.status) }
 
 // isNotFound reports whether err holds a 404 answer.
 func isNotFound(err error) bool {

@@ -187,7 +187,7 @@ type chaosEnv struct {
 func startChaos(t *testing.T, seed uint64) *chaosEnv {
 	sc := chaosCluster()
 	sim := marathontest.NewServer(sc, marathontest.WithHeartbeat(chaosHeartbeat), marathontest.WithMaxOutstanding(chaosQueue),
-		marathontest.WithStandbyMaster(), marathontest.WithFailoverHealthGap(time.Hour))
+		marathontest.WithStandbyMaster(), marathontest.WithFailoverHealthGap(time.Hour), marathontest.WithMesosHeartbeat(chaosHeartbeat))
 	t.Cleanup(sim.Close)
 	d := startDaemonWith(t, t.TempDir(), []string{sim.URL()}, []string{sim.MesosURL(), sim.StandbyMesosURL()}, func(c *config) {
 		c.StreamIdleTimeout, c.MaxEventSize, c.HealthGrace = chaosIdle, chaosMaxEvent, chaosHealthGrace
@@ -442,6 +442,13 @@ func (e *chaosEnv) metric(prefix string) float64 {
 	return sum
 }
 
+// waitMesosStream waits until the daemon's Mesos operator stream is open,
+// for faults that act on open streams.
+func (e *chaosEnv) waitMesosStream() {
+	e.t.Helper()
+	waitFor(e.t, "a Mesos operator stream", func() bool { return e.sim.MesosSubscribers() > 0 })
+}
+
 // waitMetric waits until the metric exceeds before.
 func (e *chaosEnv) waitMetric(what, prefix string, before float64) {
 	e.t.Helper()
@@ -451,10 +458,12 @@ func (e *chaosEnv) waitMetric(what, prefix string, before float64) {
 const (
 	mResyncOK   = `vipbridge_resyncs_total{result="ok",source="marathon"}`
 	mReconnects = `vipbridge_marathon_reconnects_total`
-	mIdle       = `vipbridge_marathon_reconnects_total{reason="idle"}`
-	mOversized  = `vipbridge_marathon_oversized_events_total`
-	mEvents     = `vipbridge_marathon_events_total`
-	mConnected  = `vipbridge_marathon_stream_connected`
+	// mMesosReconnects counts ended or failed Mesos operator streams.
+	mMesosReconnects = `vipbridge_mesos_reconnects_total`
+	mIdle            = `vipbridge_marathon_reconnects_total{reason="idle"}`
+	mOversized       = `vipbridge_marathon_oversized_events_total`
+	mEvents          = `vipbridge_marathon_events_total`
+	mConnected       = `vipbridge_marathon_stream_connected`
 	// mBuilt counts events at the end of the build that reflects them
 	// (discovery's reconcile, observeLatency), published or unchanged.
 	mBuilt = `vipbridge_event_to_dns_seconds_count`
@@ -656,6 +665,9 @@ var chaosFaults = []chaosFault{
 		name: "mesos 307 and 503",
 		inject: func(e *chaosEnv, st *faultState) {
 			st.hits, st.before = e.sim.FaultHits(), e.metric(mReconnects)
+			// The operator stream ends with the old leader's leadership;
+			// its reconnects meet a master still electing.
+			e.sim.InjectFault("/api/v1", marathontest.Fault{Status: http.StatusServiceUnavailable})
 			e.sim.InjectFault("/master/state", marathontest.Fault{Status: http.StatusServiceUnavailable})
 			if _, err := e.sim.ChangeMesosLeader(); err != nil {
 				e.t.Fatal(err)
@@ -666,6 +678,51 @@ var chaosFaults = []chaosFault{
 			e.waitMetric("a reconnect", mReconnects, st.before)
 			waitFor(e.t, "a Mesos resync to hit the 503", func() bool { return e.sim.FaultHits() > st.hits })
 			e.sim.ClearFaults()
+		},
+	},
+	{
+		name: "mesos stream cut mid-record",
+		inject: func(e *chaosEnv, st *faultState) {
+			e.waitMesosStream()
+			st.before = e.metric(mMesosReconnects)
+			e.sim.CutMesosStreams() // the next heartbeat at the latest
+		},
+		clear: func(e *chaosEnv, st *faultState) {
+			e.waitMetric("the Mesos stream to end", mMesosReconnects, st.before)
+		},
+	},
+	{
+		name: "mesos record length lies",
+		inject: func(e *chaosEnv, st *faultState) {
+			e.waitMesosStream()
+			st.before = e.metric(mMesosReconnects)
+			e.sim.LieMesosStreams()
+		},
+		clear: func(e *chaosEnv, st *faultState) {
+			e.waitMetric("the Mesos stream to end", mMesosReconnects, st.before)
+		},
+	},
+	{
+		name: "mesos heartbeats stop",
+		inject: func(e *chaosEnv, st *faultState) {
+			e.waitMesosStream()
+			st.before = e.metric(mMesosReconnects)
+			e.sim.StallMesosStreams()
+		},
+		clear: func(e *chaosEnv, st *faultState) {
+			e.waitMetric("the silent Mesos stream found dead", mMesosReconnects, st.before)
+		},
+	},
+	{
+		name: "mesos 307 loop",
+		inject: func(e *chaosEnv, st *faultState) {
+			st.before = e.metric(mMesosReconnects)
+			e.sim.MesosRedirectLoop(true)
+			e.sim.DropMesosStreams()
+		},
+		clear: func(e *chaosEnv, st *faultState) {
+			waitFor(e.t, "subscriptions to fail in the loop", func() bool { return e.metric(mMesosReconnects) >= st.before+2 })
+			e.sim.MesosRedirectLoop(false)
 		},
 	},
 	{

@@ -27,8 +27,11 @@ type config struct {
 	LBDrain      time.Duration
 	MarathonUser string // user:password for basic auth
 	TokenFile    string
-	CAFile       string
-	TTL          time.Duration
+	// Mesos's credentials; both empty: Marathon's.
+	MesosUser      string
+	MesosTokenFile string
+	CAFile         string
+	TTL            time.Duration
 	// The mesos-dns zone: its domain ("" serves none), TTL, IP sources
 	// and label rules.
 	MesosDomain        string
@@ -50,6 +53,8 @@ type config struct {
 	StreamIdleTimeout time.Duration
 	MaxEventSize      int
 	HealthGrace       time.Duration // 0: discovery's 60 s
+	// MesosFailoverGrace: 0 keeps marathon.Config's 10 min.
+	MesosFailoverGrace time.Duration
 }
 
 // envName returns the environment variable that sets flag name.
@@ -79,6 +84,8 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.DurationVar(&c.LBDrain, "lb-drain", 30*time.Second, "how long a TCP backend that left keeps its connections at weight 0 (ipvs)")
 	fs.StringVar(&c.MarathonUser, "marathon-credentials", "", "user:password for Marathon HTTP basic auth")
 	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
+	fs.StringVar(&c.MesosUser, "mesos-credentials", "", "user:password for Mesos master HTTP basic auth (default: Marathon's credentials)")
+	fs.StringVar(&c.MesosTokenFile, "mesos-token-file", "", "file holding a DC/OS auth token for the Mesos masters (default: Marathon's credentials)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM CA bundle to verify Marathon and Mesos TLS certificates")
 	fs.DurationVar(&c.TTL, "ttl", 5*time.Second, "TTL of DNS answers (l4lb, dcos and mesos.thisdcos.directory zones)")
 	var ipSources string
@@ -89,7 +96,7 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&vipRange, "vip-range", "11.0.0.0/8", "IPv4 range for named VIP addresses")
 	fs.StringVar(&vip6Range, "vip6-range", "fd01:c::/64", "IPv6 range for named VIP addresses")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", 5*time.Minute, "full resync period (a resync also follows every reconnect)")
-	fs.DurationVar(&c.MesosInterval, "mesos-interval", 30*time.Second, "Mesos master state poll period")
+	fs.DurationVar(&c.MesosInterval, "mesos-interval", 30*time.Second, "full resync period of the Mesos source (from the operator stream's mirror; a /master/state poll only when the master has no SUBSCRIBE)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	forwardFlags(fs, &c.Forward)

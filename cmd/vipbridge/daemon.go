@@ -81,16 +81,19 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	// Marathon's and Mesos's snapshots feed the reconciler, which then
 	// takes Marathon's event stream.
 	client, err := marathon.New(marathon.Config{
-		MarathonURLs:  cfg.Marathon,
-		MesosURLs:     cfg.Mesos,
-		BasicAuth:     cfg.MarathonUser,
-		TokenFile:     cfg.TokenFile,
-		CAFile:        cfg.CAFile,
-		MesosInterval: cfg.MesosInterval,
-		IdleTimeout:   cfg.StreamIdleTimeout,
-		MaxEventSize:  cfg.MaxEventSize,
-		Registerer:    reg,
-		Logger:        log,
+		MarathonURLs:       cfg.Marathon,
+		MesosURLs:          cfg.Mesos,
+		BasicAuth:          cfg.MarathonUser,
+		TokenFile:          cfg.TokenFile,
+		MesosBasicAuth:     cfg.MesosUser,
+		MesosTokenFile:     cfg.MesosTokenFile,
+		MesosFailoverGrace: cfg.MesosFailoverGrace,
+		CAFile:             cfg.CAFile,
+		MesosInterval:      cfg.MesosInterval,
+		IdleTimeout:        cfg.StreamIdleTimeout,
+		MaxEventSize:       cfg.MaxEventSize,
+		Registerer:         reg,
+		Logger:             log,
 	})
 	if err != nil {
 		return err
@@ -103,8 +106,11 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		sources = append(sources, discovery.SourceConfig{Name: "marathon", Source: m, Interval: cfg.ResyncInterval})
 		wait = streamWait
 	}
-	if mesos := client.Mesos(); mesos != nil {
-		sources = append(sources, discovery.SourceConfig{Name: "mesos", Source: mesos, Interval: cfg.MesosInterval})
+	// The Mesos source follows the leading master's operator stream
+	// (polling its state when it has none).
+	mesos := client.MesosStream()
+	if mesos != nil {
+		sources = append(sources, discovery.SourceConfig{Name: marathon.MesosSource, Source: mesos, Interval: cfg.MesosInterval})
 	}
 	rec, err := discovery.NewReconciler(discovery.Config{
 		Store:       db,
@@ -165,6 +171,9 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	g.Go(func() error { return rec.Run(ctx) })
 	if events != nil {
 		g.Go(func() error { return events.Run(ctx) })
+	}
+	if mesos != nil {
+		g.Go(func() error { return mesos.Run(ctx, rec) })
 	}
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })

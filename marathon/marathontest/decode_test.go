@@ -200,7 +200,7 @@ func TestDecodeMesosStateAgreesWithTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	st, agents, err := marathon.DecodeMesosState(resp.Body, s.Framework())
+	st, agents, err := marathon.DecodeMesosState(resp.Body, s.FrameworkID())
 	if err != nil {
 		t.Fatalf("DecodeMesosState: %v", err)
 	}

@@ -215,6 +215,7 @@ func (s *Server) ChangeMesosLeader() (string, error) {
 		return "", fmt.Errorf("change mesos leader: no standby master (WithStandbyMaster)")
 	}
 	s.mesos, s.mesosStandby = s.mesosStandby, s.mesos
+	s.dropMesosStreams() // the old leader's operator streams end with its leadership
 	return s.mesos.url, nil
 }
 

@@ -28,6 +28,7 @@ type Server struct {
 	mesosStandby *node
 	history      []event     // the last events published, for Replay; guarded by mu
 	faults       *faultState // injected faults (faults.go)
+	mesosAPI     mesosAPI    // the operator API's streams (mesosapi.go)
 
 	subMu   sync.Mutex // guards subs, closing
 	subs    map[*subscriber]struct{}
@@ -50,6 +51,8 @@ type options struct {
 	token          string
 	now            func() time.Time
 	healthGap      time.Duration
+	mesosHeartbeat time.Duration
+	noSubscribe    bool
 }
 
 // Option configures a Server.
@@ -324,7 +327,9 @@ func (s *Server) mesosHandler(n *node) http.Handler {
 	mux.HandleFunc("GET /master/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.mesosLeader().url, http.StatusTemporaryRedirect)
 	})
-	return s.faults.wrap(s.withAuth(mux))
+	mux.HandleFunc("/api/v1", func(w http.ResponseWriter, r *http.Request) { s.handleOperatorAPI(n, w, r) })
+	mux.HandleFunc("GET /version", s.handleVersion)
+	return s.countMesos(s.faults.wrap(s.withAuth(mux)))
 }
 
 func (s *Server) mesosLeader() *node {

@@ -44,6 +44,7 @@ func (sub *subscriber) wants(eventType string) bool {
 // The caller holds s.mu, which keeps events in emission order.
 func (s *Server) publish(evs ...event) {
 	s.remember(evs)
+	s.pokeMesos() // the operator streams tell what changed in Mesos
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, ev := range evs {
