@@ -74,7 +74,7 @@ func TestRecordsIncrementalEqualsWhole(t *testing.T) {
 				cls = map[string]*Cluster{"mesos": clusters["mesos"]}
 			}
 			b.build(changes, cls)
-			got := &Table{records: b.records, nonTerminals: b.nonTerminals, tasks: b.tasks}
+			got := &Table{records: b.records, nonTerminals: b.nonTerminals, tasks: b.tasks()}
 			want := wholeRecords(b.cfg, apps, clusters)
 			compareRecords(t, fmt.Sprintf("seed %d step %d", seed, step), got, want)
 		}
