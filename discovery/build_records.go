@@ -33,7 +33,11 @@ type recordsBuilder struct {
 	// agents are each source's known agent IDs; the map is replaced, never
 	// changed, when a source's agents change (Tables share it).
 	agents map[string]map[string]struct{}
-	owners map[RecordName][]owner // who gives a name records
+	// owners is who gives a name records: most names have one owner (the
+	// app of the task the name is of), kept in owners; the owners of a
+	// name shared by several are in shared instead.
+	owners map[RecordName]owner
+	shared map[RecordName][]owner
 
 	// below counts, per key of a name that has records or not, the names
 	// with records strictly below it; the empty non-terminals are those
@@ -53,7 +57,8 @@ type owner struct {
 
 func newRecordsBuilder(cfg NamesConfig) *recordsBuilder {
 	return &recordsBuilder{cfg: cfg, clusters: map[string]*Cluster{}, clusterRecs: map[string][]ZoneRecord{},
-		agents: map[string]map[string]struct{}{}, owners: map[RecordName][]owner{}, below: map[RecordName]int{}}
+		agents: map[string]map[string]struct{}{}, owners: map[RecordName]owner{},
+		shared: map[RecordName][]owner{}, below: map[RecordName]int{}}
 }
 
 // taskKey is an app's key in the apps map.
@@ -289,20 +294,37 @@ func (b *recordsBuilder) change(o owner, old, recs []*TaskRecords, dirty map[Rec
 }
 
 func (b *recordsBuilder) addOwner(n RecordName, o owner) {
-	if os := b.owners[n]; !slices.Contains(os, o) {
-		b.owners[n] = append(os, o)
+	if os, ok := b.shared[n]; ok {
+		if !slices.Contains(os, o) {
+			b.shared[n] = append(os, o)
+		}
+		return
+	}
+	cur, ok := b.owners[n]
+	switch {
+	case !ok:
+		b.owners[n] = o
+	case cur != o:
+		delete(b.owners, n)
+		b.shared[n] = []owner{cur, o}
 	}
 }
 
 func (b *recordsBuilder) removeOwner(n RecordName, o owner) {
-	os := b.owners[n]
-	if j := slices.Index(os, o); j >= 0 {
-		os = slices.Delete(os, j, j+1)
-		if len(os) == 0 {
-			delete(b.owners, n)
-		} else {
-			b.owners[n] = os
+	if os, ok := b.shared[n]; ok {
+		if j := slices.Index(os, o); j >= 0 {
+			os = slices.Delete(os, j, j+1)
+			if len(os) == 1 {
+				delete(b.shared, n)
+				b.owners[n] = os[0]
+			} else {
+				b.shared[n] = os
+			}
 		}
+		return
+	}
+	if cur, ok := b.owners[n]; ok && cur == o {
+		delete(b.owners, n)
 	}
 }
 
@@ -328,7 +350,10 @@ func (b *recordsBuilder) disown(recs []ZoneRecord, o owner, dirty map[RecordName
 // holds the records of the apps made by this build; merge adds those it
 // makes of the other owners, so each app's are made once per build.
 func (b *recordsBuilder) merge(n RecordName, made map[appRef][]*TaskRecords) *Records {
-	os := b.owners[n]
+	os := b.shared[n]
+	if o, ok := b.owners[n]; ok {
+		os = []owner{o}
+	}
 	if len(os) == 0 {
 		return nil
 	}
