@@ -36,8 +36,10 @@ type recordsBuilder struct {
 	// owners is who gives a name records: most names have one owner (the
 	// app of the task the name is of), kept in owners; the owners of a
 	// name shared by several are in shared instead.
-	owners map[RecordName]owner
-	shared map[RecordName][]owner
+	owners map[RecordName]*ownerRef
+	shared map[RecordName][]*ownerRef
+	// interned holds the one ownerRef of each owner of a name.
+	interned map[owner]*ownerRef
 
 	// below counts, per key of a name that has records or not, the names
 	// with records strictly below it; the empty non-terminals are those
@@ -55,10 +57,17 @@ type owner struct {
 	cluster bool
 }
 
+// ownerRef is the owner the names of an owner point at, shared by them (a
+// pointer per name, not an owner), with the count of those names.
+type ownerRef struct {
+	owner
+	names int
+}
+
 func newRecordsBuilder(cfg NamesConfig) *recordsBuilder {
 	return &recordsBuilder{cfg: cfg, clusters: map[string]*Cluster{}, clusterRecs: map[string][]ZoneRecord{},
-		agents: map[string]map[string]struct{}{}, owners: map[RecordName]owner{},
-		shared: map[RecordName][]owner{}, below: map[RecordName]int{}}
+		agents: map[string]map[string]struct{}{}, owners: map[RecordName]*ownerRef{},
+		shared: map[RecordName][]*ownerRef{}, interned: map[owner]*ownerRef{}, below: map[RecordName]int{}}
 }
 
 // taskKey is an app's key in the apps map.
@@ -294,37 +303,55 @@ func (b *recordsBuilder) change(o owner, old, recs []*TaskRecords, dirty map[Rec
 }
 
 func (b *recordsBuilder) addOwner(n RecordName, o owner) {
-	if os, ok := b.shared[n]; ok {
-		if !slices.Contains(os, o) {
-			b.shared[n] = append(os, o)
+	p := b.interned[o]
+	if p == nil {
+		p = &ownerRef{owner: o}
+		b.interned[o] = p
+	}
+	if ps, ok := b.shared[n]; ok {
+		if !slices.Contains(ps, p) {
+			b.shared[n] = append(ps, p)
+			p.names++
 		}
 		return
 	}
 	cur, ok := b.owners[n]
 	switch {
 	case !ok:
-		b.owners[n] = o
-	case cur != o:
+		b.owners[n] = p
+	case cur != p:
 		delete(b.owners, n)
-		b.shared[n] = []owner{cur, o}
+		b.shared[n] = []*ownerRef{cur, p}
+	default:
+		return
 	}
+	p.names++
 }
 
 func (b *recordsBuilder) removeOwner(n RecordName, o owner) {
-	if os, ok := b.shared[n]; ok {
-		if j := slices.Index(os, o); j >= 0 {
-			os = slices.Delete(os, j, j+1)
-			if len(os) == 1 {
-				delete(b.shared, n)
-				b.owners[n] = os[0]
-			} else {
-				b.shared[n] = os
-			}
-		}
+	p := b.interned[o]
+	if p == nil {
 		return
 	}
-	if cur, ok := b.owners[n]; ok && cur == o {
+	if ps, ok := b.shared[n]; ok {
+		j := slices.Index(ps, p)
+		if j < 0 {
+			return
+		}
+		ps = slices.Delete(ps, j, j+1)
+		if len(ps) == 1 {
+			delete(b.shared, n)
+			b.owners[n] = ps[0]
+		} else {
+			b.shared[n] = ps
+		}
+	} else if cur, ok := b.owners[n]; ok && cur == p {
 		delete(b.owners, n)
+	} else {
+		return
+	}
+	if p.names--; p.names == 0 {
+		delete(b.interned, o)
 	}
 }
 
@@ -352,7 +379,7 @@ func (b *recordsBuilder) disown(recs []ZoneRecord, o owner, dirty map[RecordName
 func (b *recordsBuilder) merge(n RecordName, made map[appRef][]*TaskRecords) *Records {
 	os := b.shared[n]
 	if o, ok := b.owners[n]; ok {
-		os = []owner{o}
+		os = []*ownerRef{o}
 	}
 	if len(os) == 0 {
 		return nil

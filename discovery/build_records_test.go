@@ -77,9 +77,36 @@ func TestRecordsIncrementalEqualsWhole(t *testing.T) {
 			got := &Table{records: b.records, nonTerminals: b.nonTerminals, tasks: b.tasks()}
 			want := wholeRecords(b.cfg, apps, clusters)
 			compareRecords(t, fmt.Sprintf("seed %d step %d", seed, step), got, want)
+			checkOwners(t, fmt.Sprintf("seed %d step %d", seed, step), b)
 		}
 		if b.records.Len() == 0 || b.nonTerminals.Len() == 0 {
 			t.Fatalf("seed %d: %d names, %d empty non-terminals at the end: the test tests nothing", seed, b.records.Len(), b.nonTerminals.Len())
+		}
+	}
+}
+
+// checkOwners checks that every interned owner counts the names it owns
+// and that only owners of names are interned.
+func checkOwners(t *testing.T, at string, b *recordsBuilder) {
+	t.Helper()
+	count := map[*ownerRef]int{}
+	for _, p := range b.owners {
+		count[p]++
+	}
+	for n, ps := range b.shared {
+		if len(ps) < 2 {
+			t.Fatalf("%s: shared name %v has %d owners", at, n, len(ps))
+		}
+		for _, p := range ps {
+			count[p]++
+		}
+	}
+	if len(count) != len(b.interned) {
+		t.Fatalf("%s: %d owners own names, %d interned", at, len(count), len(b.interned))
+	}
+	for o, p := range b.interned {
+		if p.owner != o || count[p] != p.names {
+			t.Fatalf("%s: owner %+v counts %d names, owns %d", at, o, p.names, count[p])
 		}
 	}
 }
