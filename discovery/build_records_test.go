@@ -161,16 +161,26 @@ func compareRecords(t *testing.T, at string, got, want *Table) {
 			t.Fatalf("%s: %q is not an empty non-terminal, want one", at, k)
 		}
 	}
-	var gt, wt int
-	for range got.Tasks() {
-		gt++
+	gt, wt := enumerated(got), enumerated(want)
+	if len(gt) != len(wt) {
+		t.Fatalf("%s: %d tasks enumerated, want %d", at, len(gt), len(wt))
 	}
-	for range want.Tasks() {
-		wt++
+	for i := range gt {
+		if gt[i] != wt[i] {
+			t.Fatalf("%s: task enumerated as %s, want %s", at, gt[i], wt[i])
+		}
 	}
-	if gt != wt {
-		t.Fatalf("%s: %d tasks enumerated, want %d", at, gt, wt)
+}
+
+// enumerated returns the tasks a Table enumerates, each with its records,
+// sorted.
+func enumerated(tb *Table) []string {
+	var out []string
+	for tr := range tb.Tasks() {
+		out = append(out, fmt.Sprintf("%s %s %s %d %+v", tr.Framework, tr.ID, tr.Name, tr.Skipped, tr.Records))
 	}
+	slices.Sort(out)
+	return out
 }
 
 // BenchmarkRecordsUpdate is the cost of one task's state flip in an index
