@@ -290,22 +290,12 @@ func (r *Records) add(zr ZoneRecord) {
 	}
 }
 
-// normalise sorts r's lists and drops duplicates; a list left with spare
-// capacity (append grows by doubling) is copied to its length, as a Table
-// keeps r for as long as the name's records stay the same.
+// normalise sorts r's lists and drops duplicates.
 func (r *Records) normalise() {
 	slices.SortFunc(r.A, netip.Addr.Compare)
-	r.A = exact(slices.Compact(r.A))
+	r.A = slices.Compact(r.A)
 	slices.SortFunc(r.AAAA, netip.Addr.Compare)
-	r.AAAA = exact(slices.Compact(r.AAAA))
+	r.AAAA = slices.Compact(r.AAAA)
 	slices.SortFunc(r.SRV, compareSRVTarget)
-	r.SRV = exact(slices.Compact(r.SRV))
-}
-
-// exact returns s, or a copy of it without spare capacity.
-func exact[S ~[]E, E any](s S) S {
-	if cap(s) == len(s) {
-		return s
-	}
-	return slices.Clone(s)
+	r.SRV = slices.Compact(r.SRV)
 }
