@@ -225,3 +225,30 @@ func BenchmarkRecordsInitial(b *testing.B) {
 		newRecordsBuilder(NamesConfig{}).build(all, nil)
 	}
 }
+
+// BenchmarkTasksEnumerate is one enumeration (Table.Tasks, /v1/enumerate)
+// of 10,000 Marathon apps of 10 tasks: their records are made again.
+func BenchmarkTasksEnumerate(b *testing.B) {
+	b.ReportAllocs()
+	rb := newRecordsBuilder(NamesConfig{})
+	all := map[appRef]*App{}
+	for i := range 10000 {
+		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
+		for j := range 10 {
+			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
+				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
+		}
+		all[appRef{marathonSource, a.ID}] = &a
+	}
+	rb.build(all, nil)
+	tb := &Table{tasks: rb.tasks()}
+	for b.Loop() {
+		n := 0
+		for range tb.Tasks() {
+			n++
+		}
+		if n != 100000 {
+			b.Fatalf("%d tasks enumerated, want 100000", n)
+		}
+	}
+}
