@@ -96,7 +96,7 @@ func (b *tableBuilder) next(changes map[appRef]*App, clusters map[string]*Cluste
 
 // withRecords sets t's task zones to the records builder's index.
 func (b *tableBuilder) withRecords(t *Table) *Table {
-	t.records, t.nonTerminals, t.tasks = b.recs.records, b.recs.nonTerminals, b.recs.tasks
+	t.records, t.nonTerminals, t.tasks = b.recs.records, b.recs.nonTerminals, b.recs.tasks()
 	t.SkippedRecords = b.recs.skipped
 	return t
 }

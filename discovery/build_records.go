@@ -5,6 +5,7 @@ package discovery
 // records, and its result equals Table.WithRecords over the same records.
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,22 +13,33 @@ import (
 	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
 
-// recordsBuilder keeps the records every app and every source's cluster
-// give the task zones and the Table's index of them. Names are shared (a
-// task name is the name of every task of an app, frameworks hold several
-// tasks of one name), so each name lists its owners and its records are
-// their union. It is not safe for concurrent use; the tableBuilder owns it.
+// recordsBuilder keeps the apps and every source's cluster the task zones'
+// records are made of, and the Table's index of those records. Names are
+// shared (a task name is the name of every task of an app, frameworks hold
+// several tasks of one name), so each name lists its owners and its records
+// are their union. An app's records are not kept (at 100,000 tasks they
+// would be the biggest part of the index): they are made again from the
+// app when needed, the old app's before it is replaced (the diff) and each
+// owner's once per build (the merge of a name). It is not safe for
+// concurrent use; the tableBuilder owns it.
 type recordsBuilder struct {
 	cfg NamesConfig
-	// apps are the apps the records were made of (FromMesos apps are
-	// remade when their source's agents change); recs what they gave.
-	apps map[appRef]*App
-	recs map[appRef][]*TaskRecords
+	// apps are the apps the records are made of, by taskKey; the Table
+	// enumerates their tasks from them (taskIndex).
+	apps cowmap.Map[*App]
 	// clusters and clusterRecs are each source's cluster and its records.
 	clusters    map[string]*Cluster
 	clusterRecs map[string][]ZoneRecord
-	agents      map[string]map[string]struct{} // source → known agent IDs
-	owners      map[RecordName][]owner         // who gives a name records
+	// agents are each source's known agent IDs; the map is replaced, never
+	// changed, when a source's agents change (Tables share it).
+	agents map[string]map[string]struct{}
+	// owners is who gives a name records: most names have one owner (the
+	// app of the task the name is of), kept in owners; the owners of a
+	// name shared by several are in shared instead.
+	owners map[RecordName]*ownerRef
+	shared map[RecordName][]*ownerRef
+	// interned holds the one ownerRef of each owner of a name.
+	interned map[owner]*ownerRef
 
 	// below counts, per key of a name that has records or not, the names
 	// with records strictly below it; the empty non-terminals are those
@@ -37,7 +49,6 @@ type recordsBuilder struct {
 	skipped      int // the sum of every TaskRecords' Skipped
 	records      cowmap.Map[*Records]
 	nonTerminals cowmap.Map[struct{}]
-	tasks        cowmap.Map[[]*TaskRecords]
 }
 
 // owner is an app (cluster false) or a source's cluster (ref.id empty).
@@ -46,54 +57,67 @@ type owner struct {
 	cluster bool
 }
 
-func newRecordsBuilder(cfg NamesConfig) *recordsBuilder {
-	return &recordsBuilder{cfg: cfg, apps: map[appRef]*App{}, recs: map[appRef][]*TaskRecords{},
-		clusters: map[string]*Cluster{}, clusterRecs: map[string][]ZoneRecord{},
-		agents: map[string]map[string]struct{}{}, owners: map[RecordName][]owner{}, below: map[RecordName]int{}}
+// ownerRef is the owner the names of an owner point at, shared by them (a
+// pointer per name, not an owner), with the count of those names.
+type ownerRef struct {
+	owner
+	names int
 }
 
-// taskKey is an app's key in the Table's tasks map.
+func newRecordsBuilder(cfg NamesConfig) *recordsBuilder {
+	return &recordsBuilder{cfg: cfg, clusters: map[string]*Cluster{}, clusterRecs: map[string][]ZoneRecord{},
+		agents: map[string]map[string]struct{}{}, owners: map[RecordName]*ownerRef{},
+		shared: map[RecordName][]*ownerRef{}, interned: map[owner]*ownerRef{}, below: map[RecordName]int{}}
+}
+
+// taskKey is an app's key in the apps map.
 func taskKey(ref appRef) string { return ref.source + "\x00" + ref.id }
+
+// taskRef is the app of a taskKey.
+func taskRef(k string) appRef {
+	source, id, _ := strings.Cut(k, "\x00")
+	return appRef{source: source, id: id}
+}
+
+// tasks is the enumeration of the builder's apps' tasks, for a Table.
+func (b *recordsBuilder) tasks() taskIndex {
+	return taskIndex{cfg: b.cfg, apps: b.apps, agents: b.agents}
+}
 
 // build takes the changed apps (nil: gone) and the clusters of the sources
 // that sent one (nil: none known), and reports whether the index changed.
 func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Cluster) bool {
 	dirty := map[RecordName]struct{}{}
-	tasks := b.tasks.EditSized(len(changes))
-	tasksChanged := false
+	apps := b.apps.EditSized(len(changes))
+	// made are the records of the apps remade by this build, for merge.
+	made := map[appRef][]*TaskRecords{}
+	// The apps' records were made with the agents known before this build.
+	wasKnown := b.agents
+	changed := false
 	remake := func(ref appRef, app *App) {
-		old := b.recs[ref]
-		var recs []*TaskRecords
+		k := taskKey(ref)
+		var old, recs []*TaskRecords
+		if prev, ok := apps.Get(k); ok {
+			old = b.cfg.AppRecords(prev, knownAgents(wasKnown, ref.source))
+		}
 		for _, tr := range old {
 			b.skipped -= tr.Skipped
 		}
 		if app != nil {
-			recs = b.cfg.AppRecords(app, b.known(ref.source))
+			recs = b.cfg.AppRecords(app, knownAgents(b.agents, ref.source))
 			for _, tr := range recs {
 				b.skipped += tr.Skipped
 			}
-			b.apps[ref] = app
+			apps.Set(k, app)
 		} else {
-			delete(b.apps, ref)
+			apps.Delete(k)
 		}
-		if len(old) == 0 && len(recs) == 0 {
-			return
-		}
-		if sameTaskRecords(old, recs) {
-			if len(recs) > 0 {
-				b.recs[ref] = recs
-			}
+		made[ref] = recs
+		if len(old) == 0 && len(recs) == 0 || sameTaskRecords(old, recs) {
 			return
 		}
 		b.change(owner{ref: ref}, old, recs, dirty)
-		if len(recs) > 0 {
-			b.recs[ref] = recs
-			tasks.Set(taskKey(ref), recs)
-		} else {
-			delete(b.recs, ref)
-			tasks.Delete(taskKey(ref))
-		}
-		tasksChanged = true
+		changed = true
 	}
 	for source, cl := range clusters {
 		if reflect.DeepEqual(b.clusters[source], cl) {
@@ -111,8 +135,9 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 		b.clusterRecs[source] = recs
 		b.own(recs, o, dirty)
 		if b.setAgents(source, cl) {
-			for ref, app := range b.apps {
-				if ref.source == source && app.FromMesos {
+			// Every app of source is remade with the agents now known.
+			for k, app := range b.apps.All() {
+				if ref := taskRef(k); ref.source == source {
 					if _, ok := changes[ref]; !ok {
 						remake(ref, app)
 					}
@@ -123,17 +148,14 @@ func (b *recordsBuilder) build(changes map[appRef]*App, clusters map[string]*Clu
 	for ref, app := range changes {
 		remake(ref, app)
 	}
-	if tasksChanged {
-		b.tasks = tasks.Map()
-	}
+	b.apps = apps.Map()
 	if len(dirty) == 0 {
-		return tasksChanged
+		return changed
 	}
 	e := b.records.EditSized(len(dirty))
 	ents := b.nonTerminals.Edit()
-	changed := tasksChanged
 	for n := range dirty {
-		r := b.merge(n)
+		r := b.merge(n, made)
 		k := recordKey(n.Zone, n.Name)
 		old, had := e.Get(k)
 		switch {
@@ -183,15 +205,15 @@ func (b *recordsBuilder) countBelow(n RecordName, d int, recs *cowmap.Editor[*Re
 	}
 }
 
-// known returns the agent check for apps of source: nil (every agent)
-// while the source has no cluster.
-func (b *recordsBuilder) known(source string) func(string) bool {
-	agents, ok := b.agents[source]
+// knownAgents returns the agent check for apps of source: nil (every
+// agent) while the source has no cluster.
+func knownAgents(agents map[string]map[string]struct{}, source string) func(string) bool {
+	ids, ok := agents[source]
 	if !ok {
 		return nil
 	}
 	return func(id string) bool {
-		_, ok := agents[id]
+		_, ok := ids[id]
 		return ok
 	}
 }
@@ -201,15 +223,22 @@ func (b *recordsBuilder) known(source string) func(string) bool {
 func (b *recordsBuilder) setAgents(source string, cl *Cluster) bool {
 	old, had := b.agents[source]
 	if cl == nil {
-		delete(b.agents, source)
+		if had {
+			b.agents = maps.Clone(b.agents)
+			delete(b.agents, source)
+		}
 		return had
 	}
 	next := make(map[string]struct{}, len(cl.Agents))
 	for _, a := range cl.Agents {
 		next[a.ID] = struct{}{}
 	}
+	if had && sameSet(old, next) {
+		return false
+	}
+	b.agents = maps.Clone(b.agents)
 	b.agents[source] = next
-	return !had || !sameSet(old, next)
+	return true
 }
 
 func sameSet(a, b map[string]struct{}) bool {
@@ -274,20 +303,55 @@ func (b *recordsBuilder) change(o owner, old, recs []*TaskRecords, dirty map[Rec
 }
 
 func (b *recordsBuilder) addOwner(n RecordName, o owner) {
-	if os := b.owners[n]; !slices.Contains(os, o) {
-		b.owners[n] = append(os, o)
+	p := b.interned[o]
+	if p == nil {
+		p = &ownerRef{owner: o}
+		b.interned[o] = p
 	}
+	if ps, ok := b.shared[n]; ok {
+		if !slices.Contains(ps, p) {
+			b.shared[n] = append(ps, p)
+			p.names++
+		}
+		return
+	}
+	cur, ok := b.owners[n]
+	switch {
+	case !ok:
+		b.owners[n] = p
+	case cur != p:
+		delete(b.owners, n)
+		b.shared[n] = []*ownerRef{cur, p}
+	default:
+		return
+	}
+	p.names++
 }
 
 func (b *recordsBuilder) removeOwner(n RecordName, o owner) {
-	os := b.owners[n]
-	if j := slices.Index(os, o); j >= 0 {
-		os = slices.Delete(os, j, j+1)
-		if len(os) == 0 {
-			delete(b.owners, n)
-		} else {
-			b.owners[n] = os
+	p := b.interned[o]
+	if p == nil {
+		return
+	}
+	if ps, ok := b.shared[n]; ok {
+		j := slices.Index(ps, p)
+		if j < 0 {
+			return
 		}
+		ps = slices.Delete(ps, j, j+1)
+		if len(ps) == 1 {
+			delete(b.shared, n)
+			b.owners[n] = ps[0]
+		} else {
+			b.shared[n] = ps
+		}
+	} else if cur, ok := b.owners[n]; ok && cur == p {
+		delete(b.owners, n)
+	} else {
+		return
+	}
+	if p.names--; p.names == 0 {
+		delete(b.interned, o)
 	}
 }
 
@@ -309,9 +373,14 @@ func (b *recordsBuilder) disown(recs []ZoneRecord, o owner, dirty map[RecordName
 	}
 }
 
-// merge returns the union of the records n's owners give it, or nil.
-func (b *recordsBuilder) merge(n RecordName) *Records {
-	os := b.owners[n]
+// merge returns the union of the records n's owners give it, or nil. made
+// holds the records of the apps made by this build; merge adds those it
+// makes of the other owners, so each app's are made once per build.
+func (b *recordsBuilder) merge(n RecordName, made map[appRef][]*TaskRecords) *Records {
+	os := b.shared[n]
+	if o, ok := b.owners[n]; ok {
+		os = []*ownerRef{o}
+	}
 	if len(os) == 0 {
 		return nil
 	}
@@ -328,7 +397,14 @@ func (b *recordsBuilder) merge(n RecordName) *Records {
 			add(b.clusterRecs[o.ref.source])
 			continue
 		}
-		for _, tr := range b.recs[o.ref] {
+		trs, ok := made[o.ref]
+		if !ok {
+			if app, has := b.apps.Get(taskKey(o.ref)); has {
+				trs = b.cfg.AppRecords(app, knownAgents(b.agents, o.ref.source))
+			}
+			made[o.ref] = trs
+		}
+		for _, tr := range trs {
 			add(tr.Records)
 		}
 	}

@@ -74,12 +74,39 @@ func TestRecordsIncrementalEqualsWhole(t *testing.T) {
 				cls = map[string]*Cluster{"mesos": clusters["mesos"]}
 			}
 			b.build(changes, cls)
-			got := &Table{records: b.records, nonTerminals: b.nonTerminals, tasks: b.tasks}
+			got := &Table{records: b.records, nonTerminals: b.nonTerminals, tasks: b.tasks()}
 			want := wholeRecords(b.cfg, apps, clusters)
 			compareRecords(t, fmt.Sprintf("seed %d step %d", seed, step), got, want)
+			checkOwners(t, fmt.Sprintf("seed %d step %d", seed, step), b)
 		}
 		if b.records.Len() == 0 || b.nonTerminals.Len() == 0 {
 			t.Fatalf("seed %d: %d names, %d empty non-terminals at the end: the test tests nothing", seed, b.records.Len(), b.nonTerminals.Len())
+		}
+	}
+}
+
+// checkOwners checks that every interned owner counts the names it owns
+// and that only owners of names are interned.
+func checkOwners(t *testing.T, at string, b *recordsBuilder) {
+	t.Helper()
+	count := map[*ownerRef]int{}
+	for _, p := range b.owners {
+		count[p]++
+	}
+	for n, ps := range b.shared {
+		if len(ps) < 2 {
+			t.Fatalf("%s: shared name %v has %d owners", at, n, len(ps))
+		}
+		for _, p := range ps {
+			count[p]++
+		}
+	}
+	if len(count) != len(b.interned) {
+		t.Fatalf("%s: %d owners own names, %d interned", at, len(count), len(b.interned))
+	}
+	for o, p := range b.interned {
+		if p.owner != o || count[p] != p.names {
+			t.Fatalf("%s: owner %+v counts %d names, owns %d", at, o, p.names, count[p])
 		}
 	}
 }
@@ -134,16 +161,26 @@ func compareRecords(t *testing.T, at string, got, want *Table) {
 			t.Fatalf("%s: %q is not an empty non-terminal, want one", at, k)
 		}
 	}
-	var gt, wt int
-	for range got.Tasks() {
-		gt++
+	gt, wt := enumerated(got), enumerated(want)
+	if len(gt) != len(wt) {
+		t.Fatalf("%s: %d tasks enumerated, want %d", at, len(gt), len(wt))
 	}
-	for range want.Tasks() {
-		wt++
+	for i := range gt {
+		if gt[i] != wt[i] {
+			t.Fatalf("%s: task enumerated as %s, want %s", at, gt[i], wt[i])
+		}
 	}
-	if gt != wt {
-		t.Fatalf("%s: %d tasks enumerated, want %d", at, gt, wt)
+}
+
+// enumerated returns the tasks a Table enumerates, each with its records,
+// sorted.
+func enumerated(tb *Table) []string {
+	var out []string
+	for tr := range tb.Tasks() {
+		out = append(out, fmt.Sprintf("%s %s %s %d %+v", tr.Framework, tr.ID, tr.Name, tr.Skipped, tr.Records))
 	}
+	slices.Sort(out)
+	return out
 }
 
 // BenchmarkRecordsUpdate is the cost of one task's state flip in an index
@@ -186,5 +223,32 @@ func BenchmarkRecordsInitial(b *testing.B) {
 	}
 	for b.Loop() {
 		newRecordsBuilder(NamesConfig{}).build(all, nil)
+	}
+}
+
+// BenchmarkTasksEnumerate is one enumeration (Table.Tasks, /v1/enumerate)
+// of 10,000 Marathon apps of 10 tasks: their records are made again.
+func BenchmarkTasksEnumerate(b *testing.B) {
+	b.ReportAllocs()
+	rb := newRecordsBuilder(NamesConfig{})
+	all := map[appRef]*App{}
+	for i := range 10000 {
+		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
+		for j := range 10 {
+			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
+				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
+		}
+		all[appRef{marathonSource, a.ID}] = &a
+	}
+	rb.build(all, nil)
+	tb := &Table{tasks: rb.tasks()}
+	for b.Loop() {
+		n := 0
+		for range tb.Tasks() {
+			n++
+		}
+		if n != 100000 {
+			b.Fatalf("%d tasks enumerated, want 100000", n)
+		}
 	}
 }

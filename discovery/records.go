@@ -183,14 +183,36 @@ func (t *Table) Tasks() iter.Seq[*TaskRecords] {
 		if t == nil {
 			return
 		}
-		for _, ts := range t.tasks.All() {
-			for _, tr := range ts {
-				if !yield(tr) {
-					return
-				}
+		t.tasks.all(yield)
+	}
+}
+
+// taskIndex is what Table.Tasks enumerates: the records builder's apps,
+// whose records are made again on each enumeration (it is rare; keeping
+// every task's records would cost more than the rest of the index), or the
+// fixed list of WithRecords.
+type taskIndex struct {
+	cfg    NamesConfig
+	apps   cowmap.Map[*App] // by taskKey
+	agents map[string]map[string]struct{}
+	fixed  []*TaskRecords
+}
+
+// all yields every task's records until yield returns false.
+func (x taskIndex) all(yield func(*TaskRecords) bool) bool {
+	for _, tr := range x.fixed {
+		if !yield(tr) {
+			return false
+		}
+	}
+	for k, app := range x.apps.All() {
+		for _, tr := range x.cfg.AppRecords(app, knownAgents(x.agents, taskRef(k).source)) {
+			if !yield(tr) {
+				return false
 			}
 		}
 	}
+	return true
 }
 
 // ChangedRecords calls fn for every task-zone name whose records differ
@@ -212,7 +234,7 @@ func ChangedRecords(prev, next *Table, fn func(n RecordName, old, cur *Records))
 // WithRecords returns a shallow copy of t whose task zones hold the
 // records of tasks and of the cluster, built whole: the reference the
 // incremental index (build_records.go) must equal, and the way tests make
-// Tables with records. The copy shares tasks' values.
+// Tables with records. The copy shares tasks and its values.
 func (t *Table) WithRecords(tasks []*TaskRecords, cluster []ZoneRecord) *Table {
 	c := *t
 	byName := map[string]*Records{}
@@ -240,16 +262,7 @@ func (t *Table) WithRecords(tasks []*TaskRecords, cluster []ZoneRecord) *Table {
 		}
 	}
 	c.nonTerminals = ents.Map()
-	te := cowmap.Map[[]*TaskRecords]{}.EditSized(len(tasks))
-	byApp := map[string][]*TaskRecords{}
-	for _, tr := range tasks {
-		k := tr.Framework + "\x00" + tr.ID
-		byApp[k] = append(byApp[k], tr)
-	}
-	for k, ts := range byApp {
-		te.Set(k, ts)
-	}
-	c.tasks = te.Map()
+	c.tasks = taskIndex{fixed: tasks}
 	return &c
 }
 

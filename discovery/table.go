@@ -108,12 +108,11 @@ type Table struct {
 	SkippedRecords int
 
 	names cowmap.Map[*NameEntry] // "<name>.<framework>" → records
-	// records are the task zones' names (recordKey) → records, tasks the
-	// records of each app's tasks by app (source + "\x00" + app ID); see
-	// records.go.
+	// records are the task zones' names (recordKey) → records, tasks what
+	// Tasks enumerates; see records.go.
 	records      cowmap.Map[*Records]
 	nonTerminals cowmap.Map[struct{}]
-	tasks        cowmap.Map[[]*TaskRecords]
+	tasks        taskIndex
 }
 
 // NameEntry is what DNS serves for one "<name>.<framework>".
