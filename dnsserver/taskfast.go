@@ -44,15 +44,29 @@ type taskIndex struct {
 // taskName is the index entry of one task-zone name: its records in the
 // table (noRecords for an empty non-terminal), the additional data of its
 // SRV records, and the types whose records the fast path cannot write
-// exactly as the full path does (left to it). It is kept small, being one
-// per name: most names have no SRV records, hence extra's pointer.
+// exactly as the full path does (left to it). It is kept to two
+// pointers, being one per name: the common name has no SRV records and
+// addresses the fast path writes, and no x.
 type taskName struct {
 	recs *discovery.Records
+	x    *taskExtra // nil: no SRV records, nothing left to the full path
+}
+
+// taskExtra is the rest of a name's entry. It is replaced, never
+// written: older versions of the index share it.
+type taskExtra struct {
+	full uint8 // fullA | fullAAAA | fullSRV
 	// extra is, per record of recs.SRV, its target's first A and AAAA
-	// (as the full path's additional section has them); nil without SRV
-	// records.
-	extra *[]targetAddrs
-	full  uint8 // fullA | fullAAAA | fullSRV
+	// (as the full path's additional section has them).
+	extra []targetAddrs
+}
+
+// full is the types of n left to the full path.
+func (n taskName) full() uint8 {
+	if n.x == nil {
+		return 0
+	}
+	return n.x.full
 }
 
 // srvNames are the SRV names pointing at one target: first, then the
@@ -269,10 +283,8 @@ func pointAt(rev *cowmap.Editor[srvNames], target, srv string, add bool) {
 // the entries of their targets in e; a target whose address the fast path
 // cannot write leaves n's SRV answers to the full path.
 func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
-	n.full &^= fullSRV
-	n.full |= indexRecords(n.recs).full & fullSRV
+	full := n.full()&^fullSRV | indexRecords(n.recs).full()&fullSRV
 	extra := make([]targetAddrs, len(n.recs.SRV))
-	n.extra = &extra
 	for i, srv := range n.recs.SRV {
 		if i > 0 && srv.Target == n.recs.SRV[i-1].Target {
 			extra[i] = extra[i-1]
@@ -287,18 +299,19 @@ func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
 		}
 		x := &extra[i]
 		if len(te.recs.A) > 0 {
-			if te.full&fullA != 0 {
-				n.full |= fullSRV
+			if te.full()&fullA != 0 {
+				full |= fullSRV
 			}
 			x.a, x.has = te.recs.A[0].As4(), x.has|hasA
 		}
 		if len(te.recs.AAAA) > 0 {
-			if te.full&fullAAAA != 0 {
-				n.full |= fullSRV
+			if te.full()&fullAAAA != 0 {
+				full |= fullSRV
 			}
 			x.aaaa, x.has = te.recs.AAAA[0].As16(), x.has|hasAAAA
 		}
 	}
+	n.x = &taskExtra{full: full, extra: extra}
 	return n
 }
 
@@ -333,27 +346,30 @@ func refreshTask(e *cowmap.Editor[taskName], t *discovery.Table, rz discovery.Re
 // is written assuming each target's records are adjacent, as the table
 // sorts them).
 func indexRecords(recs *discovery.Records) taskName {
-	n := taskName{recs: recs}
+	var full uint8
 	for _, a := range recs.A {
 		if !a.Is4() {
-			n.full |= fullA
+			full |= fullA
 		}
 	}
 	for _, a := range recs.AAAA {
 		if !a.Is6() || a.Is4In6() {
-			n.full |= fullAAAA
+			full |= fullAAAA
 		}
 	}
 	sorted := slices.IsSortedFunc(recs.SRV, func(x, y discovery.SRVTarget) int { return cmp.Compare(x.Target, y.Target) })
 	if !sorted || len(recs.SRV) > maxTaskSRV {
-		n.full |= fullSRV
+		full |= fullSRV
 	}
 	for _, srv := range recs.SRV {
 		if !writable(srv.Target) {
-			n.full |= fullSRV
+			full |= fullSRV
 		}
 	}
-	return n
+	if full == 0 {
+		return taskName{recs: recs}
+	}
+	return taskName{recs: recs, x: &taskExtra{full: full}}
 }
 
 // fastTaskZones are the served task zones of s with their negative
@@ -477,7 +493,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 	recs := e.recs
 	switch qtype {
 	case dns.TypeA:
-		if e.full&fullA != 0 {
+		if e.full()&fullA != 0 {
 			return nil
 		}
 		if len(recs.A) == 0 {
@@ -495,7 +511,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 			out[2] |= 0x02 // TC
 		}
 	case dns.TypeAAAA:
-		if e.full&fullAAAA != 0 {
+		if e.full()&fullAAAA != 0 {
 			return nil
 		}
 		if len(recs.AAAA) == 0 {
@@ -513,13 +529,13 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 			out[2] |= 0x02 // TC
 		}
 	case dns.TypeSRV:
-		if e.full&fullSRV != 0 {
+		if e.full()&fullSRV != 0 {
 			return nil
 		}
 		if len(recs.SRV) == 0 {
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
 		}
-		if e.extra == nil || len(*e.extra) != len(recs.SRV) {
+		if e.x == nil || len(e.x.extra) != len(recs.SRV) {
 			return nil
 		}
 		return f.taskSRV(out, z, &e, limit)
@@ -531,7 +547,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 
 // taskSRV appends the SRV records of n, turned as the full path turns
 // them, and the additional section: for each distinct target, in the
-// order of its first record, its first A and AAAA (n.extra, which
+// order of its first record, its first A and AAAA (n.x.extra, which
 // answerTask checked), owned by a
 // pointer to the target in its first record.
 func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int) []byte {
@@ -572,7 +588,7 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 		if j > 0 && (target == srvs[(k+j-1)%len(srvs)].Target || target == first) {
 			continue
 		}
-		x := &(*n.extra)[i]
+		x := &n.x.extra[i]
 		if x.has&hasA != 0 {
 			if len(out)+16 > limit {
 				out[2] |= 0x02 // TC: the additional records that fit, as miekg/dns

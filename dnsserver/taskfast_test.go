@@ -210,7 +210,7 @@ func TestTaskFastPathIncremental(t *testing.T) {
 func sameTaskIndex(t *testing.T, inc, fresh *fastTable) {
 	t.Helper()
 	same := func(a, b taskName) bool {
-		return a.recs == b.recs && a.full == b.full && slices.Equal(a.extraAddrs(), b.extraAddrs())
+		return a.recs == b.recs && a.full() == b.full() && slices.Equal(a.extraAddrs(), b.extraAddrs())
 	}
 	for z := range taskRecordZones {
 		if !maps.EqualFunc(maps.Collect(inc.tasks.names[z].All()), maps.Collect(fresh.tasks.names[z].All()), same) {
@@ -226,10 +226,10 @@ func sameTaskIndex(t *testing.T, inc, fresh *fastTable) {
 
 // extraAddrs is n's additional data, nil without.
 func (n taskName) extraAddrs() []targetAddrs {
-	if n.extra == nil {
+	if n.x == nil {
 		return nil
 	}
-	return *n.extra
+	return n.x.extra
 }
 
 // sorted is the names of s, sorted.
