@@ -57,9 +57,19 @@ type taskName struct {
 type taskExtra struct {
 	full uint8 // fullA | fullAAAA | fullSRV
 	// extra is, per record of recs.SRV, its target's first A and AAAA
-	// (as the full path's additional section has them).
-	extra []targetAddrs
+	// (as the full path's additional section has them) in stride octets:
+	// which it has (hasA | hasAAAA), the A's 4 octets, and the AAAA's 16
+	// only if a target of the name has one (stride addrStride, else
+	// addrStride4: most tasks have no IPv6 address).
+	stride uint8
+	extra  []byte
 }
+
+// The strides of taskExtra.extra.
+const (
+	addrStride4 = 1 + 4
+	addrStride  = 1 + 4 + 16
+)
 
 // full is the types of n left to the full path.
 func (n taskName) full() uint8 {
@@ -124,13 +134,6 @@ func (s srvNames) each(fn func(name string)) {
 			fn(n)
 		}
 	}
-}
-
-// targetAddrs are an SRV target's additional addresses.
-type targetAddrs struct {
-	a    [4]byte
-	aaaa [16]byte
-	has  uint8 // hasA | hasAAAA
 }
 
 const (
@@ -284,10 +287,12 @@ func pointAt(rev *cowmap.Editor[srvNames], target, srv string, add bool) {
 // cannot write leaves n's SRV answers to the full path.
 func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
 	full := n.full()&^fullSRV | indexRecords(n.recs).full()&fullSRV
-	extra := make([]targetAddrs, len(n.recs.SRV))
+	extra := make([]byte, addrStride*len(n.recs.SRV))
+	has6 := false
 	for i, srv := range n.recs.SRV {
+		x := extra[i*addrStride : (i+1)*addrStride]
 		if i > 0 && srv.Target == n.recs.SRV[i-1].Target {
-			extra[i] = extra[i-1]
+			copy(x, extra[(i-1)*addrStride:])
 			continue
 		}
 		if !writable(srv.Target) {
@@ -297,21 +302,33 @@ func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
 		if !ok {
 			continue
 		}
-		x := &extra[i]
 		if len(te.recs.A) > 0 {
 			if te.full()&fullA != 0 {
 				full |= fullSRV
 			}
-			x.a, x.has = te.recs.A[0].As4(), x.has|hasA
+			a := te.recs.A[0].As4()
+			x[0] |= hasA
+			copy(x[1:5], a[:])
 		}
 		if len(te.recs.AAAA) > 0 {
 			if te.full()&fullAAAA != 0 {
 				full |= fullSRV
 			}
-			x.aaaa, x.has = te.recs.AAAA[0].As16(), x.has|hasAAAA
+			a := te.recs.AAAA[0].As16()
+			x[0] |= hasAAAA
+			copy(x[5:], a[:])
+			has6 = true
 		}
 	}
-	n.x = &taskExtra{full: full, extra: extra}
+	if !has6 {
+		short := make([]byte, addrStride4*len(n.recs.SRV))
+		for i := range n.recs.SRV {
+			copy(short[i*addrStride4:(i+1)*addrStride4], extra[i*addrStride:])
+		}
+		n.x = &taskExtra{full: full, stride: addrStride4, extra: short}
+		return n
+	}
+	n.x = &taskExtra{full: full, stride: addrStride, extra: extra}
 	return n
 }
 
@@ -535,7 +552,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 		if len(recs.SRV) == 0 {
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
 		}
-		if e.x == nil || len(e.x.extra) != len(recs.SRV) {
+		if e.x == nil || e.x.stride < addrStride4 || len(e.x.extra) != int(e.x.stride)*len(recs.SRV) {
 			return nil
 		}
 		return f.taskSRV(out, z, &e, limit)
@@ -588,23 +605,23 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 		if j > 0 && (target == srvs[(k+j-1)%len(srvs)].Target || target == first) {
 			continue
 		}
-		x := &n.x.extra[i]
-		if x.has&hasA != 0 {
+		x := n.x.extra[i*int(n.x.stride):][:n.x.stride]
+		if x[0]&hasA != 0 {
 			if len(out)+16 > limit {
 				out[2] |= 0x02 // TC: the additional records that fit, as miekg/dns
 				break
 			}
 			out = appendAddrHeader(out, targetAt[j], dns.TypeA, z.ttl, 4)
-			out = append(out, x.a[:]...)
+			out = append(out, x[1:5]...)
 			extra++
 		}
-		if x.has&hasAAAA != 0 {
+		if x[0]&hasAAAA != 0 && len(x) == addrStride {
 			if len(out)+28 > limit {
 				out[2] |= 0x02
 				break
 			}
 			out = appendAddrHeader(out, targetAt[j], dns.TypeAAAA, z.ttl, 16)
-			out = append(out, x.aaaa[:]...)
+			out = append(out, x[5:addrStride]...)
 			extra++
 		}
 	}

@@ -225,7 +225,7 @@ func sameTaskIndex(t *testing.T, inc, fresh *fastTable) {
 }
 
 // extraAddrs is n's additional data, nil without.
-func (n taskName) extraAddrs() []targetAddrs {
+func (n taskName) extraAddrs() []byte {
 	if n.x == nil {
 		return nil
 	}
