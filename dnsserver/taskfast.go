@@ -34,24 +34,22 @@ const taskRecordZones = int(discovery.ZoneDCOS) + 1
 
 // taskIndex is the fast path's index of the task zones, per record zone:
 // names maps each name (relative to the zone, lower case, the table's own
-// string) to its entry, which also says which SRV names point at it. The
-// maps are versions of the previous table's (cowmap).
+// string) to its entry, targets each SRV target to the SRV names pointing
+// at it. Both are versions of the previous table's (cowmap).
 type taskIndex struct {
-	names [taskRecordZones]cowmap.Map[taskName]
+	names   [taskRecordZones]cowmap.Map[taskName]
+	targets [taskRecordZones]cowmap.Map[srvNames]
 }
 
 // taskName is the index entry of one task-zone name: its records in the
 // table (noRecords for an empty non-terminal), the additional data of its
 // SRV records, and the types whose records the fast path cannot write
-// exactly as the full path does (left to it), and the SRV names pointing
-// at it. It is kept to two pointers, being one per name: the common name
-// has no SRV records, addresses the fast path writes, and no x. An SRV
-// target the table has no records for, nor an empty non-terminal, has an
-// entry without recs, for x's SRV names only: the fast path answers it as
-// missing.
+// exactly as the full path does (left to it). It is kept to two
+// pointers, being one per name: the common name has no SRV records and
+// addresses the fast path writes, and no x.
 type taskName struct {
 	recs *discovery.Records
-	x    *taskExtra // nil: no SRV records, nothing left to the full path, no SRV name pointing at it
+	x    *taskExtra // nil: no SRV records, nothing left to the full path
 }
 
 // taskExtra is the rest of a name's entry. It is replaced, never
@@ -65,10 +63,6 @@ type taskExtra struct {
 	// addrStride4: most tasks have no IPv6 address).
 	stride uint8
 	extra  []byte
-	// by are the SRV names (of the same zone) pointing at this name, if
-	// pointed: the names whose extra changes with this name's addresses.
-	pointed bool
-	by      srvNames
 }
 
 // The strides of taskExtra.extra.
@@ -76,33 +70,6 @@ const (
 	addrStride4 = 1 + 4
 	addrStride  = 1 + 4 + 16
 )
-
-// pointedBy returns the SRV names pointing at n, ok false for none.
-func (n taskName) pointedBy() (by srvNames, ok bool) {
-	if n.x == nil || !n.x.pointed {
-		return srvNames{}, false
-	}
-	return n.x.by, true
-}
-
-// withPointedBy returns n with by as the SRV names pointing at it (none
-// unless ok), its x copied, never written.
-func (n taskName) withPointedBy(by srvNames, ok bool) taskName {
-	var x taskExtra
-	if n.x != nil {
-		x = *n.x
-	}
-	x.by, x.pointed = by, ok
-	if !ok {
-		x.by = srvNames{}
-	}
-	if x.full == 0 && x.extra == nil && !x.pointed {
-		n.x = nil
-		return n
-	}
-	n.x = &x
-	return n
-}
 
 // full is the types of n left to the full path.
 func (n taskName) full() uint8 {
@@ -242,11 +209,13 @@ func writable(name string) bool {
 func buildTasks(prev *fastTable, t *discovery.Table) taskIndex {
 	var prevTable *discovery.Table
 	var names [taskRecordZones]*cowmap.Editor[taskName]
+	var targets [taskRecordZones]*cowmap.Editor[srvNames]
 	for z := range taskRecordZones {
 		if prev != nil {
-			prevTable, names[z] = prev.table, prev.tasks.names[z].Edit()
+			prevTable, names[z], targets[z] = prev.table, prev.tasks.names[z].Edit(), prev.tasks.targets[z].Edit()
 		} else {
 			names[z] = cowmap.Map[taskName]{}.EditSized(t.RecordNames())
+			targets[z] = cowmap.Map[srvNames]{}.EditSized(t.RecordNames())
 		}
 	}
 	dirty := map[discovery.RecordName]struct{}{}
@@ -254,7 +223,7 @@ func buildTasks(prev *fastTable, t *discovery.Table) taskIndex {
 		if int(n.Zone) >= taskRecordZones {
 			return
 		}
-		e := names[n.Zone]
+		e, rev := names[n.Zone], targets[n.Zone]
 		refreshTask(e, t, n.Zone, n.Name, true)
 		suffixes(n.Name, func(above string) { refreshTask(e, t, n.Zone, above, false) })
 		if !writable(n.Name) {
@@ -263,61 +232,53 @@ func buildTasks(prev *fastTable, t *discovery.Table) taskIndex {
 		if old != nil {
 			for i, srv := range old.SRV {
 				if i == 0 || srv.Target != old.SRV[i-1].Target {
-					pointAt(e, srv.Target, n.Name, false)
+					pointAt(rev, srv.Target, n.Name, false)
 				}
 			}
 		}
 		if cur != nil {
 			for _, srv := range cur.SRV {
-				pointAt(e, srv.Target, n.Name, true)
+				pointAt(rev, srv.Target, n.Name, true)
 			}
 			if len(cur.SRV) > 0 {
 				dirty[n] = struct{}{}
 			}
 		}
-		self, _ := e.Get(n.Name)
-		if srvs, ok := self.pointedBy(); ok {
+		if srvs, ok := rev.Get(n.Name); ok {
 			srvs.each(func(k string) { dirty[discovery.RecordName{Zone: n.Zone, Name: k}] = struct{}{} })
 		}
 	})
 	for k := range dirty {
 		e := names[k.Zone]
-		if n, ok := e.Get(k.Name); ok && n.recs != nil && len(n.recs.SRV) > 0 {
+		if n, ok := e.Get(k.Name); ok && len(n.recs.SRV) > 0 {
 			e.Set(k.Name, withExtra(e, n))
 		}
 	}
 	var x taskIndex
 	for z := range taskRecordZones {
-		x.names[z] = names[z].Map()
+		x.names[z], x.targets[z] = names[z].Map(), targets[z].Map()
 	}
 	return x
 }
 
 // pointAt adds (or removes) the SRV name srv to the names pointing at
-// target in e, making (or dropping) the entry of a target that has
-// nothing else.
-func pointAt(e *cowmap.Editor[taskName], target, srv string, add bool) {
+// target in rev.
+func pointAt(rev *cowmap.Editor[srvNames], target, srv string, add bool) {
 	if !writable(target) {
 		return
 	}
-	cur, had := e.Get(target)
-	by, pointed := cur.pointedBy()
+	cur, ok := rev.Get(target)
 	switch {
-	case add && !pointed:
-		by, pointed = srvNames{first: srv}, true
-	case add && !by.has(srv):
-		by = by.with(srv)
-	case !add && pointed && by.has(srv):
-		by, pointed = by.without(srv)
-	default:
-		return
-	}
-	n := cur.withPointedBy(by, pointed)
-	switch {
-	case n.recs != nil || n.x != nil:
-		e.Set(target, n)
-	case had:
-		e.Delete(target)
+	case add && !ok:
+		rev.Set(target, srvNames{first: srv})
+	case add && !cur.has(srv):
+		rev.Set(target, cur.with(srv))
+	case !add && ok && cur.has(srv):
+		if rest, left := cur.without(srv); left {
+			rev.Set(target, rest)
+		} else {
+			rev.Delete(target)
+		}
 	}
 }
 
@@ -338,7 +299,7 @@ func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
 			continue
 		}
 		te, ok := e.Get(srv.Target)
-		if !ok || te.recs == nil {
+		if !ok {
 			continue
 		}
 		if len(te.recs.A) > 0 {
@@ -359,16 +320,15 @@ func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
 			has6 = true
 		}
 	}
-	by, pointed := n.pointedBy()
 	if !has6 {
 		short := make([]byte, addrStride4*len(n.recs.SRV))
 		for i := range n.recs.SRV {
 			copy(short[i*addrStride4:(i+1)*addrStride4], extra[i*addrStride:])
 		}
-		n.x = &taskExtra{full: full, stride: addrStride4, extra: short, pointed: pointed, by: by}
+		n.x = &taskExtra{full: full, stride: addrStride4, extra: short}
 		return n
 	}
-	n.x = &taskExtra{full: full, stride: addrStride, extra: extra, pointed: pointed, by: by}
+	n.x = &taskExtra{full: full, stride: addrStride, extra: extra}
 	return n
 }
 
@@ -380,22 +340,17 @@ func refreshTask(e *cowmap.Editor[taskName], t *discovery.Table, rz discovery.Re
 	if !writable(name) {
 		return
 	}
-	cur, had := e.Get(name)
-	by, pointed := cur.pointedBy()
 	if recs, err := t.Records(rz, name); err == nil {
 		if own {
-			e.Set(name, indexRecords(recs).withPointedBy(by, pointed))
+			e.Set(name, indexRecords(recs))
 		}
 		return
 	}
+	cur, had := e.Get(name)
 	switch {
 	case t.RecordNonTerminal(rz, name):
 		if !had || cur.recs != noRecords {
-			e.Set(name, taskName{recs: noRecords}.withPointedBy(by, pointed))
-		}
-	case pointed:
-		if cur.recs != nil {
-			e.Set(name, taskName{}.withPointedBy(by, true))
+			e.Set(name, taskName{recs: noRecords})
 		}
 	case had:
 		e.Delete(name)
@@ -545,7 +500,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 		return nil
 	}
 	e, found := f.tasks.names[z.rz].GetBytes(dotted(key[:at]))
-	if !found || e.recs == nil {
+	if !found {
 		if z.mesosDNS && qtype == dns.TypeSRV {
 			// mesos-dns answers an unknown SRV name NOERROR (taskzone.go).
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
