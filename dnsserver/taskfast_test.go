@@ -79,7 +79,8 @@ func richTaskTable(tb testing.TB) *discovery.Table {
 func taskQueryNames(s *Server, t *discovery.Table) (served map[string]uint16, other []string) {
 	served = map[string]uint16{}
 	for _, z := range s.taskZones {
-		rels := []string{"nope", "nope.marathon", "_nope._tcp.marathon", "a.web.marathon", "marathon.slave", "slave", "_tcp.marathon"}
+		rels := []string{"nope", "nope.marathon", "_nope._tcp.marathon", "a.web.marathon", "marathon.slave", "slave", "_tcp.marathon",
+			"ghost.marathon"} // an SRV target without records
 		for n := range t.AllRecords() {
 			if n.Zone == z.records {
 				rels = append(rels, n.Name)
