@@ -464,8 +464,9 @@ func labelBoundary(key []byte, at int) bool {
 
 // plainLabels reports whether the wire labels in rel hold only octets that
 // miekg/dns presents as themselves and the naming rules give task names
-// (lower-case letters, digits, '-' and '_'), so that the index, keyed by
-// wire name, agrees with the full path's lookup by presentation name.
+// (lower-case letters, digits, '-' and '_'), so that the name dotted
+// makes of them (no dot inside a label) is the one the full path looks
+// up.
 func plainLabels(rel []byte) bool {
 	for off := 0; off < len(rel); {
 		l := int(rel[off])
