@@ -53,23 +53,28 @@
 //     Memory decides their shape: packing whole replies per name, for
 //     five zone spellings and three types, would hold about 300,000 × 15
 //     replies at 100,000 tasks. Instead the fast path indexes the table's
-//     own *discovery.Records by lower-case wire name relative to the
-//     record zone (one entry per name, shared by every spelling of its
-//     zone) and writes the reply at serving time: fixed-size A and AAAA
+//     own *discovery.Records by name relative to the record zone (one map
+//     per record zone, one entry per name, shared by every spelling of its
+//     zone), keyed by the table's own name strings, so that the index
+//     copies no name (a query's wire name is turned into that spelling in
+//     place), and writes the reply at serving time: fixed-size A and AAAA
 //     records owned by a pointer to the question, SRV records whose target
 //     is the relative name with the asked zone's wire name spliced in, and
-//     the targets' first A and AAAA, kept per SRV name and refreshed, via
-//     an index from each target to the SRV names pointing at it, when the
-//     target's records change (a task's address learnt late changes its
-//     names, not its SRV names). A new table costs the names that changed
-//     and the SRV names pointing at them (discovery.ChangedRecords), never
-//     a pass over the names. Measured at 10,000 apps × 10 tasks (270,000
-//     names, 200,000 SRV targets; BenchmarkFastTaskRepack): the index
-//     takes about 75 MB of heap, half of it the targets index; one changed
-//     task costs 0.3 to 1 ms to repack, mostly copying the shard
-//     directories of the index maps; packing from nothing (a restart)
-//     took 3 s on a loaded 2-core machine, in the background while the
-//     full path answers (runPacker).
+//     the targets' first A and AAAA, kept per SRV name (5 octets a record,
+//     21 if a target has an AAAA) and refreshed, via an index from each
+//     target to the SRV names pointing at it (one inline, the others in a
+//     shared list), when the target's records change (a task's address
+//     learnt late changes its names, not its SRV names). An entry is two
+//     pointers: the common name, without SRV records, needs no more. A
+//     new table costs the names that changed and the SRV names pointing
+//     at them (discovery.ChangedRecords), never a pass over the names.
+//     Measured at 10,000 apps × 10 tasks (270,000 names, 200,000 SRV
+//     targets; BenchmarkFastTaskRepack): the index takes about 40 MB of
+//     heap (75 MB when it was keyed by copied wire names, with a list per
+//     target); one changed task costs 0.06 to 0.11 ms to repack, mostly
+//     copying the shard directories of the index maps; packing from
+//     nothing (a restart) took 2 to 2.5 s on a loaded 2-core machine, in
+//     the background while the full path answers (runPacker).
 //   - Rotation: answers with several records start at the next record in
 //     each reply, the fast path and the full path sharing the server's
 //     count (taskzone.go's rotated), so clients taking the first record

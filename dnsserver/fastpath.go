@@ -36,12 +36,10 @@ type fastTable struct {
 	keys   cowmap.Map[fastKey]   // name key → its replies, for the next build
 	ents   *nonTerminals         // the table's empty non-terminals
 	nx     [len(zones)]nxReply
-	// tasks indexes the task zones' records by wire name, targets the SRV
-	// names of each SRV target, taskZones are the served task zones,
-	// rotation the server's count that turns multi-record answers
-	// (taskfast.go).
-	tasks     cowmap.Map[taskName]
-	targets   cowmap.Map[[]string]
+	// tasks indexes the task zones' records, taskZones are the served
+	// task zones, rotation the server's count that turns multi-record
+	// answers (taskfast.go).
+	tasks     taskIndex
 	taskZones []fastTaskZone
 	rotation  *rotationCounter
 }
@@ -175,7 +173,7 @@ func (s *Server) buildFast(prev *fastTable, t *discovery.Table) *fastTable {
 		taskZones: s.fastTaskZones(t),
 		rotation:  &s.rotation,
 	}
-	f.tasks, f.targets = buildTasks(prev, t)
+	f.tasks = buildTasks(prev, t)
 	for i, z := range zones {
 		f.nx[i] = s.nxReply(t, z)
 	}

@@ -2,12 +2,13 @@ package dnsserver
 
 // The fast path of the task zones (taskzone.go): A, AAAA and SRV queries
 // for their names answered without miekg/dns, from an index of the
-// table's records by lower-case wire name, kept up to date per table from
+// table's records by name, kept up to date per table from
 // discovery.ChangedRecords. Unlike the VIP zones' replies (packed whole,
 // per name and zone spelling, fastpath.go), a task-zone reply is written
 // at serving time from the table's own *discovery.Records: the index
-// holds one pointer per name, relative to its record zone, shared by the
-// five served spellings (the mesos domain, mesos.thisdcos.directory,
+// holds one pointer per name, keyed by the name relative to its record
+// zone as the table spells it (the table's own string, no copy), shared
+// by the five served spellings (the mesos domain, mesos.thisdcos.directory,
 // dcos.thisdcos.directory and the .global twins). The records are
 // fixed-size A and AAAA records, SRV records whose target is the record's
 // relative name with the zone's wire name spliced in, and the additional
@@ -19,6 +20,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"slices"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -26,23 +28,112 @@ import (
 	"github.com/vipbridge/vipbridge/discovery/cowmap"
 )
 
+// taskRecordZones is the number of record zones: the index has a map per
+// zone.
+const taskRecordZones = int(discovery.ZoneDCOS) + 1
+
+// taskIndex is the fast path's index of the task zones, per record zone:
+// names maps each name (relative to the zone, lower case, the table's own
+// string) to its entry, targets each SRV target to the SRV names pointing
+// at it. Both are versions of the previous table's (cowmap).
+type taskIndex struct {
+	names   [taskRecordZones]cowmap.Map[taskName]
+	targets [taskRecordZones]cowmap.Map[srvNames]
+}
+
 // taskName is the index entry of one task-zone name: its records in the
 // table (noRecords for an empty non-terminal), the additional data of its
 // SRV records, and the types whose records the fast path cannot write
-// exactly as the full path does (left to it).
+// exactly as the full path does (left to it). It is kept to two
+// pointers, being one per name: the common name has no SRV records and
+// addresses the fast path writes, and no x.
 type taskName struct {
 	recs *discovery.Records
-	// extra is, per record of recs.SRV, its target's first A and AAAA
-	// (as the full path's additional section has them).
-	extra []targetAddrs
-	full  uint8 // fullA | fullAAAA | fullSRV
+	x    *taskExtra // nil: no SRV records, nothing left to the full path
 }
 
-// targetAddrs are an SRV target's additional addresses.
-type targetAddrs struct {
-	a    [4]byte
-	aaaa [16]byte
-	has  uint8 // hasA | hasAAAA
+// taskExtra is the rest of a name's entry. It is replaced, never
+// written: older versions of the index share it.
+type taskExtra struct {
+	full uint8 // fullA | fullAAAA | fullSRV
+	// extra is, per record of recs.SRV, its target's first A and AAAA
+	// (as the full path's additional section has them) in stride octets:
+	// which it has (hasA | hasAAAA), the A's 4 octets, and the AAAA's 16
+	// only if a target of the name has one (stride addrStride, else
+	// addrStride4: most tasks have no IPv6 address).
+	stride uint8
+	extra  []byte
+}
+
+// The strides of taskExtra.extra.
+const (
+	addrStride4 = 1 + 4
+	addrStride  = 1 + 4 + 16
+)
+
+// full is the types of n left to the full path.
+func (n taskName) full() uint8 {
+	if n.x == nil {
+		return 0
+	}
+	return n.x.full
+}
+
+// srvNames are the SRV names pointing at one target: first, then the
+// others (nil in the common case of one). A value in the index holds at
+// least first (which may be "", the apex); values are replaced, never
+// written: older versions of the index share them.
+type srvNames struct {
+	first string
+	more  *[]string
+}
+
+// with returns s with name added after the others.
+func (s srvNames) with(name string) srvNames {
+	var more []string
+	if s.more != nil {
+		more = slices.Clip(*s.more)
+	}
+	more = append(more, name)
+	return srvNames{first: s.first, more: &more}
+}
+
+// without returns s with name (one of its names) removed, and whether any
+// name is left.
+func (s srvNames) without(name string) (srvNames, bool) {
+	var rest []string
+	if s.more != nil {
+		rest = *s.more
+	}
+	if s.first == name {
+		if len(rest) == 0 {
+			return srvNames{}, false
+		}
+		s.first, rest = rest[0], rest[1:]
+	} else {
+		rest = slices.DeleteFunc(slices.Clone(rest), func(n string) bool { return n == name })
+	}
+	s.more = nil
+	if len(rest) > 0 {
+		rest = slices.Clip(rest)
+		s.more = &rest
+	}
+	return s, true
+}
+
+// has reports whether name is in s.
+func (s srvNames) has(name string) bool {
+	return s.first == name || s.more != nil && slices.Contains(*s.more, name)
+}
+
+// each calls fn with every name of s.
+func (s srvNames) each(fn func(name string)) {
+	fn(s.first)
+	if s.more != nil {
+		for _, n := range *s.more {
+			fn(n)
+		}
+	}
 }
 
 const (
@@ -75,138 +166,169 @@ type fastTaskZone struct {
 // octets), so more go to the full path, which truncates.
 const maxTaskSRV = 64
 
-// taskKey is the index key of name (relative to its record zone, lower
-// case): its wire labels, then in place of the root label the zone's
-// octet (0x80|zone, which no label length equals). ok is false for names
-// the fast path cannot write; they are never in the index, and a query
-// could only ask them with octets that answerTask leaves to the full path.
-func taskKey(rz discovery.RecordZone, name string) (string, bool) {
-	w, err := wireName(name + ".")
+// writable reports whether the fast path can write name (relative to
+// its record zone, lower case) as wire labels: labels of 1 to 63 octets,
+// no escapes, as wireName takes them. Other names are never in the index,
+// and a query could only ask them with octets that answerTask leaves to
+// the full path.
+func writable(name string) bool {
 	if name == "" {
-		w, err = []byte{0}, nil
+		return true
 	}
-	if err != nil {
-		return "", false
+	if len(name) > 254 || strings.IndexByte(name, '\\') >= 0 {
+		return false
 	}
-	w[len(w)-1] = 0x80 | byte(rz)
-	return string(w), true
+	for l := range strings.SplitSeq(name, ".") {
+		if len(l) == 0 || len(l) > 63 {
+			return false
+		}
+	}
+	return true
 }
 
-// buildTasks returns the task-zone index of t and its SRV targets'
-// index from prev's (nil: none). It visits the names
-// discovery.ChangedRecords reports and, for each, the names above it,
-// whose empty non-terminal status only such a change can alter; then it
-// writes the additional data of the SRV names that changed or point at a
-// name that changed, found in the targets index. The cost of a new table
-// is that of the names that changed and of the SRV names pointing at them.
+// buildTasks returns the task-zone index of t from prev's (nil: none).
+// It visits the names discovery.ChangedRecords reports and, for each, the
+// names above it, whose empty non-terminal status only such a change can
+// alter; then it writes the additional data of the SRV names that changed
+// or point at a name that changed, found in the targets index. The cost
+// of a new table is that of the names that changed and of the SRV names
+// pointing at them.
 //
 // Why a targets index: SRV replies carry their targets' addresses, and a
 // target's address may change without its SRV names changing (a task's
 // address learnt late). Reading them from the index at serving time costs
 // a lookup per target, each a few cache misses in a map of 300,000 names,
 // which made an SRV answer of 10 targets several times dearer than its A
-// answer; the targets index costs one short list per target (about 10 MB
-// at 100,000 tasks) and a few map edits per changed name.
-func buildTasks(prev *fastTable, t *discovery.Table) (cowmap.Map[taskName], cowmap.Map[[]string]) {
+// answer; the targets index costs one map entry per target (the common
+// target, a task's name, has one or two SRV names pointing at it) and a
+// few map edits per changed name.
+//
+// Every key and name the index holds is the table's own string (the
+// names ChangedRecords reports, their suffixes, the SRV records'
+// targets): the index copies no name.
+func buildTasks(prev *fastTable, t *discovery.Table) taskIndex {
 	var prevTable *discovery.Table
-	var e *cowmap.Editor[taskName]
-	var rev *cowmap.Editor[[]string]
-	if prev != nil {
-		prevTable, e, rev = prev.table, prev.tasks.Edit(), prev.targets.Edit()
-	} else {
-		e = cowmap.Map[taskName]{}.EditSized(t.RecordNames())
-		rev = cowmap.Map[[]string]{}.EditSized(t.RecordNames())
+	var names [taskRecordZones]*cowmap.Editor[taskName]
+	var targets [taskRecordZones]*cowmap.Editor[srvNames]
+	for z := range taskRecordZones {
+		if prev != nil {
+			prevTable, names[z], targets[z] = prev.table, prev.tasks.names[z].Edit(), prev.tasks.targets[z].Edit()
+		} else {
+			names[z] = cowmap.Map[taskName]{}.EditSized(t.RecordNames())
+			targets[z] = cowmap.Map[srvNames]{}.EditSized(t.RecordNames())
+		}
 	}
-	dirty := map[string]struct{}{}
+	dirty := map[discovery.RecordName]struct{}{}
 	discovery.ChangedRecords(prevTable, t, func(n discovery.RecordName, old, cur *discovery.Records) {
+		if int(n.Zone) >= taskRecordZones {
+			return
+		}
+		e, rev := names[n.Zone], targets[n.Zone]
 		refreshTask(e, t, n.Zone, n.Name, true)
 		suffixes(n.Name, func(above string) { refreshTask(e, t, n.Zone, above, false) })
-		key, ok := taskKey(n.Zone, n.Name)
-		if !ok {
+		if !writable(n.Name) {
 			return
 		}
 		if old != nil {
 			for i, srv := range old.SRV {
 				if i == 0 || srv.Target != old.SRV[i-1].Target {
-					pointAt(rev, n.Zone, srv.Target, key, false)
+					pointAt(rev, srv.Target, n.Name, false)
 				}
 			}
 		}
 		if cur != nil {
 			for _, srv := range cur.SRV {
-				pointAt(rev, n.Zone, srv.Target, key, true)
+				pointAt(rev, srv.Target, n.Name, true)
 			}
 			if len(cur.SRV) > 0 {
-				dirty[key] = struct{}{}
+				dirty[n] = struct{}{}
 			}
 		}
-		srvs, _ := rev.Get(key)
-		for _, k := range srvs {
-			dirty[k] = struct{}{}
+		if srvs, ok := rev.Get(n.Name); ok {
+			srvs.each(func(k string) { dirty[discovery.RecordName{Zone: n.Zone, Name: k}] = struct{}{} })
 		}
 	})
 	for k := range dirty {
-		if n, ok := e.Get(k); ok && len(n.recs.SRV) > 0 {
-			e.Set(k, withExtra(e, n, discovery.RecordZone(k[len(k)-1]&^0x80)))
+		e := names[k.Zone]
+		if n, ok := e.Get(k.Name); ok && len(n.recs.SRV) > 0 {
+			e.Set(k.Name, withExtra(e, n))
 		}
 	}
-	return e.Map(), rev.Map()
+	var x taskIndex
+	for z := range taskRecordZones {
+		x.names[z], x.targets[z] = names[z].Map(), targets[z].Map()
+	}
+	return x
 }
 
-// pointAt adds (or removes) the SRV name key srvKey to the names pointing
-// at target in rev. Lists are replaced, never written: older versions of
-// rev share them.
-func pointAt(rev *cowmap.Editor[[]string], rz discovery.RecordZone, target, srvKey string, add bool) {
-	tk, ok := taskKey(rz, target)
-	if !ok {
+// pointAt adds (or removes) the SRV name srv to the names pointing at
+// target in rev.
+func pointAt(rev *cowmap.Editor[srvNames], target, srv string, add bool) {
+	if !writable(target) {
 		return
 	}
-	cur, _ := rev.Get(tk)
-	i := slices.Index(cur, srvKey)
+	cur, ok := rev.Get(target)
 	switch {
-	case add && i < 0:
-		rev.Set(tk, append(slices.Clip(cur), srvKey))
-	case !add && i >= 0 && len(cur) == 1:
-		rev.Delete(tk)
-	case !add && i >= 0:
-		rev.Set(tk, slices.Delete(slices.Clone(cur), i, i+1))
+	case add && !ok:
+		rev.Set(target, srvNames{first: srv})
+	case add && !cur.has(srv):
+		rev.Set(target, cur.with(srv))
+	case !add && ok && cur.has(srv):
+		if rest, left := cur.without(srv); left {
+			rev.Set(target, rest)
+		} else {
+			rev.Delete(target)
+		}
 	}
 }
 
 // withExtra returns n with the additional data of its SRV records from
 // the entries of their targets in e; a target whose address the fast path
 // cannot write leaves n's SRV answers to the full path.
-func withExtra(e *cowmap.Editor[taskName], n taskName, rz discovery.RecordZone) taskName {
-	n.full &^= fullSRV
-	n.full |= indexRecords(n.recs).full & fullSRV
-	n.extra = make([]targetAddrs, len(n.recs.SRV))
+func withExtra(e *cowmap.Editor[taskName], n taskName) taskName {
+	full := n.full()&^fullSRV | indexRecords(n.recs).full()&fullSRV
+	extra := make([]byte, addrStride*len(n.recs.SRV))
+	has6 := false
 	for i, srv := range n.recs.SRV {
+		x := extra[i*addrStride : (i+1)*addrStride]
 		if i > 0 && srv.Target == n.recs.SRV[i-1].Target {
-			n.extra[i] = n.extra[i-1]
+			copy(x, extra[(i-1)*addrStride:])
 			continue
 		}
-		tk, ok := taskKey(rz, srv.Target)
+		if !writable(srv.Target) {
+			continue
+		}
+		te, ok := e.Get(srv.Target)
 		if !ok {
 			continue
 		}
-		te, ok := e.Get(tk)
-		if !ok {
-			continue
-		}
-		x := &n.extra[i]
 		if len(te.recs.A) > 0 {
-			if te.full&fullA != 0 {
-				n.full |= fullSRV
+			if te.full()&fullA != 0 {
+				full |= fullSRV
 			}
-			x.a, x.has = te.recs.A[0].As4(), x.has|hasA
+			a := te.recs.A[0].As4()
+			x[0] |= hasA
+			copy(x[1:5], a[:])
 		}
 		if len(te.recs.AAAA) > 0 {
-			if te.full&fullAAAA != 0 {
-				n.full |= fullSRV
+			if te.full()&fullAAAA != 0 {
+				full |= fullSRV
 			}
-			x.aaaa, x.has = te.recs.AAAA[0].As16(), x.has|hasAAAA
+			a := te.recs.AAAA[0].As16()
+			x[0] |= hasAAAA
+			copy(x[5:], a[:])
+			has6 = true
 		}
 	}
+	if !has6 {
+		short := make([]byte, addrStride4*len(n.recs.SRV))
+		for i := range n.recs.SRV {
+			copy(short[i*addrStride4:(i+1)*addrStride4], extra[i*addrStride:])
+		}
+		n.x = &taskExtra{full: full, stride: addrStride4, extra: short}
+		return n
+	}
+	n.x = &taskExtra{full: full, stride: addrStride, extra: extra}
 	return n
 }
 
@@ -215,24 +337,23 @@ func withExtra(e *cowmap.Editor[taskName], n taskName, rz discovery.RecordZone) 
 // changes being reported apart), an empty entry if it is an empty
 // non-terminal, else none.
 func refreshTask(e *cowmap.Editor[taskName], t *discovery.Table, rz discovery.RecordZone, name string, own bool) {
-	key, ok := taskKey(rz, name)
-	if !ok {
+	if !writable(name) {
 		return
 	}
 	if recs, err := t.Records(rz, name); err == nil {
 		if own {
-			e.Set(key, indexRecords(recs))
+			e.Set(name, indexRecords(recs))
 		}
 		return
 	}
-	cur, had := e.Get(key)
+	cur, had := e.Get(name)
 	switch {
 	case t.RecordNonTerminal(rz, name):
 		if !had || cur.recs != noRecords {
-			e.Set(key, taskName{recs: noRecords})
+			e.Set(name, taskName{recs: noRecords})
 		}
 	case had:
-		e.Delete(key)
+		e.Delete(name)
 	}
 }
 
@@ -242,27 +363,30 @@ func refreshTask(e *cowmap.Editor[taskName], t *discovery.Table, rz discovery.Re
 // is written assuming each target's records are adjacent, as the table
 // sorts them).
 func indexRecords(recs *discovery.Records) taskName {
-	n := taskName{recs: recs}
+	var full uint8
 	for _, a := range recs.A {
 		if !a.Is4() {
-			n.full |= fullA
+			full |= fullA
 		}
 	}
 	for _, a := range recs.AAAA {
 		if !a.Is6() || a.Is4In6() {
-			n.full |= fullAAAA
+			full |= fullAAAA
 		}
 	}
 	sorted := slices.IsSortedFunc(recs.SRV, func(x, y discovery.SRVTarget) int { return cmp.Compare(x.Target, y.Target) })
 	if !sorted || len(recs.SRV) > maxTaskSRV {
-		n.full |= fullSRV
+		full |= fullSRV
 	}
 	for _, srv := range recs.SRV {
-		if _, ok := taskKey(0, srv.Target); !ok {
-			n.full |= fullSRV
+		if !writable(srv.Target) {
+			full |= fullSRV
 		}
 	}
-	return n
+	if full == 0 {
+		return taskName{recs: recs}
+	}
+	return taskName{recs: recs, x: &taskExtra{full: full}}
 }
 
 // fastTaskZones are the served task zones of s with their negative
@@ -340,8 +464,9 @@ func labelBoundary(key []byte, at int) bool {
 
 // plainLabels reports whether the wire labels in rel hold only octets that
 // miekg/dns presents as themselves and the naming rules give task names
-// (lower-case letters, digits, '-' and '_'), so that the index, keyed by
-// wire name, agrees with the full path's lookup by presentation name.
+// (lower-case letters, digits, '-' and '_'), so that the name dotted
+// makes of them (no dot inside a label) is the one the full path looks
+// up.
 func plainLabels(rel []byte) bool {
 	for off := 0; off < len(rel); {
 		l := int(rel[off])
@@ -358,7 +483,7 @@ func plainLabels(rel []byte) bool {
 // answerTask writes the reply to the query q for a task-zone name into out
 // (reused) from the question on, header counts and flags included but
 // not the id, RD, CD or OPT: answerFast's tail adds those. key is the
-// question's lower-case wire name (its octets are reused as scratch), qend
+// question's lower-case wire name (its octets are overwritten), qend
 // the end of the question in q and limit the room the reply may take. It
 // returns nil when the full path must answer.
 func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, limit int) []byte {
@@ -372,8 +497,10 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 	if at == 0 { // the apex: SOA and NS only
 		return f.taskNegative(out, z, at, dns.RcodeSuccess)
 	}
-	key[at] = 0x80 | byte(z.rz)
-	e, found := f.tasks.GetBytes(key[:at+1])
+	if int(z.rz) >= taskRecordZones {
+		return nil
+	}
+	e, found := f.tasks.names[z.rz].GetBytes(dotted(key[:at]))
 	if !found {
 		if z.mesosDNS && qtype == dns.TypeSRV {
 			// mesos-dns answers an unknown SRV name NOERROR (taskzone.go).
@@ -384,7 +511,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 	recs := e.recs
 	switch qtype {
 	case dns.TypeA:
-		if e.full&fullA != 0 {
+		if e.full()&fullA != 0 {
 			return nil
 		}
 		if len(recs.A) == 0 {
@@ -402,7 +529,7 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 			out[2] |= 0x02 // TC
 		}
 	case dns.TypeAAAA:
-		if e.full&fullAAAA != 0 {
+		if e.full()&fullAAAA != 0 {
 			return nil
 		}
 		if len(recs.AAAA) == 0 {
@@ -420,11 +547,14 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 			out[2] |= 0x02 // TC
 		}
 	case dns.TypeSRV:
-		if e.full&fullSRV != 0 || len(e.extra) != len(recs.SRV) {
+		if e.full()&fullSRV != 0 {
 			return nil
 		}
 		if len(recs.SRV) == 0 {
 			return f.taskNegative(out, z, at, dns.RcodeSuccess)
+		}
+		if e.x == nil || e.x.stride < addrStride4 || len(e.x.extra) != int(e.x.stride)*len(recs.SRV) {
+			return nil
 		}
 		return f.taskSRV(out, z, &e, limit)
 	default:
@@ -435,7 +565,8 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 
 // taskSRV appends the SRV records of n, turned as the full path turns
 // them, and the additional section: for each distinct target, in the
-// order of its first record, its first A and AAAA (n.extra), owned by a
+// order of its first record, its first A and AAAA (n.x.extra, which
+// answerTask checked), owned by a
 // pointer to the target in its first record.
 func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int) []byte {
 	var targetAt [maxTaskSRV]uint16
@@ -475,28 +606,46 @@ func (f *fastTable) taskSRV(out []byte, z *fastTaskZone, n *taskName, limit int)
 		if j > 0 && (target == srvs[(k+j-1)%len(srvs)].Target || target == first) {
 			continue
 		}
-		x := &n.extra[i]
-		if x.has&hasA != 0 {
+		x := n.x.extra[i*int(n.x.stride):][:n.x.stride]
+		if x[0]&hasA != 0 {
 			if len(out)+16 > limit {
 				out[2] |= 0x02 // TC: the additional records that fit, as miekg/dns
 				break
 			}
 			out = appendAddrHeader(out, targetAt[j], dns.TypeA, z.ttl, 4)
-			out = append(out, x.a[:]...)
+			out = append(out, x[1:5]...)
 			extra++
 		}
-		if x.has&hasAAAA != 0 {
+		if x[0]&hasAAAA != 0 && len(x) == addrStride {
 			if len(out)+28 > limit {
 				out[2] |= 0x02
 				break
 			}
 			out = appendAddrHeader(out, targetAt[j], dns.TypeAAAA, z.ttl, 16)
-			out = append(out, x.aaaa[:]...)
+			out = append(out, x[5:addrStride]...)
 			extra++
 		}
 	}
 	binary.BigEndian.PutUint16(out[10:], uint16(extra))
 	return out
+}
+
+// dotted rewrites the wire labels rel (plain labels, no root label) in
+// place as the presentation name the index is keyed by, "a.b" for
+// \x01a\x01b, and returns it: each label moves one octet left, over its
+// length, and a dot takes the place of the next label's length.
+func dotted(rel []byte) []byte {
+	n := 0
+	for off := 0; off < len(rel); {
+		l := int(rel[off])
+		if n > 0 {
+			rel[n] = '.'
+			n++
+		}
+		n += copy(rel[n:], rel[off+1:off+1+l])
+		off += 1 + l
+	}
+	return rel[:n]
 }
 
 // fitted is how many of n records of size octets fit after used octets in

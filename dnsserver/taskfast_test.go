@@ -79,7 +79,8 @@ func richTaskTable(tb testing.TB) *discovery.Table {
 func taskQueryNames(s *Server, t *discovery.Table) (served map[string]uint16, other []string) {
 	served = map[string]uint16{}
 	for _, z := range s.taskZones {
-		rels := []string{"nope", "nope.marathon", "_nope._tcp.marathon", "a.web.marathon", "marathon.slave", "slave", "_tcp.marathon"}
+		rels := []string{"nope", "nope.marathon", "_nope._tcp.marathon", "a.web.marathon", "marathon.slave", "slave", "_tcp.marathon",
+			"ghost.marathon"} // an SRV target without records
 		for n := range t.AllRecords() {
 			if n.Zone == z.records {
 				rels = append(rels, n.Name)
@@ -210,16 +211,52 @@ func TestTaskFastPathIncremental(t *testing.T) {
 func sameTaskIndex(t *testing.T, inc, fresh *fastTable) {
 	t.Helper()
 	same := func(a, b taskName) bool {
-		return a.recs == b.recs && a.full == b.full && slices.Equal(a.extra, b.extra)
+		return a.recs == b.recs && a.full() == b.full() && slices.Equal(a.extraAddrs(), b.extraAddrs())
 	}
-	if !maps.EqualFunc(maps.Collect(inc.tasks.All()), maps.Collect(fresh.tasks.All()), same) {
-		t.Fatalf("incremental index of %d names differs from the fresh one of %d", inc.tasks.Len(), fresh.tasks.Len())
+	for z := range taskRecordZones {
+		if !maps.EqualFunc(maps.Collect(inc.tasks.names[z].All()), maps.Collect(fresh.tasks.names[z].All()), same) {
+			t.Fatalf("zone %d: incremental index of %d names differs from the fresh one of %d", z, inc.tasks.names[z].Len(), fresh.tasks.names[z].Len())
+		}
+		if !maps.EqualFunc(maps.Collect(inc.tasks.targets[z].All()), maps.Collect(fresh.tasks.targets[z].All()), func(a, b srvNames) bool {
+			return slices.Equal(a.sorted(), b.sorted())
+		}) {
+			t.Fatalf("zone %d: incremental targets index of %d names differs from the fresh one of %d", z, inc.tasks.targets[z].Len(), fresh.tasks.targets[z].Len())
+		}
 	}
-	if !maps.EqualFunc(maps.Collect(inc.targets.All()), maps.Collect(fresh.targets.All()), func(a, b []string) bool {
-		return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
-	}) {
-		t.Fatalf("incremental targets index of %d names differs from the fresh one of %d", inc.targets.Len(), fresh.targets.Len())
+}
+
+// extraAddrs is n's additional data, nil without.
+func (n taskName) extraAddrs() []byte {
+	if n.x == nil {
+		return nil
 	}
+	return n.x.extra
+}
+
+// sorted is the names of s, sorted.
+func (s srvNames) sorted() []string {
+	var out []string
+	s.each(func(n string) { out = append(out, n) })
+	slices.Sort(out)
+	return out
+}
+
+// Len is the number of names in x.
+func (x taskIndex) Len() int {
+	n := 0
+	for _, m := range x.names {
+		n += m.Len()
+	}
+	return n
+}
+
+// targetsLen is the number of SRV targets in x.
+func (x taskIndex) targetsLen() int {
+	n := 0
+	for _, m := range x.targets {
+		n += m.Len()
+	}
+	return n
 }
 
 // TestTaskFastPathDoesNotAllocate: task-zone answers allocate nothing.
@@ -385,7 +422,7 @@ func BenchmarkFastTaskRepack(b *testing.B) {
 	took := time.Since(start)
 	h1 := heap()
 	b.Logf("%d task-zone names, %d SRV targets: packed from nothing in %v, the fast path's index takes %.1f MB of heap; process RSS %s with two tables and two indexes",
-		before.tasks.Len(), before.targets.Len(), took.Round(time.Millisecond), float64(h1-h0)/1e6, rss())
+		before.tasks.Len(), before.tasks.targetsLen(), took.Round(time.Millisecond), float64(h1-h0)/1e6, rss())
 	b.ReportAllocs()
 	for b.Loop() {
 		s.buildFast(before, next)
@@ -410,9 +447,11 @@ func TestTaskFastPathTargetMoves(t *testing.T) {
 	after := s.buildFast(before, next)
 	sameTaskIndex(t, after, s.buildFast(nil, next))
 	moved := 0
-	for k, n := range after.tasks.All() {
-		if old, ok := before.tasks.Get(k); ok && old.recs == n.recs && !slices.Equal(old.extra, n.extra) {
-			moved++
+	for z := range taskRecordZones {
+		for k, n := range after.tasks.names[z].All() {
+			if old, ok := before.tasks.names[z].Get(k); ok && old.recs == n.recs && !slices.Equal(old.extraAddrs(), n.extraAddrs()) {
+				moved++
+			}
 		}
 	}
 	if moved == 0 || srvChanged != 0 {
@@ -466,5 +505,44 @@ func TestTaskFastPathTruncates(t *testing.T) {
 			t.Fatalf("%s %s: no truncated fast reply: %v", c.name, c.v.name, &m)
 		}
 		sameReply(t, s, q, r, rot)
+	}
+}
+
+// TestSRVNames adds and removes the SRV names of a target, the apex ("")
+// among them, and checks that older values are never written.
+func TestSRVNames(t *testing.T) {
+	one := srvNames{first: ""}
+	two := one.with("_a._tcp")
+	three := two.with("_b._tcp")
+	if !slices.Equal(one.sorted(), []string{""}) || !slices.Equal(two.sorted(), []string{"", "_a._tcp"}) ||
+		!slices.Equal(three.sorted(), []string{"", "_a._tcp", "_b._tcp"}) || !three.has("") || one.has("_a._tcp") {
+		t.Fatalf("with: %q %q %q", one.sorted(), two.sorted(), three.sorted())
+	}
+	less, left := three.without("")
+	if !left || !slices.Equal(less.sorted(), []string{"_a._tcp", "_b._tcp"}) || !slices.Equal(three.sorted(), []string{"", "_a._tcp", "_b._tcp"}) {
+		t.Fatalf("without the first: %q, left %v; the old value %q", less.sorted(), left, three.sorted())
+	}
+	less, left = three.without("_a._tcp")
+	if !left || !slices.Equal(less.sorted(), []string{"", "_b._tcp"}) || !slices.Equal(three.sorted(), []string{"", "_a._tcp", "_b._tcp"}) {
+		t.Fatalf("without another: %q, left %v; the old value %q", less.sorted(), left, three.sorted())
+	}
+	if _, left := one.without(""); left {
+		t.Fatal("without the only name: some left")
+	}
+}
+
+// TestDotted turns wire labels into the index's presentation names.
+func TestDotted(t *testing.T) {
+	for _, name := range []string{"a", "db.marathon", "_db._tcp.marathon", "x.y.z.new.marathon.slave"} {
+		w, err := wireName(name + ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(dotted(w[:len(w)-1])); got != name {
+			t.Errorf("dotted(%q) = %q, want %q", w, got, name)
+		}
+	}
+	if got := dotted(nil); len(got) != 0 {
+		t.Errorf("dotted of no labels = %q", got)
 	}
 }
