@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 // recordsApp is a random app of source: a Marathon app with host ports, or
@@ -250,5 +251,41 @@ func BenchmarkTasksEnumerate(b *testing.B) {
 		if n != 100000 {
 			b.Fatalf("%d tasks enumerated, want 100000", n)
 		}
+	}
+}
+
+// TestTaskZonesFollowBigChanges: the first Table and a change of more than
+// deferRecordsAbove apps publish their VIPs at once and their task zones
+// in the next build (step.more), so that a restart or a first sync of a
+// big cluster serves its VIP names without waiting for the task names.
+func TestTaskZonesFollowBigChanges(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	app := func(i int) *App {
+		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon",
+			Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}, Labels: []Label{{Key: "VIP_0", Value: fmt.Sprintf("/app%d:80", i)}}}},
+			Tasks: []Task{{ID: fmt.Sprintf("app%d.1", i), AgentID: "a-S1", AgentIP: netip.MustParseAddr("10.0.1.1"),
+				HostPorts: []uint16{31000}, State: TaskRunning}}}
+		return &a
+	}
+	tb := newTableBuilder(AllocConfig{}, NamesConfig{}, nil)
+	first := tb.next(map[appRef]*App{{marathonSource, "/app0"}: app(0)}, nil, nil, t0, true)
+	if first.next.VIPs.Len() != 1 || first.next.RecordNames() != 0 || !first.more {
+		t.Fatalf("first table: %d VIPs, %d task names, more %v; want 1, 0, true", first.next.VIPs.Len(), first.next.RecordNames(), first.more)
+	}
+	second := tb.next(nil, nil, first.next, t0, false)
+	if second.next == nil || second.next.RecordNames() == 0 || second.more {
+		t.Fatalf("second build: %v, more %v; want the task names, no more", second.next, second.more)
+	}
+	big := map[appRef]*App{}
+	for i := 1; i <= deferRecordsAbove+1; i++ {
+		big[appRef{marathonSource, fmt.Sprintf("/app%d", i)}] = app(i)
+	}
+	third := tb.next(big, nil, second.next, t0, false)
+	if _, err := third.next.Records(ZoneMesos, "app5.marathon"); err == nil || !third.more || third.next.VIPs.Len() != deferRecordsAbove+2 {
+		t.Fatalf("big change: VIPs %d, app5's task name present %v, more %v; want all VIPs, no task names yet, more", third.next.VIPs.Len(), err == nil, third.more)
+	}
+	fourth := tb.next(nil, nil, third.next, t0, false)
+	if _, err := fourth.next.Records(ZoneMesos, "app5.marathon"); err != nil || fourth.more {
+		t.Fatalf("after a big change: app5's task name %v, more %v; want it, no more", err, fourth.more)
 	}
 }

@@ -20,6 +20,9 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	prev := r.table.Load()
 	changes, clusters := r.takeChanges()
 	step := r.tables.next(changes, clusters, prev, r.now(), r.dataplaneBehind)
+	if step.more {
+		r.poke() // the task zones of this change, in the next round
+	}
 	r.persist(step.assigned, step.expired)
 	stale := r.staleNow()
 	if step.next == nil {
