@@ -42,6 +42,9 @@ func (e *RecordError) Error() string {
 // recordReader splits a RecordIO stream into records. It never allocates
 // what a length announces before the bytes have arrived: the buffer grows
 // with the data actually read, so a lying length costs no memory.
+// keptRecordBuffer is the largest record buffer kept for the next record.
+const keptRecordBuffer = 1 << 20
+
 type recordReader struct {
 	r   *bufio.Reader
 	max uint64 // the largest record accepted
@@ -63,6 +66,12 @@ func (rr *recordReader) Next() ([]byte, error) {
 	}
 	if size > rr.max {
 		return nil, rr.fault(size, fmt.Sprintf("larger than the %d bytes accepted", rr.max))
+	}
+	if rr.buf.Cap() > keptRecordBuffer {
+		// The SUBSCRIBED snapshot of a big cluster is one record of
+		// hundreds of MB: its buffer must not outlive it (the events
+		// after it are small).
+		rr.buf = bytes.Buffer{}
 	}
 	rr.buf.Reset()
 	got, err := io.Copy(&rr.buf, io.LimitReader(rr.r, int64(size)))
