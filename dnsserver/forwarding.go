@@ -193,6 +193,13 @@ func Zones(mesosDomain string) []string {
 	return out
 }
 
+// Serves reports whether name is in a zone s serves (any case, with or
+// without the trailing dot): the names it answers itself.
+func (s *Server) Serves(name string) bool {
+	_, ok := s.servedZone(asciiLower(dns.Fqdn(name)))
+	return ok
+}
+
 // servedZone returns the name of the served zone lname (lower case, fully
 // qualified) is in.
 func (s *Server) servedZone(lname string) (string, bool) {

@@ -79,6 +79,13 @@ for _ in $(seq 900); do
 	sleep 0.2
 done
 [[ $(backends) -ge $((APPS * TASKS)) ]] || { echo "vipbridge has $(backends) backends, want $((APPS * TASKS))" >&2; exit 1; }
+# The task zones of a first sync follow its VIPs by one build.
+task_names() { curl -fsS "$api/metrics" 2>/dev/null | awk '/^vipbridge_records\{kind="task_names"\}/ {n=$2} END {print n+0}'; }
+for _ in $(seq 900); do
+	[[ $(task_names) -ge $((APPS * TASKS)) ]] && break
+	sleep 0.2
+done
+[[ $(task_names) -ge $((APPS * TASKS)) ]] || { echo "vipbridge has $(task_names) task-zone names, want $((APPS * TASKS)) or more" >&2; exit 1; }
 sleep 5 # a GC cycle or two after the initial sync
 rss_synced_kb=$(awk '/^VmRSS/ {print $2}' /proc/$vb_pid/status)
 

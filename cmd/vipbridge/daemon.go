@@ -163,7 +163,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
 		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
-		Resolver: dns, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
+		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
 		Settings: cfg,
 	}), log)
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipbridge/vipbridge/dnsserver"
@@ -267,4 +269,22 @@ func (c *config) dropForwardedMesosDomain() {
 			return
 		}
 	}
+}
+
+// apiResolver answers the HTTP API's /v1/hosts and /v1/services as DNS
+// answers a local client, as dcos-dns's do: the served zones from the
+// table, every other name through the forwarder (when forwarding is on).
+type apiResolver struct {
+	dns     *dnsserver.Server
+	fwd     *forward.Forwarder // nil: forwarding is off
+	timeout time.Duration
+}
+
+func (r apiResolver) Answer(req *dns.Msg) *dns.Msg {
+	if r.fwd == nil || len(req.Question) != 1 || r.dns.Serves(req.Question[0].Name) {
+		return r.dns.Answer(req)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	return r.fwd.Forward(ctx, req, false)
 }

@@ -172,6 +172,10 @@ func TestDaemonForwards(t *testing.T) {
 		r, err := d.query(webName, dns.TypeA)
 		return err == nil && r.Authoritative && len(r.Answer) == 1
 	})
+	var hosts []map[string]string
+	if err := d.getJSON("/v1/hosts/www.example", &hosts); err != nil || len(hosts) != 1 || hosts[0]["ip"] != "192.0.2.1" {
+		t.Errorf("/v1/hosts/www.example through the forwarder = %v, %v; want 192.0.2.1", hosts, err)
+	}
 	if !metricAtLeast(d, `vipbridge_dns_forward_upstream_queries_total{result="ok",upstream="`+up.String()+`"}`, 1) {
 		t.Error("no upstream metric")
 	}
