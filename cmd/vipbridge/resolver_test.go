@@ -185,12 +185,25 @@ func TestDaemonForwards(t *testing.T) {
 // refuses other names rather than forwarding them to itself.
 func TestDaemonDropsItselfAsUpstream(t *testing.T) {
 	sim := startSim(t, "small")
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A loopback address no other test binds, and a port free for UDP and
+	// TCP there: the daemon must listen on exactly the address it is told
+	// to drop as an upstream (port 0 would not do), and 127.0.0.1's
+	// ephemeral ports are taken and freed by every other test meanwhile.
+	var addr string
+	for attempt := 0; addr == "" && attempt < 20; attempt++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.77:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err := net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			addr = pc.LocalAddr().String()
+			ln.Close()
+		}
+		pc.Close()
 	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
+	if addr == "" {
+		t.Fatal("no port on 127.0.0.77 free for both UDP and TCP in 20 attempts")
+	}
 	d := startDaemonWith(t, t.TempDir(), []string{sim.URL()}, nil, func(c *config) {
 		c.DNSAddr = addr
 		c.Forward.Upstreams, c.Forward.UpstreamsSet = []netip.AddrPort{netip.MustParseAddrPort(addr)}, true
