@@ -184,20 +184,27 @@ func enumerated(tb *Table) []string {
 	return out
 }
 
-// BenchmarkRecordsUpdate is the cost of one task's state flip in an index
-// of 10,000 Marathon apps of 10 tasks (100,000 tasks).
-func BenchmarkRecordsUpdate(b *testing.B) {
-	b.ReportAllocs()
-	rb := newRecordsBuilder(NamesConfig{})
-	all := map[appRef]*App{}
-	for i := range 10000 {
+// recordsBenchApps are apps Marathon apps of tasks running tasks each (the
+// task IDs and agents the task zones name them by), one host port each.
+func recordsBenchApps(apps, tasks int) map[appRef]*App {
+	all := make(map[appRef]*App, apps)
+	for i := range apps {
 		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
-		for j := range 10 {
+		for j := range tasks {
 			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
 				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
 		}
 		all[appRef{marathonSource, a.ID}] = &a
 	}
+	return all
+}
+
+// BenchmarkRecordsUpdate is the cost of one task's state flip in an index
+// of 10,000 Marathon apps of 10 tasks (100,000 tasks).
+func BenchmarkRecordsUpdate(b *testing.B) {
+	b.ReportAllocs()
+	rb := newRecordsBuilder(NamesConfig{})
+	all := recordsBenchApps(10000, 10)
 	rb.build(all, nil)
 	a := *all[appRef{marathonSource, "/app7"}]
 	states := [2]TaskState{TaskKilling, TaskRunning}
@@ -213,15 +220,7 @@ func BenchmarkRecordsUpdate(b *testing.B) {
 // apps of 10 tasks (100,000 tasks), as after a start with an empty store.
 func BenchmarkRecordsInitial(b *testing.B) {
 	b.ReportAllocs()
-	all := map[appRef]*App{}
-	for i := range 10000 {
-		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
-		for j := range 10 {
-			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
-				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
-		}
-		all[appRef{marathonSource, a.ID}] = &a
-	}
+	all := recordsBenchApps(10000, 10)
 	for b.Loop() {
 		newRecordsBuilder(NamesConfig{}).build(all, nil)
 	}
@@ -232,15 +231,7 @@ func BenchmarkRecordsInitial(b *testing.B) {
 func BenchmarkTasksEnumerate(b *testing.B) {
 	b.ReportAllocs()
 	rb := newRecordsBuilder(NamesConfig{})
-	all := map[appRef]*App{}
-	for i := range 10000 {
-		a := App{ID: fmt.Sprintf("/app%d", i), Framework: "marathon", Ports: []Port{{Kind: PortHost, Protocols: []Protocol{TCP}}}}
-		for j := range 10 {
-			a.Tasks = append(a.Tasks, Task{ID: fmt.Sprintf("app%d.%d", i, j), AgentID: fmt.Sprintf("a-S%d", j),
-				AgentIP: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), HostPorts: []uint16{uint16(31000 + j)}, State: TaskRunning})
-		}
-		all[appRef{marathonSource, a.ID}] = &a
-	}
+	all := recordsBenchApps(10000, 10)
 	rb.build(all, nil)
 	tb := &Table{tasks: rb.tasks()}
 	for b.Loop() {

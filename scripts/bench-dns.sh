@@ -31,28 +31,9 @@ APPS=${APPS:-10000}
 TASKS=${TASKS:-10}
 cd "$(dirname "$0")/.."
 
-# Debian packages; apt-get update only when an install fails without it.
-need=()
-command -v dnsperf >/dev/null || need+=(dnsperf)
-command -v knotd >/dev/null || need+=(knot)
-command -v nsd >/dev/null || need+=(nsd)
-command -v dig >/dev/null || need+=(dnsutils)
-command -v curl >/dev/null || need+=(curl)
-if ((${#need[@]})); then
-	echo "installing ${need[*]}" >&2
-	apt-get install -y -q "${need[@]}" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
-fi
-
-work=$(mktemp -d /tmp/bench-dns.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/benchlib.sh
+need_packages dnsperf=dnsperf knotd=knot nsd=nsd dig=dnsutils curl=curl
+bench_workdir bench-dns
 
 go build -o "$work/vipbridge" ./cmd/vipbridge
 go build -o "$work/benchzone" ./scripts/benchzone

@@ -27,28 +27,9 @@ NAMES=${NAMES:-100000}
 HOT=1000
 cd "$(dirname "$0")/.."
 
-# Debian packages; apt-get update only when an install fails without it.
-need=()
-command -v dnsperf >/dev/null || need+=(dnsperf)
-command -v knotd >/dev/null || need+=(knot)
-command -v dnsdist >/dev/null || need+=(dnsdist)
-command -v unbound >/dev/null || need+=(unbound)
-command -v dig >/dev/null || need+=(dnsutils)
-if ((${#need[@]})); then
-	echo "installing ${need[*]}" >&2
-	apt-get install -y -q "${need[@]}" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
-fi
-
-work=$(mktemp -d /tmp/bench-forward.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/benchlib.sh
+need_packages dnsperf=dnsperf knotd=knot dnsdist=dnsdist unbound=unbound dig=dnsutils
+bench_workdir bench-forward
 
 go build -o "$work/vipbridge" ./cmd/vipbridge
 go build -o "$work/benchzone" ./scripts/benchzone
