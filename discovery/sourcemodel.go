@@ -48,6 +48,11 @@ type sourceModel struct {
 	clusterDirty, clusterChanged bool
 	// seq is the State.Seq of the last snapshot taken.
 	seq uint64
+	// touched holds, for each app an update changed since the last
+	// snapshot, when (replace keeps those apps); updating is the time of
+	// the update being applied (zero outside update).
+	touched  map[string]time.Time
+	updating time.Time
 }
 
 // tombstone is a task ended by a terminal update or gone from a snapshot.
@@ -89,7 +94,7 @@ func later(a, b time.Time) time.Time {
 
 func newSourceModel(apps []App) *sourceModel {
 	m := &sourceModel{apps: make(map[string]App, len(apps)), dirty: map[string]struct{}{},
-		changed: make(map[string]struct{}, len(apps)), health: map[string]healthMemo{}}
+		changed: make(map[string]struct{}, len(apps)), health: map[string]healthMemo{}, touched: map[string]time.Time{}}
 	for _, a := range apps {
 		m.apps[a.ID] = a
 		m.changed[a.ID] = struct{}{}
@@ -102,6 +107,9 @@ func newSourceModel(apps []App) *sourceModel {
 func (m *sourceModel) mark(id string) {
 	m.dirty[id] = struct{}{}
 	m.changed[id] = struct{}{}
+	if !m.updating.IsZero() {
+		m.touched[id] = m.updating
+	}
 }
 
 // remember records the health of tasks that have a result, with the time
@@ -119,10 +127,30 @@ func (m *sourceModel) remember(tasks []Task, at time.Time) {
 // without it: a Marathon leader
 // failover drops every health result until the checks run again, and that
 // must not drain every backend at once.
-func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
+//
+// started is when the snapshot was asked for (zero: unknown). An app an
+// update changed since then is newer in the model than in the snapshot,
+// which may have been read before the update happened: the model's
+// version (or absence) of it stays, and the next resync settles it.
+func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration, started time.Time) {
+	newer := func(id string) bool {
+		t, ok := m.touched[id]
+		return ok && !started.IsZero() && !t.Before(started)
+	}
 	next := make(map[string]App, len(apps))
 	live := make(map[string]struct{}, len(m.health))
+	for id := range m.touched {
+		if a, ok := m.apps[id]; ok && newer(id) {
+			next[id] = a
+			for _, t := range a.Tasks {
+				live[t.ID] = struct{}{}
+			}
+		}
+	}
 	for _, a := range apps {
+		if newer(a.ID) {
+			continue
+		}
 		a = m.withGrace(a, now, grace)
 		for _, t := range a.Tasks {
 			live[t.ID] = struct{}{}
@@ -153,6 +181,7 @@ func (m *sourceModel) replace(apps []App, now time.Time, grace time.Duration) {
 		}
 	}
 	m.apps = next
+	clear(m.touched) // the next snapshot is asked for after now
 }
 
 // withGrace applies the health grace to a's tasks and takes their HealthAt
@@ -202,6 +231,8 @@ func (m *sourceModel) withGrace(a App, now time.Time, grace time.Duration) App {
 // update applies one incremental update and reports whether the model does
 // not know what the update refers to (the caller then resyncs).
 func (m *sourceModel) update(u Update, now time.Time) (unknown bool) {
+	m.updating = now
+	defer func() { m.updating = time.Time{} }()
 	switch u.Kind {
 	case UpdateTask:
 		return m.updateTask(u, now)

@@ -61,11 +61,11 @@ func TestTombstonesExpireWithResyncs(t *testing.T) {
 	if len(m.gone) != 1 {
 		t.Fatalf("tombstones after a terminal update = %d, want 1", len(m.gone))
 	}
-	m.replace([]App{webApp("/web", false)}, t0.Add(tombstoneTTL), time.Minute)
+	m.replace([]App{webApp("/web", false)}, t0.Add(tombstoneTTL), time.Minute, time.Time{})
 	if len(m.gone) != 1 {
 		t.Errorf("tombstone dropped before its TTL")
 	}
-	m.replace([]App{webApp("/web", false)}, t0.Add(tombstoneTTL+time.Second), time.Minute)
+	m.replace([]App{webApp("/web", false)}, t0.Add(tombstoneTTL+time.Second), time.Minute, time.Time{})
 	if len(m.gone) != 0 {
 		t.Errorf("tombstones after the TTL = %d, want 0", len(m.gone))
 	}
@@ -96,7 +96,7 @@ func TestUpdateAfterSnapshotRemoval(t *testing.T) {
 			if n := len(m.apps["/web"].Tasks); n != 1 {
 				t.Fatalf("tasks after running = %d, want 1", n)
 			}
-			m.replace([]App{webApp("/web", false)}, t0.Add(time.Minute), time.Minute) // the snapshot: task gone
+			m.replace([]App{webApp("/web", false)}, t0.Add(time.Minute), time.Minute, time.Time{}) // the snapshot: task gone
 			late := m.late
 			m.update(tt.replay, t0.Add(time.Minute))
 			if n := len(m.apps["/web"].Tasks); n != tt.want {
@@ -146,7 +146,7 @@ func TestUpdateHealthOutOfOrder(t *testing.T) {
 
 	synced := webApp("/web", true, 31000)
 	synced.Tasks[0].Health = HealthHealthy
-	m.replace([]App{synced}, t0.Add(time.Minute), time.Minute)
+	m.replace([]App{synced}, t0.Add(time.Minute), time.Minute, time.Time{})
 	m.update(health(time.Second, HealthUnhealthy), t0.Add(time.Minute)) // replayed after a resync
 	if got := healthOf(m); got != HealthHealthy {
 		t.Errorf("health after a resync and a replayed older event = %v, want healthy", got)
@@ -266,7 +266,7 @@ func TestHealthEventOlderThanSnapshot(t *testing.T) {
 			if tt.healthAt != 0 {
 				snap.Tasks[0].HealthAt = t0.Add(tt.healthAt)
 			}
-			m.replace([]App{snap}, t0.Add(time.Minute), time.Minute)
+			m.replace([]App{snap}, t0.Add(time.Minute), time.Minute, time.Time{})
 			m.late = 0
 			m.update(tt.event, t0.Add(time.Minute))
 			if got := m.apps["/web"].Tasks[0].Health; got != tt.want || m.late != tt.late {
@@ -314,11 +314,11 @@ func TestHealthTimeIsNoChange(t *testing.T) {
 		return a
 	}
 	m := newSourceModel(nil)
-	m.replace([]App{snap(time.Second)}, t0, time.Minute)
+	m.replace([]App{snap(time.Second)}, t0, time.Minute, time.Time{})
 	m.persist("marathon")
 	clear(m.changed)
 	second := snap(2 * time.Second)
-	m.replace([]App{second}, t0.Add(time.Minute), time.Minute)
+	m.replace([]App{second}, t0.Add(time.Minute), time.Minute, time.Time{})
 	if len(m.changed) != 0 || len(m.dirty) != 0 {
 		t.Errorf("a resync that only moved HealthAt marked changed %v, dirty %v", m.changed, m.dirty)
 	}
@@ -373,5 +373,40 @@ func TestSameButUpdatedComparesEveryField(t *testing.T) {
 		if got := sameButUpdated(base, other); got != ignored[name] {
 			t.Errorf("sameButUpdated with Task.%s changed = %v, want %v", name, got, ignored[name])
 		}
+	}
+}
+
+// TestSnapshotKeepsNewerUpdates: a snapshot asked for before an update
+// may have been read before the update happened; the apps the update
+// changed keep the model's version (or absence), the others follow the
+// snapshot.
+func TestSnapshotKeepsNewerUpdates(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	m := newSourceModel([]App{webApp("/web", false, 31000), webApp("/gone", false, 31001), webApp("/other", false, 31002)})
+	started := t0 // the snapshot is asked for
+	flipped := webTask("/web", 31000, TaskKilling, HealthNone)
+	m.update(Update{Kind: UpdateTask, AppID: "/web", Task: flipped}, t0.Add(time.Second))
+	m.update(Update{Kind: UpdateAppRemoved, AppID: "/gone"}, t0.Add(time.Second))
+	m.update(Update{Kind: UpdateApp, App: App{ID: "/new", Framework: "marathon"}}, t0.Add(time.Second))
+	// The snapshot was read before all three, and /other changed since
+	// the model had it.
+	other := webApp("/other", false, 31003)
+	m.replace([]App{webApp("/web", false, 31000), webApp("/gone", false, 31001), other}, t0.Add(2*time.Second), time.Minute, started)
+	if got := m.apps["/web"].Tasks[0].State; got != TaskKilling {
+		t.Errorf("/web's task is %v after the older snapshot, want the update's killing", got)
+	}
+	if _, ok := m.apps["/gone"]; ok {
+		t.Error("/gone came back with the older snapshot")
+	}
+	if _, ok := m.apps["/new"]; !ok {
+		t.Error("/new, created after the snapshot was asked for, was dropped by it")
+	}
+	if !reflect.DeepEqual(m.apps["/other"], other) {
+		t.Errorf("/other = %+v, want the snapshot's", m.apps["/other"])
+	}
+	// The next snapshot, asked for after the updates, is the truth again.
+	m.replace([]App{webApp("/web", false, 31000)}, t0.Add(time.Minute), time.Minute, t0.Add(30*time.Second))
+	if got := m.apps["/web"].Tasks[0].State; got != TaskRunning || len(m.apps) != 1 {
+		t.Errorf("after a later snapshot: /web's task %v, %d apps; want running, 1", got, len(m.apps))
 	}
 }

@@ -21,6 +21,9 @@ type syncResult struct {
 	state  State
 	err    error
 	at     time.Time
+	// started is when the snapshot was asked for, by the reconciler's
+	// clock.
+	started time.Time
 }
 
 // syncLoop fetches snapshots of one source: at start (once the event stream
@@ -49,7 +52,7 @@ func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
 		case <-s.kick:
 		default:
 		}
-		start := time.Now()
+		start, started := time.Now(), r.now()
 		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 		st, err := s.cfg.Source.Snapshot(sctx)
 		cancel()
@@ -58,7 +61,7 @@ func (r *Reconciler) syncLoop(ctx context.Context, s *sourceRun) {
 		}
 		r.met.resyncSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
 		select {
-		case r.results <- syncResult{source: s.cfg.Name, state: st, err: err, at: r.now()}:
+		case r.results <- syncResult{source: s.cfg.Name, state: st, err: err, at: r.now(), started: started}:
 		case <-ctx.Done():
 			return
 		}
@@ -98,7 +101,7 @@ func (r *Reconciler) takeSnapshot(res syncResult) {
 		r.log.Info("source synced", "source", res.source, "apps", len(res.state.Apps))
 	}
 	m := r.model(res.source)
-	m.replace(res.state.Apps, res.at, r.grace)
+	m.replace(res.state.Apps, res.at, r.grace, res.started)
 	m.seq = res.state.Seq
 	if res.state.Cluster != nil || m.cluster != nil {
 		m.setCluster(res.state.Cluster)

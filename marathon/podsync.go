@@ -72,13 +72,11 @@ func (p *podTracker) reset(pods []discovery.App) {
 	}
 }
 
-// set records a fetched pod and returns the instances it had before.
-func (p *podTracker) set(pod *discovery.App) map[string]time.Time {
+// set records a fetched pod.
+func (p *podTracker) set(pod *discovery.App) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := p.pods[pod.ID]
 	p.pods[pod.ID] = instances(pod)
-	return old
 }
 
 // remove forgets a pod.
@@ -255,31 +253,15 @@ func (c *Client) fetchPod(ctx context.Context, id string, received time.Time, si
 		return
 	}
 	pod.Framework = c.framework()
-	before := c.pods.set(&pod)
+	c.pods.set(&pod)
 	c.log.Debug("pod fetched", "app_id", pod.ID, "instances", len(pod.Tasks))
-	for _, u := range podUpdates(pod, before, received) {
-		sink.Update(u)
-	}
+	sink.Update(podUpdate(pod, received))
 }
 
-// podUpdates are the updates that make the model's pod what a fetch read:
-// its definition, its instances, and the end of each instance in before
-// (the instances last read, with their times) that it lacks, stamped just
-// after its last known change so that the model takes it as newer.
-func podUpdates(pod discovery.App, before map[string]time.Time, received time.Time) []discovery.Update {
-	def := pod
-	def.Tasks = nil
-	out := []discovery.Update{{Kind: discovery.UpdateApp, AppID: pod.ID, App: def, Received: received}}
-	now := instances(&pod)
-	for _, t := range pod.Tasks {
-		out = append(out, discovery.Update{Kind: discovery.UpdateTask, AppID: pod.ID, TaskID: t.ID, Task: t, Received: received})
-	}
-	for id, updated := range before {
-		if _, ok := now[id]; ok {
-			continue
-		}
-		end := discovery.Task{ID: id, State: discovery.TaskTerminal, Updated: updated.Add(time.Millisecond)}
-		out = append(out, discovery.Update{Kind: discovery.UpdateTask, AppID: pod.ID, TaskID: id, Task: end, Received: received})
-	}
-	return out
+// podUpdate makes the model's pod what a fetch read, definition and
+// instances: the status of a pod is the whole truth about it, so an
+// instance the model has and the fetch lacks (known from a snapshot, or
+// from a fetch before) goes with it.
+func podUpdate(pod discovery.App, received time.Time) discovery.Update {
+	return discovery.Update{Kind: discovery.UpdateAppReplace, AppID: pod.ID, App: pod, Received: received}
 }
