@@ -19,6 +19,7 @@ package dnsserver
 import (
 	"cmp"
 	"encoding/binary"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -514,38 +515,12 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 		if e.full()&fullA != 0 {
 			return nil
 		}
-		if len(recs.A) == 0 {
-			return f.taskNegative(out, z, at, dns.RcodeSuccess)
-		}
-		k := f.turn(len(recs.A))
-		n := fitted(len(out), 16, len(recs.A), limit)
-		for j := range n {
-			a := recs.A[(k+j)%len(recs.A)].As4()
-			out = appendAddrHeader(out, 12, dns.TypeA, z.ttl, 4)
-			out = append(out, a[:]...)
-		}
-		binary.BigEndian.PutUint16(out[6:], uint16(n))
-		if n < len(recs.A) {
-			out[2] |= 0x02 // TC
-		}
+		return f.taskAddrs(out, z, at, recs.A, dns.TypeA, 4, limit)
 	case dns.TypeAAAA:
 		if e.full()&fullAAAA != 0 {
 			return nil
 		}
-		if len(recs.AAAA) == 0 {
-			return f.taskNegative(out, z, at, dns.RcodeSuccess)
-		}
-		k := f.turn(len(recs.AAAA))
-		n := fitted(len(out), 28, len(recs.AAAA), limit)
-		for j := range n {
-			a := recs.AAAA[(k+j)%len(recs.AAAA)].As16()
-			out = appendAddrHeader(out, 12, dns.TypeAAAA, z.ttl, 16)
-			out = append(out, a[:]...)
-		}
-		binary.BigEndian.PutUint16(out[6:], uint16(n))
-		if n < len(recs.AAAA) {
-			out[2] |= 0x02 // TC
-		}
+		return f.taskAddrs(out, z, at, recs.AAAA, dns.TypeAAAA, 16, limit)
 	case dns.TypeSRV:
 		if e.full()&fullSRV != 0 {
 			return nil
@@ -557,10 +532,8 @@ func (f *fastTable) answerTask(q, out, key []byte, zi int, qtype uint16, qend, l
 			return nil
 		}
 		return f.taskSRV(out, z, &e, limit)
-	default:
-		return nil
 	}
-	return out
+	return nil
 }
 
 // taskSRV appends the SRV records of n, turned as the full path turns
@@ -646,6 +619,32 @@ func dotted(rel []byte) []byte {
 		off += 1 + l
 	}
 	return rel[:n]
+}
+
+// taskAddrs writes the A or AAAA answers (size octets of data each) of
+// addrs, turned as the full path turns them, as many as fit limit (TC set
+// when some do not), or the NODATA reply when there are none.
+func (f *fastTable) taskAddrs(out []byte, z *fastTaskZone, at int, addrs []netip.Addr, qtype uint16, size, limit int) []byte {
+	if len(addrs) == 0 {
+		return f.taskNegative(out, z, at, dns.RcodeSuccess)
+	}
+	k := f.turn(len(addrs))
+	n := fitted(len(out), 12+size, len(addrs), limit)
+	for j := range n {
+		out = appendAddrHeader(out, 12, qtype, z.ttl, byte(size))
+		if a := addrs[(k+j)%len(addrs)]; size == 4 {
+			b := a.As4()
+			out = append(out, b[:]...)
+		} else {
+			b := a.As16()
+			out = append(out, b[:]...)
+		}
+	}
+	binary.BigEndian.PutUint16(out[6:], uint16(n))
+	if n < len(addrs) {
+		out[2] |= 0x02 // TC
+	}
+	return out
 }
 
 // fitted is how many of n records of size octets fit after used octets in
