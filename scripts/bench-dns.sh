@@ -89,31 +89,7 @@ zones=("l4lb.thisdcos.directory l4lb.zone" "mesos mesos.zone"
 	"mesos.thisdcos.directory mesos-mirror.zone" "dcos.thisdcos.directory dcos.zone")
 knot_port=$(freeport)
 mkdir -p "$work/knot"
-{
-	cat <<EOF
-server:
-    rundir: "$work/knot"
-    listen: 127.0.0.1@$knot_port
-    udp-workers: 2
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$work/knot"
-log:
-  - target: stderr
-    any: error
-template:
-  - id: default
-    storage: "$work"
-    zonefile-sync: -1
-    journal-content: none
-zone:
-EOF
-	for z in "${zones[@]}"; do
-		set -- $z
-		printf '  - domain: %s\n    file: %s\n' "$1" "$2"
-	done
-} >"$work/knot/knot.conf"
+knot_conf "$knot_port" "${zones[@]}" >"$work/knot/knot.conf"
 knotd -c "$work/knot/knot.conf" &
 knot_pid=$!
 pids+=($knot_pid)

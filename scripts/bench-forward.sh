@@ -52,27 +52,7 @@ awk -v n="$NAMES" -v hot="$HOT" 'BEGIN { srand(12); for (i = 0; i < hot; i++) pr
 # Knot, the upstream of every forwarder.
 knot_port=$(freeport)
 mkdir -p "$work/knot"
-cat >"$work/knot/knot.conf" <<EOC
-server:
-    rundir: "$work/knot"
-    listen: 127.0.0.1@$knot_port
-    udp-workers: 2
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$work/knot"
-log:
-  - target: stderr
-    any: error
-template:
-  - id: default
-    storage: "$work"
-    zonefile-sync: -1
-    journal-content: none
-zone:
-  - domain: bench.example
-    file: bench.zone
-EOC
+knot_conf "$knot_port" "bench.example bench.zone" >"$work/knot/knot.conf"
 knotd -c "$work/knot/knot.conf" &
 knot_pid=$!
 pids+=($knot_pid)

@@ -31,3 +31,34 @@ bench_cleanup() {
 }
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# knot_conf prints the configuration of a Knot listening on 127.0.0.1:$1,
+# its state in $work/knot, serving the zones given as "domain file" pairs
+# (files in $work).
+knot_conf() {
+	local port=$1 z
+	shift
+	cat <<EOC
+server:
+    rundir: "$work/knot"
+    listen: 127.0.0.1@$port
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$work/knot"
+log:
+  - target: stderr
+    any: error
+template:
+  - id: default
+    storage: "$work"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+EOC
+	for z in "$@"; do
+		set -- $z
+		printf '  - domain: %s\n    file: %s\n' "$1" "$2"
+	done
+}
