@@ -14,6 +14,7 @@ build:
 # race detector. Tests that need ../shared (upstream fixtures) skip with one
 # line when it is missing, and fail under CI=true.
 test: vet
+	scripts/test-deps.sh
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	scripts/test-kernel.sh
 
