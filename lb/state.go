@@ -28,9 +28,12 @@ const (
 type ServiceState struct {
 	Protocol discovery.Protocol `json:"protocol"`
 	// Addr is the VIP address and port the service listens on.
-	Addr   netip.AddrPort `json:"addr"`
-	Status Status         `json:"status"`
-	Reason string         `json:"reason,omitempty"`
+	Addr netip.AddrPort `json:"addr"`
+	// Scheduler is the service's IPVS scheduler as the kernel has it;
+	// "" while the service is not in the kernel.
+	Scheduler string `json:"scheduler,omitempty"`
+	Status    Status `json:"status"`
+	Reason    string `json:"reason,omitempty"`
 	// Backends are the service's destinations in the kernel, sorted by
 	// address then port, draining ones included.
 	Backends []BackendState `json:"backends"`

@@ -81,6 +81,7 @@ func (x *IPVS) serviceState(k serviceKey) ServiceState {
 	if hs == nil {
 		return s
 	}
+	s.Scheduler = hs.Sched
 	s.Backends = make([]BackendState, len(hs.Dests))
 	for i, hd := range hs.Dests {
 		_, draining := x.drains[drainKey{Svc: k, Dest: hd.Key}]
