@@ -4,6 +4,8 @@
 //
 //	vipbridge run  --marathon http://marathon:8080 [flags]   the daemon
 //	vipbridge demo                                          the daemon against a simulated cluster
+//	vipbridge vips [NAME]                                   a running daemon's VIPs, as ipvsadm -Ln
+//	vipbridge check [flags]                                 test run's configuration before deploying it
 //	vipbridge version
 package main
 
@@ -44,6 +46,10 @@ Usage:
   vipbridge run [flags]    run the daemon (vipbridge run -h lists the flags)
   vipbridge demo [flags]   run the daemon against a built-in simulated Marathon and Mesos
   vipbridge zone [flags]   print a running daemon's zone as an RFC 1035 master file
+  vipbridge vips [NAME]    print a running daemon's VIPs and backends as ipvsadm -Ln does
+                           (NAME: web.marathon or web.marathon.l4lb.thisdcos.directory)
+  vipbridge check [flags]  test a configuration (run's flags and VIPBRIDGE_* environment)
+                           before deploying it: one line per item, exit 1 if any fails
   vipbridge version        print the version
 `
 
@@ -67,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, cfg, stdout, stderr)
 	case "zone":
 		return runZone(ctx, args[1:], stdout, stderr)
+	case "vips":
+		return runVIPs(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], os.LookupEnv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "vipbridge", version)
 		return nil
