@@ -17,7 +17,7 @@ type ipvsMetrics struct {
 }
 
 func newIPVSMetrics() *ipvsMetrics {
-	return &ipvsMetrics{
+	m := &ipvsMetrics{
 		syncSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vipbridge_lb_sync_duration_seconds",
 			Help:    "Duration of one dataplane sync (reads and writes), by trigger (apply, repair, drain).",
@@ -54,6 +54,15 @@ func newIPVSMetrics() *ipvsMetrics {
 			Buckets: prometheus.ExponentialBucketsRange(0.0001, 30, 14),
 		}),
 	}
+	// Every write kind's counters start at 0, so that an error's series
+	// exists before the first error (for dashboards and alerts).
+	for _, op := range opNames {
+		if op != "" {
+			m.ops.WithLabelValues(op)
+			m.opErrors.WithLabelValues(op)
+		}
+	}
+	return m
 }
 
 func (m *ipvsMetrics) collectors() []prometheus.Collector {
