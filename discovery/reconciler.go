@@ -193,6 +193,10 @@ func (r *Reconciler) addSource(sc SourceConfig) error {
 	r.byName[sc.Name] = s
 	r.status[sc.Name] = &sourceStatus{}
 	r.met.stale.WithLabelValues(sc.Name).Set(1)
+	// Both results start at 0, so that the first failed resync is an
+	// increase an alert sees.
+	r.met.resyncs.WithLabelValues(sc.Name, "ok")
+	r.met.resyncs.WithLabelValues(sc.Name, "error")
 	return nil
 }
 
