@@ -1,7 +1,8 @@
 package main
 
 // The monitoring files (packaging/grafana/vipbridge.json,
-// packaging/prometheus/alerts.yml) against a real daemon: every metric
+// packaging/prometheus/alerts.yml, embedded as packaging.Monitoring)
+// against a real daemon: every metric
 // they name is in its /metrics, the rules pass promtool, the dashboard is
 // well formed and shows what operators watch.
 
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,11 +20,15 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/vipbridge/vipbridge/packaging"
 )
 
+// The monitoring files, in packaging.Monitoring.
 const (
-	dashboardFile = "../../packaging/grafana/vipbridge.json"
-	alertsFile    = "../../packaging/prometheus/alerts.yml"
+	dashboardFile = "grafana/vipbridge.json"
+	alertsFile    = "prometheus/alerts.yml"
+	alertTests    = "prometheus/alerts_test.yml"
 	// ipvsOnlyPrefix marks the metrics of the IPVS dataplane, which a
 	// daemon with --lb none does not have.
 	ipvsOnlyPrefix = "vipbridge_lb_"
@@ -35,7 +41,7 @@ func namedMetrics(t *testing.T) []string {
 	t.Helper()
 	var names []string
 	for _, f := range []string{dashboardFile, alertsFile} {
-		b, err := os.ReadFile(f)
+		b, err := packaging.Monitoring.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +130,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 // panel ids, positions, a query per target, the datasource and node
 // variables) and charts what the operator watches.
 func TestDashboardShows(t *testing.T) {
-	b, err := os.ReadFile(dashboardFile)
+	b, err := packaging.Monitoring.ReadFile(dashboardFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,18 +205,28 @@ func TestAlertRules(t *testing.T) {
 		}
 		t.Skip("promtool not installed (scripts/test-deps.sh, Debian's prometheus package): skipping the rule checks")
 	}
+	dir := t.TempDir() // alerts_test.yml names alerts.yml beside it
+	for _, f := range []string{alertsFile, alertTests} {
+		b, err := packaging.Monitoring.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, path.Base(f)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, args := range [][]string{
-		{"check", "rules", filepath.Base(alertsFile)},
-		{"test", "rules", "alerts_test.yml"},
+		{"check", "rules", path.Base(alertsFile)},
+		{"test", "rules", path.Base(alertTests)},
 	} {
 		cmd := exec.Command(promtool, args...)
-		cmd.Dir = filepath.Dir(alertsFile)
+		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	b, err := os.ReadFile(alertsFile)
+	b, err := packaging.Monitoring.ReadFile(alertsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
