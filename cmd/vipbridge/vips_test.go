@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -168,4 +169,33 @@ func TestVIPsShowsKernelState(t *testing.T) {
 	if strings.Contains(out, "dataplane none") {
 		t.Errorf("vipbridge vips says dataplane none with a dataplane:\n%s", out)
 	}
+}
+
+// FuzzPrintVIPs feeds printVIPs whatever JSON a daemon (or something else
+// on its port) could answer: it must print the header and never panic.
+func FuzzPrintVIPs(f *testing.F) {
+	for _, seed := range []string{
+		`{"vips": []}`,
+		`{"stale": true, "vips": [{"vip": "web.marathon.l4lb.thisdcos.directory:80", "protocol": "tcp", "addresses": ["11.0.0.1", "fd01:c::1"],
+			"backends": [{"ip": "10.0.0.1", "port": 31000, "weight": 1, "task_id": "web.1"}, {"ip": "fd00::1", "port": 31000, "weight": 0}]}]}`,
+		`{"vips": [{"vip": "10.10.0.1:5000", "protocol": "udp", "addresses": ["10.10.0.1"], "backends": [],
+			"dataplane": {"status": "error", "reason": "add service: file exists", "services": [{"addr": "10.10.0.1:5000", "scheduler": "wlc", "status": "error",
+			"backends": [{"addr": "10.0.0.3:31500", "weight": 1, "active_conns": 2, "inactive_conns": 5, "draining": true}]}]}}]}`,
+		`{"vips": [{"vip": ":", "addresses": ["not an ip", ""], "backends": [{"ip": "x"}], "dataplane": {"services": []}}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var doc vipsDoc
+		if json.Unmarshal(data, &doc) != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := printVIPs(&out, doc); err != nil {
+			t.Fatalf("printVIPs: %v", err)
+		}
+		if !strings.HasPrefix(out.String(), "Prot LocalAddress:Port Scheduler State VIP\n") {
+			t.Fatalf("printVIPs printed no header:\n%s", out.String())
+		}
+	})
 }
