@@ -80,12 +80,15 @@ func runVIPs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
-		return fmt.Errorf("vips: unexpected arguments %q", fs.Args()[1:])
-	}
 	path := "/records"
-	if fs.NArg() == 1 {
+	if fs.NArg() > 0 { // flags may follow NAME too
 		path += "/" + url.PathEscape(fs.Arg(0))
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("vips: unexpected arguments %q", fs.Args())
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -107,6 +107,13 @@ func TestVIPsFromDaemon(t *testing.T) {
 			}
 		}
 	}
+	var named bytes.Buffer
+	if err := runVIPs(context.Background(), []string{"web.marathon", "--http-addr", addr}, &named, io.Discard); err != nil || len(backendLines(named.String())) != 2 {
+		t.Errorf("vipbridge vips web.marathon --http-addr %s (flags after NAME) = %v:\n%s", addr, err, named.String())
+	}
+	if _, err := vipsOutput(t, addr, "web.marathon", "extra"); err == nil {
+		t.Errorf("vipbridge vips web.marathon extra = nil error, want unexpected arguments")
+	}
 	if _, err := vipsOutput(t, addr, "nope.marathon"); err == nil || !strings.Contains(err.Error(), "no VIP of that name") {
 		t.Errorf("vipbridge vips nope.marathon = %v, want a no-such-VIP error", err)
 	}
