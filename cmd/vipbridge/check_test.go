@@ -91,10 +91,11 @@ func closedPort(t *testing.T) string {
 
 // checkReport runs `vipbridge check` with args (and no environment) and
 // returns each item's verdicts in order, the output and the error.
-func checkReport(t *testing.T, args ...string) (map[string][]verdict, string, error) {
+func checkReport(t *testing.T, env map[string]string, args ...string) (map[string][]verdict, string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := runCheck(context.Background(), args, func(string) (string, bool) { return "", false }, &out, io.Discard)
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	err := runCheck(context.Background(), args, lookup, &out, io.Discard)
 	verdicts := map[string][]verdict{}
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		// "FAIL  marathon tls         https://...": verdict, item, detail.
@@ -160,7 +161,7 @@ func TestCheck(t *testing.T) {
 			for k, v := range flags {
 				args = append(args, k, v)
 			}
-			verdicts, out, err := checkReport(t, args...)
+			verdicts, out, err := checkReport(t, nil, args...)
 			t.Logf("vipbridge check:\n%s", out)
 			if (err != nil) != (len(tt.fails) > 0) {
 				t.Errorf("vipbridge check returned %v, want an error: %v", err, len(tt.fails) > 0)
@@ -190,4 +191,23 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+
+	// run's environment variables configure check as they configure run;
+	// a flag wins over its variable.
+	t.Run("environment", func(t *testing.T) {
+		env := map[string]string{}
+		for k, v := range good() {
+			env[envName(strings.TrimPrefix(k, "--"))] = v
+		}
+		env["VIPBRIDGE_MARATHON_CREDENTIALS"] = "ops:wrong"
+		verdicts, out, err := checkReport(t, env, "--marathon-credentials", creds)
+		t.Logf("vipbridge check:\n%s", out)
+		if err != nil || !slices.Equal(verdicts["marathon credentials"], []verdict{verdictOK}) {
+			t.Errorf("vipbridge check from the environment = %v, marathon credentials %v; want a pass", err, verdicts["marathon credentials"])
+		}
+		verdicts, _, err = checkReport(t, env)
+		if err == nil || !slices.Equal(verdicts["marathon credentials"], []verdict{verdictFail}) {
+			t.Errorf("vipbridge check with VIPBRIDGE_MARATHON_CREDENTIALS wrong = %v, marathon credentials %v; want a FAIL", err, verdicts["marathon credentials"])
+		}
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/marathon"
@@ -226,6 +227,10 @@ func checkMesos(ctx context.Context, cfg config) []checkLine {
 	return out
 }
 
+// snapshotTimeout bounds one full snapshot: a large cluster's apps take a
+// while (the daemon's client allows each request 2 minutes).
+const snapshotTimeout = 2 * time.Minute
+
 // checkSnapshots fetches one full snapshot of each source with the
 // daemon's own client (marathon.Client): what the daemon will serve.
 func checkSnapshots(ctx context.Context, cfg config) []checkLine {
@@ -249,7 +254,7 @@ func checkSnapshots(ctx context.Context, cfg config) []checkLine {
 		if s.source == nil {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 		st, err := s.source.Snapshot(ctx)
 		cancel()
 		if err != nil {

@@ -27,6 +27,7 @@ type vipsDoc struct {
 	VIPs  []vipsVIP `json:"vips"`
 }
 
+// vipsVIP is one VIP: its table side and, with a dataplane, its kernel side.
 type vipsVIP struct {
 	VIP       string         `json:"vip"`
 	Protocol  string         `json:"protocol"`
@@ -35,6 +36,7 @@ type vipsVIP struct {
 	Dataplane *vipsDataplane `json:"dataplane"`
 }
 
+// vipsBackend is a backend as the table has it.
 type vipsBackend struct {
 	IP     string `json:"ip"`
 	Port   uint16 `json:"port"`
@@ -49,6 +51,7 @@ type vipsDataplane struct {
 	Services []vipsService `json:"services"`
 }
 
+// vipsService is one IPVS service of a VIP (one per address).
 type vipsService struct {
 	Addr      netip.AddrPort      `json:"addr"`
 	Scheduler string              `json:"scheduler"`
@@ -57,6 +60,8 @@ type vipsService struct {
 	Backends  []vipsKernelBackend `json:"backends"`
 }
 
+// vipsKernelBackend is a destination as the kernel has it, with IPVS's
+// connection counts.
 type vipsKernelBackend struct {
 	Addr          netip.AddrPort `json:"addr"`
 	Weight        int            `json:"weight"`
