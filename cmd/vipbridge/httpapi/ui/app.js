@@ -145,7 +145,7 @@
       : '<span class="badge warn" title="DNS does not serve this name and port yet">not in DNS</span>';
     const serving = v._serving ? '' : '<span class="badge bad" title="no backend with weight above 0">no backend up</span>';
     const rows = v.backends.map((b) => `<tr class="${b.weight > 0 ? '' : 'drained'}">`
-      + `<td data-label="Backend" class="mono">${esc(b.addr)}</td>`
+      + `<td data-label="Backend" class="mono addr">${esc(b.addr)}</td>`
       + `<td data-label="Weight" class="weight">${b.weight}</td>`
       + `<td data-label="Health"><span class="badge ${b.weight > 0 ? 'ok' : 'bad'}">${esc(b.health)}</span></td>`
       + `<td data-label="Task" class="mono task">${esc(b.task_id)}</td>`
@@ -203,7 +203,7 @@
 
   function renderChanges() {
     const items = st.changes.slice().reverse();
-    $('changes').innerHTML = items.map((c) => `<li><time class="muted" datetime="${esc(c.at)}">${esc(new Date(c.at).toLocaleTimeString())}</time> `
+    $('changes').innerHTML = items.map((c) => `<li><time class="muted" datetime="${esc(c.at)}">${esc(new Date(c.at).toLocaleTimeString(undefined, { hour12: false }))}</time> `
       + `<span class="badge kind-${esc(c.kind)}">${esc(c.kind)}</span> `
       + (c.vip ? `<span class="mono">${esc(c.protocol)} ${esc(c.vip)}</span> ` : '')
       + `<div class="detail">${esc(c.detail)}</div></li>`).join('') || '<li class="empty">None yet.</li>';
