@@ -6,7 +6,6 @@ package httpapi
 import (
 	"cmp"
 	"fmt"
-	"iter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -75,27 +74,31 @@ func (l *changeLog) list() []changeDoc {
 // next (old nil: added; cur nil: removed). Both lists are sorted by key
 // and walked once together. Consecutive Tables share the chunks of VIPs
 // a change did not touch, so an unchanged VIP is usually the same pointer
-// in both and costs one comparison: at 10,000 VIPs a walk takes tens of
-// microseconds (BenchmarkDiffVIPs).
+// in both and costs one comparison (BenchmarkDiffVIPs at 10,000 VIPs on
+// a loaded 2-core machine: 0.2-0.4 ms for tables sharing their chunks,
+// 1-2 ms for tables built apart, compared field by field).
 func diffVIPs(prev, next discovery.VIPList, fn func(k discovery.VIPKey, old, cur *discovery.VIP)) {
-	pull, stop := iter.Pull(prev.All())
-	defer stop()
-	old, more := pull()
+	olds := slices.AppendSeq(make([]*discovery.VIP, 0, prev.Len()), prev.All()) // cheaper than iter.Pull's switches
+	i := 0
 	for cur := range next.All() {
-		for more && compareKeys(old.Key, cur.Key) < 0 {
-			fn(old.Key, old, nil)
-			old, more = pull()
+		if i < len(olds) && olds[i] == cur { // shared: unchanged
+			i++
+			continue
 		}
-		if more && compareKeys(old.Key, cur.Key) == 0 {
-			if old != cur && !equalVIP(old, cur) {
+		for i < len(olds) && compareKeys(olds[i].Key, cur.Key) < 0 {
+			fn(olds[i].Key, olds[i], nil)
+			i++
+		}
+		if i < len(olds) && compareKeys(olds[i].Key, cur.Key) == 0 {
+			if old := olds[i]; !equalVIP(old, cur) {
 				fn(cur.Key, old, cur)
 			}
-			old, more = pull()
+			i++
 			continue
 		}
 		fn(cur.Key, nil, cur)
 	}
-	for ; more; old, more = pull() {
+	for _, old := range olds[i:] {
 		fn(old.Key, old, nil)
 	}
 }

@@ -306,13 +306,19 @@ func (f *Feed) broadcast(ev []byte) {
 		select {
 		case c.events <- ev:
 		default:
-			delete(f.clients, c)
-			close(c.dropped)
-			f.clientsG.Dec()
-			f.dropped.Inc()
-			f.log.Warn("dropped slow watch client", "queue", f.clientQueue)
+			f.drop(c)
 		}
 	}
+}
+
+// drop forgets c and tells its handler, which sends the event "dropped"
+// and ends the stream. The caller holds f.mu.
+func (f *Feed) drop(c *watchClient) {
+	delete(f.clients, c)
+	close(c.dropped)
+	f.clientsG.Dec()
+	f.dropped.Inc()
+	f.log.Warn("dropped slow watch client", "queue", f.clientQueue)
 }
 
 // snapshot renders the first event of a client from st and changes.
