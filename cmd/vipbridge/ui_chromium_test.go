@@ -6,6 +6,7 @@ package main
 // writes screenshots (desktop and phone) as test artifacts.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,8 +205,18 @@ func TestStatusPage(t *testing.T) {
 		waitPage(t, tab, "every VIP back", shownVIPs, func(n int) bool { return n >= len(vips) })
 	})
 
+	// The desktop screenshot shows a search, the drained backend and the
+	// change log; the phone one the top of the page.
 	dir := artifactDir(t)
+	if err := chromedp.Do(tab, chromedp.SendKeys("#search", "web")); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, tab, "the web VIPs", `document.getElementById('vip-count').textContent`,
+		func(s string) bool { return strings.Contains(s, " of ") })
 	screenshot(t, tab, dir, "status-page.png")
+	eval[bool](t, tab, `(() => { const s = document.getElementById('search'); s.value = ''; return s.dispatchEvent(new Event('input')); })()`)
+	waitPage(t, tab, "every VIP back", shownVIPs, func(n int) bool { return n >= len(vips) })
+	eval[chromedp.Void](t, tab, `window.scrollTo(0, 0)`)
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile)); err != nil {
 		t.Fatal(err)
 	}
@@ -214,28 +226,36 @@ func TestStatusPage(t *testing.T) {
 	screenshot(t, tab, dir, "status-page-phone.png")
 }
 
-// fixedTables serves one table, synced.
-type fixedTables struct{ t *discovery.Table }
-
-func (f fixedTables) Table() *discovery.Table { return f.t }
-
-func (f fixedTables) Status() discovery.Status {
-	return discovery.Status{Loaded: true, Synced: true, Generation: f.t.Generation,
-		LastSync: map[string]time.Time{"marathon": f.t.Built}}
+// swapTables serves the table a test sets, synced.
+type swapTables struct {
+	t atomic.Pointer[discovery.Table]
 }
 
-// bigTable builds n VIPs of two backends each.
-func bigTable(n int) *discovery.Table {
+func (f *swapTables) Table() *discovery.Table { return f.t.Load() }
+
+func (f *swapTables) Status() discovery.Status {
+	t := f.t.Load()
+	return discovery.Status{Loaded: true, Synced: true, Generation: t.Generation,
+		LastSync: map[string]time.Time{"marathon": t.Built}}
+}
+
+// bigTable builds n VIPs of two backends each, the first of VIP drained
+// at weight 0 (-1: none).
+func bigTable(n, drained int) *discovery.Table {
 	apps := make([]discovery.App, n)
 	for i := range apps {
 		id := fmt.Sprintf("/app-%05d", i)
-		apps[i] = discovery.App{ID: id, Framework: "marathon", Ports: []discovery.Port{{
+		apps[i] = discovery.App{ID: id, Framework: "marathon", HealthChecks: i == drained, Ports: []discovery.Port{{
 			Kind: discovery.PortHost, Protocols: []discovery.Protocol{discovery.TCP},
 			Labels: []discovery.Label{{Key: "VIP_0", Value: id + ":80"}},
 		}}}
 		for j := range 2 {
+			health := discovery.HealthHealthy
+			if i == drained && j == 0 {
+				health = discovery.HealthUnhealthy
+			}
 			apps[i].Tasks = append(apps[i].Tasks, discovery.Task{
-				ID: fmt.Sprintf("app-%05d.t%d", i, j), State: discovery.TaskRunning,
+				ID: fmt.Sprintf("app-%05d.t%d", i, j), State: discovery.TaskRunning, Health: health,
 				AgentIP:   netip.AddrFrom4([4]byte{10, byte(j), byte(i >> 8), byte(i)}),
 				HostPorts: []uint16{31000},
 			})
@@ -249,7 +269,7 @@ func bigTable(n int) *discovery.Table {
 // servePage serves the API with a Feed over tables on loopback.
 func servePage(t *testing.T, tables httpapi.Tables) string {
 	t.Helper()
-	feed := httpapi.NewFeed(httpapi.FeedConfig{Tables: tables})
+	feed := httpapi.NewFeed(httpapi.FeedConfig{Tables: tables, Poll: 50 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +290,11 @@ func servePage(t *testing.T, tables httpapi.Tables) string {
 func TestStatusPageTenThousandVIPs(t *testing.T) {
 	const n = 10_000
 	tab := newBrowser(t, 1280, 900)
-	base := servePage(t, fixedTables{bigTable(n)})
+	tables := &swapTables{}
+	tables.t.Store(bigTable(n, -1))
+	drained := bigTable(n, 4321)
+	drained.Generation = 2
+	base := servePage(t, tables)
 
 	start := time.Now()
 	if err := chromedp.Do(tab, chromedp.Navigate(base+"/ui/")); err != nil {
@@ -293,6 +317,32 @@ func TestStatusPageTenThousandVIPs(t *testing.T) {
 	waitPage(t, tab, "the search", shownVIPs+` + ' ' + document.getElementById('vip-count').textContent`,
 		func(s string) bool { return s == "1 (1 of 10000)" })
 	search := eval[timing](t, tab, `window.vipbridgeUI`)
-	t.Logf("status page at %d VIPs: snapshot parsed, indexed and first page rendered in %.0f ms (in page); navigation to rendered %v; a search re-renders in %.1f ms",
-		n, first.SnapshotMs, loaded.Round(time.Millisecond), search.LastRenderMs)
+
+	flip := time.Now()
+	tables.t.Store(drained)
+	waitPage(t, tab, "the drained backend", rowWeight("app-04321.t0"), func(w int) bool { return w == 0 })
+	live := time.Since(flip)
+	t.Logf("status page at %d VIPs (snapshot %.1f MB): snapshot parsed, indexed and first page rendered in %.0f ms (in page); "+
+		"navigation to rendered %v; a search re-renders in %.1f ms; a weight change reaches the page in %v (feed polling every 50 ms)",
+		n, float64(snapshotBytes(t, base))/1e6, first.SnapshotMs, loaded.Round(time.Millisecond), search.LastRenderMs, live.Round(time.Millisecond))
+}
+
+// snapshotBytes is the size of /v1/watch's snapshot event.
+func snapshotBytes(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReaderSize(resp.Body, 1<<20)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read /v1/watch: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			return len(line)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -323,4 +324,51 @@ func TestWatchLimits(t *testing.T) {
 			t.Errorf("HEAD /v1/watch = %s %s", resp.Status, resp.Header.Get("Content-Type"))
 		}
 	})
+}
+
+// TestWatchDropsSlowClientOverTCP has a real client stop reading: the
+// socket buffers fill, the handler blocks in a write, its queue fills, and
+// the feed drops it without waiting. Read again, the stream ends with
+// "dropped".
+func TestWatchDropsSlowClientOverTCP(t *testing.T) {
+	const n = 2000 // VIPs, all changing at every step: deltas of ~0.5 MB
+	vips := make([]discovery.VIP, n)
+	for i := range vips {
+		vips[i] = vipOf(fmt.Sprintf("app-%04d.marathon", i), 80, "10.0.0.1:31000/1", "10.0.0.2:31000/1")
+	}
+	up := tableOf(vips...)
+	down := edited(up, 2, func(vs []discovery.VIP) []discovery.VIP {
+		for i := range vs {
+			vs[i].Backends = slices.Clone(vs[i].Backends)
+			vs[i].Backends[0].Weight = 0
+		}
+		return vs
+	})
+	tables := &fakeTables{t: up}
+	feed := NewFeed(FeedConfig{Tables: tables, ClientQueue: 2})
+	feed.step(built)
+	srv, _ := newTestServer(t, Config{Tables: tables, Feed: feed})
+	s := openWatch(t, srv) // reads nothing until the feed has dropped it
+	steps := 0
+	for ; testutil.ToFloat64(feed.dropped) == 0; steps++ {
+		if steps == 500 {
+			t.Fatal("500 deltas of 0.5 MB and the client that reads nothing is not dropped")
+		}
+		tables.mu.Lock()
+		tables.t = [2]*discovery.Table{down, up}[steps%2]
+		tables.mu.Unlock()
+		feed.step(built.Add(time.Duration(steps) * time.Second))
+	}
+	t.Logf("dropped after %d deltas", steps)
+	last := ""
+	for {
+		name, _ := s.next(t)
+		if name == "" {
+			break
+		}
+		last = name
+	}
+	if last != "dropped" {
+		t.Errorf("stream ended with %q, want dropped", last)
+	}
 }

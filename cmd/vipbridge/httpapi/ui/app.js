@@ -219,7 +219,12 @@
     });
     es.addEventListener('closed', () => banner('The daemon is shutting down.'));
     es.onopen = () => banner('');
-    es.onerror = () => setConn(es.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting', 'bad');
+    es.onerror = () => {
+      setConn('reconnecting', 'bad');
+      // EventSource retries a broken stream itself, but gives up on an
+      // error status (503 at the client limit): try again later.
+      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+    };
   }
 
   let searchTimer = 0;
