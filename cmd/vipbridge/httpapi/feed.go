@@ -222,13 +222,11 @@ func (f *Feed) diffTables(prev *discovery.Table, next feedState, now time.Time, 
 // table did not change already), and returns the changes to log.
 func (f *Feed) diffDataplane(prev, next feedState, now time.Time, d *watchDelta, upserted map[discovery.VIPKey]bool) []changeDoc {
 	var changes []changeDoc
-	for k, cur := range next.dp {
+	for v := range next.table.VIPs.All() { // in key order, unlike the map
+		k := v.Key
+		cur := next.dp[k]
 		old, had := prev.dp[k]
 		if (had && old == cur) || upserted[k] {
-			continue
-		}
-		v, ok := next.table.VIP(k)
-		if !ok {
 			continue
 		}
 		r := f.renderVIP(next.table, v, next.dataplane(k))
