@@ -162,7 +162,10 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
 	// The status page's live feed (/ui/, /v1/watch).
-	feed := httpapi.NewFeed(httpapi.FeedConfig{Tables: rec, Dataplane: states, Registerer: reg, Logger: log})
+	feed, err := httpapi.NewFeed(httpapi.FeedConfig{Tables: rec, Dataplane: states, Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
 		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
 		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,

@@ -269,7 +269,10 @@ func bigTable(n, drained int) *discovery.Table {
 // servePage serves the API with a Feed over tables on loopback.
 func servePage(t *testing.T, tables httpapi.Tables) string {
 	t.Helper()
-	feed := httpapi.NewFeed(httpapi.FeedConfig{Tables: tables, Poll: 50 * time.Millisecond})
+	feed, err := httpapi.NewFeed(httpapi.FeedConfig{Tables: tables, Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

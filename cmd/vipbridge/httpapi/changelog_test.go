@@ -212,7 +212,7 @@ func BenchmarkFeedStep(b *testing.B) {
 	vips[n/2] = vipOf(fmt.Sprintf("app-%05d.marathon", n/2), 80, "10.0.0.1:31000/0", "10.0.0.2:31000/1")
 	odd := tableOf(vips...)
 	tables := &fakeTables{t: even}
-	f := NewFeed(FeedConfig{Tables: tables, ClientQueue: 1})
+	f := newFeed(b, FeedConfig{Tables: tables, ClientQueue: 1})
 	f.step(time.Now())
 	c, _, _, _ := f.subscribe()
 	b.ReportAllocs()

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/internal/metrics"
 	"github.com/vipbridge/vipbridge/lb"
 )
 
@@ -94,8 +95,9 @@ type watchClient struct {
 	dropped chan struct{}
 }
 
-// NewFeed returns a Feed; Run starts it.
-func NewFeed(cfg FeedConfig) *Feed {
+// NewFeed returns a Feed; Run starts it. It fails only if its metrics
+// cannot be registered.
+func NewFeed(cfg FeedConfig) (*Feed, error) {
 	f := &Feed{
 		tables: cfg.Tables, dataplane: cfg.Dataplane, zone: cfg.Zone,
 		poll: cfg.Poll, clientQueue: cfg.ClientQueue, maxClients: cfg.MaxClients,
@@ -117,10 +119,10 @@ func NewFeed(cfg FeedConfig) *Feed {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	f.log = f.log.With("component", "http")
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(f.clientsG, f.dropped)
+	if err := metrics.Register(cfg.Registerer, f.clientsG, f.dropped); err != nil {
+		return nil, fmt.Errorf("new watch feed: register metrics: %w", err)
 	}
-	return f
+	return f, nil
 }
 
 // Run follows the state until ctx ends, then ends every client's stream

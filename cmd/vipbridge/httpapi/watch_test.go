@@ -14,11 +14,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/lb"
 )
+
+// newFeed is NewFeed for tests.
+func newFeed(tb testing.TB, cfg FeedConfig) *Feed {
+	tb.Helper()
+	f, err := NewFeed(cfg)
+	if err != nil {
+		tb.Fatalf("NewFeed: %v", err)
+	}
+	return f
+}
 
 // stream is one client of GET /v1/watch reading its events.
 type stream struct {
@@ -99,7 +110,7 @@ const fooID = "tcp foo.marathon.l4lb.thisdcos.directory:80"
 
 func TestWatchSnapshotThenDeltas(t *testing.T) {
 	tables := &fakeTables{t: testTable(t), st: discovery.Status{Loaded: true, Synced: true, LastSync: map[string]time.Time{"marathon": built}}}
-	feed := NewFeed(FeedConfig{Tables: tables})
+	feed := newFeed(t, FeedConfig{Tables: tables})
 	feed.step(built)
 	srv, _ := newTestServer(t, Config{Tables: tables, Feed: feed})
 	s := openWatch(t, srv)
@@ -190,7 +201,7 @@ func TestWatchSnapshotThenDeltas(t *testing.T) {
 func TestWatchDataplane(t *testing.T) {
 	tables := &fakeTables{t: testTable(t), st: discovery.Status{Loaded: true}}
 	dp := fakeDataplane{}
-	feed := NewFeed(FeedConfig{Tables: tables, Dataplane: dp})
+	feed := newFeed(t, FeedConfig{Tables: tables, Dataplane: dp})
 	feed.step(built)
 	srv, _ := newTestServer(t, Config{Tables: tables, Feed: feed})
 	s := openWatch(t, srv)
@@ -218,7 +229,7 @@ func TestWatchDropsSlowClient(t *testing.T) {
 	first := testTable(t)
 	second := edited(first, 8, func(v []discovery.VIP) []discovery.VIP { return v[1:] })
 	tables := &fakeTables{t: first}
-	feed := NewFeed(FeedConfig{Tables: tables, ClientQueue: 2})
+	feed := newFeed(t, FeedConfig{Tables: tables, ClientQueue: 2})
 	feed.step(built)
 	c, _, _, err := feed.subscribe()
 	if err != nil {
@@ -254,7 +265,7 @@ func TestWatchDropsSlowClient(t *testing.T) {
 
 func TestWatchTellsDroppedClient(t *testing.T) {
 	tables := &fakeTables{t: testTable(t)}
-	feed := NewFeed(FeedConfig{Tables: tables})
+	feed := newFeed(t, FeedConfig{Tables: tables})
 	srv, _ := newTestServer(t, Config{Tables: tables, Feed: feed})
 	s := openWatch(t, srv)
 	var snap watchSnapshot
@@ -274,7 +285,7 @@ func TestWatchTellsDroppedClient(t *testing.T) {
 
 func TestWatchEndsWithTheFeed(t *testing.T) {
 	tables := &fakeTables{t: testTable(t)}
-	feed := NewFeed(FeedConfig{Tables: tables, Poll: time.Hour})
+	feed := newFeed(t, FeedConfig{Tables: tables, Poll: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- feed.Run(ctx) }()
@@ -306,7 +317,7 @@ func TestWatchLimits(t *testing.T) {
 	})
 	t.Run("too many clients", func(t *testing.T) {
 		tables := &fakeTables{t: testTable(t)}
-		feed := NewFeed(FeedConfig{Tables: tables, MaxClients: 1})
+		feed := newFeed(t, FeedConfig{Tables: tables, MaxClients: 1})
 		srv, _ := newTestServer(t, Config{Tables: tables, Feed: feed})
 		s := openWatch(t, srv)
 		var snap watchSnapshot
@@ -318,7 +329,7 @@ func TestWatchLimits(t *testing.T) {
 	})
 	t.Run("head", func(t *testing.T) {
 		tables := &fakeTables{t: testTable(t)}
-		srv, _ := newTestServer(t, Config{Tables: tables, Feed: NewFeed(FeedConfig{Tables: tables})})
+		srv, _ := newTestServer(t, Config{Tables: tables, Feed: newFeed(t, FeedConfig{Tables: tables})})
 		resp, _ := do(t, srv, "HEAD", "/v1/watch")
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 			t.Errorf("HEAD /v1/watch = %s %s", resp.Status, resp.Header.Get("Content-Type"))
@@ -345,7 +356,7 @@ func TestWatchDropsSlowClientOverTCP(t *testing.T) {
 		return vs
 	})
 	tables := &fakeTables{t: up}
-	feed := NewFeed(FeedConfig{Tables: tables, ClientQueue: 2})
+	feed := newFeed(t, FeedConfig{Tables: tables, ClientQueue: 2})
 	feed.step(built)
 	srv, _ := newTestServer(t, Config{Tables: tables, Feed: feed})
 	s := openWatch(t, srv) // reads nothing until the feed has dropped it
@@ -370,5 +381,17 @@ func TestWatchDropsSlowClientOverTCP(t *testing.T) {
 	}
 	if last != "dropped" {
 		t.Errorf("stream ended with %q, want dropped", last)
+	}
+}
+
+func TestFeedMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tables := &fakeTables{t: testTable(t)}
+	newFeed(t, FeedConfig{Tables: tables, Registerer: reg})
+	if n, err := testutil.GatherAndCount(reg, "vipbridge_http_watch_clients", "vipbridge_http_watch_dropped_total"); err != nil || n != 2 {
+		t.Errorf("gathered %d watch metrics (%v), want 2", n, err)
+	}
+	if _, err := NewFeed(FeedConfig{Tables: tables, Registerer: reg}); err == nil {
+		t.Error("a second feed on the same registry registered its metrics again")
 	}
 }
