@@ -109,5 +109,11 @@ bench-scale:
 demo:
 	$(GO) run ./cmd/vipbridge demo
 
+# screenshot rewrites docs/status-page.png and docs/status-page-phone.png
+# (the README's) with the status page's browser test (needs chromium).
+.PHONY: screenshot
+screenshot:
+	VIPBRIDGE_UI_ARTIFACTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestStatusPage$$' ./cmd/vipbridge
+
 clean:
 	rm -rf bin

@@ -161,10 +161,15 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
+	// The status page's live feed (/ui/, /v1/watch).
+	feed, err := httpapi.NewFeed(httpapi.FeedConfig{Tables: rec, Dataplane: states, Registerer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
 		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
 		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
-		Settings: cfg,
+		Settings: cfg, Feed: feed,
 	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -177,6 +182,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	}
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
+	g.Go(func() error { return feed.Run(ctx) })
 	if ipvs != nil {
 		g.Go(func() error { return ipvs.Run(ctx) })
 	}

@@ -31,6 +31,7 @@ Try:
     (mesos-dns and dcos-dns names use the Mesos task name: app /db/postgres → postgres-db)
   curl -s http://{{.HTTP}}/records
   curl -s http://{{.HTTP}}/v1/vips
+  open http://{{.HTTP}}/ui/ in a browser: the live status page
   curl -s http://{{.HTTP}}/metrics | grep ^vipbridge_
 
 Press Ctrl-C to stop.

@@ -19,6 +19,8 @@
 //	/v1/version               dcos-dns: {Service, Version}
 //	/v1/zone?zone=NAME        an RFC 1035 master file of one zone (default the VIP zone), for Knot and NSD
 //	/healthz, /readyz, /metrics
+//	/v1/watch                 vipbridge's own: server-sent events, a snapshot then deltas (feed.go, watch.go)
+//	/ui/                      vipbridge's own: the live status page, embedded, following /v1/watch (ui.go)
 //
 // /v1/hosts and /v1/services take mesos-dns's shapes, not dcos-dns's. The
 // two differ only in details: mesos-dns shows "port" as a string, the

@@ -60,6 +60,9 @@ type Config struct {
 	// /v1/config with secrets removed (settings.go); nil makes /v1/config
 	// an empty object.
 	Settings any
+	// Feed backs /v1/watch, the status page's live stream (feed.go);
+	// nil makes /v1/watch a 404 (the page at /ui/ then shows no data).
+	Feed *Feed
 }
 
 const (
@@ -91,6 +94,7 @@ type api struct {
 	dataplane Dataplane
 	resolver  Resolver
 	settings  any
+	feed      *Feed
 	// mesos is the mesos-dns view (/v1/enumerate, /v1/axfr); its domain
 	// is "" when the mesos zone is not served.
 	mesos mesosView
@@ -115,6 +119,7 @@ func New(cfg Config) http.Handler {
 		a.ttl = seconds(cfg.TTL)
 	}
 	a.resolver, a.settings = cfg.Resolver, cfg.Settings
+	a.feed = cfg.Feed
 	a.mesos = newMesosView(cfg)
 	a.taskZones = newTaskZones(a.mesos.domain, a.mesos.ttl, a.ttl)
 	if a.zone == "" {
@@ -160,10 +165,13 @@ func (a *api) router() *mux.Router {
 		{"/v1/zone", a.v1Zone},
 		{"/healthz", healthz},
 		{"/readyz", a.readyz},
+		{"/v1/watch", a.v1Watch},
+		{"/ui", redirectToUI},
 	}
 	for _, rt := range routes {
 		r.Handle(rt.path, rt.handler).Methods(http.MethodGet, http.MethodHead)
 	}
+	r.PathPrefix("/ui/").Handler(uiHandler()).Methods(http.MethodGet, http.MethodHead)
 	if a.gatherer != nil {
 		metrics := promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{
 			ErrorLog:      promLogger{a.log},
