@@ -177,3 +177,25 @@ func redact(raw string) string {
 	}
 	return redactURL(u)
 }
+
+// ProbeClient returns an HTTP client that talks to Marathon or Mesos as
+// the daemon's does (certificates verified against caFile or the system
+// roots, the basic auth or token file's credentials on every request) but
+// follows no redirect, so that a caller checking a configuration can read
+// a standby's redirect to its leader. basicAuth and tokenFile are as in
+// Config.
+func ProbeClient(caFile, basicAuth, tokenFile string, timeout time.Duration) (*http.Client, error) {
+	creds, err := newCredentials(basicAuth, tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	base, err := baseTransport(nil, caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{
+		Transport:     &authTransport{base: base, creds: creds},
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
+}

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -30,10 +29,11 @@ import (
 type upstreamProbe struct {
 	kind string // "marathon" or "mesos", the items' prefix
 	hc   *http.Client
-	// auth is the Authorization header ("" for none, or basic auth from
-	// the URL itself); authKind names it in the report.
-	auth, authKind string
-	caFile         string
+	// hasAuth: credentials are configured (hc sends them); authKind
+	// names them in the report.
+	hasAuth  bool
+	authKind string
+	caFile   string
 }
 
 // probeAnswer is one response: its status, the Location of a redirect
@@ -45,37 +45,16 @@ type probeAnswer struct {
 }
 
 func newUpstreamProbe(kind, caFile, basic, tokenFile string) (*upstreamProbe, error) {
-	p := &upstreamProbe{kind: kind, caFile: caFile}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca file %s: no PEM certificates", caFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	hc, err := marathon.ProbeClient(caFile, basic, tokenFile, checkTimeout)
+	if err != nil {
+		return nil, err
 	}
-	p.hc = &http.Client{
-		Transport:     tr,
-		Timeout:       checkTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	p := &upstreamProbe{kind: kind, caFile: caFile, hc: hc}
 	switch {
 	case basic != "":
-		user, pass, _ := strings.Cut(basic, ":")
-		req := http.Request{Header: http.Header{}}
-		req.SetBasicAuth(user, pass)
-		p.auth, p.authKind = req.Header.Get("Authorization"), "basic auth"
+		p.hasAuth, p.authKind = true, "basic auth"
 	case tokenFile != "":
-		tok, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read token file: %w", err)
-		}
-		p.auth, p.authKind = "token="+strings.TrimSpace(string(tok)), "token file"
+		p.hasAuth, p.authKind = true, "token file"
 	}
 	return p, nil
 }
@@ -87,9 +66,6 @@ func (p *upstreamProbe) get(ctx context.Context, base, path string) (probeAnswer
 		return probeAnswer{}, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if p.auth != "" {
-		req.Header.Set("Authorization", p.auth)
-	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return probeAnswer{}, err
@@ -127,7 +103,7 @@ func (p *upstreamProbe) credentials(base string, a probeAnswer) (line checkLine,
 	u, item := redactedURL(base), p.kind+" credentials"
 	switch {
 	case a.status == http.StatusUnauthorized || a.status == http.StatusForbidden:
-		if p.auth == "" && !strings.Contains(base, "@") {
+		if !p.hasAuth && !strings.Contains(base, "@") {
 			return failLine(item, "%s: required (%s) and none configured", u, http.StatusText(a.status)), false
 		}
 		kind := p.authKind
@@ -135,7 +111,7 @@ func (p *upstreamProbe) credentials(base string, a probeAnswer) (line checkLine,
 			kind = "basic auth in the URL"
 		}
 		return failLine(item, "%s: rejected (%s, %s)", u, http.StatusText(a.status), kind), false
-	case p.auth != "":
+	case p.hasAuth:
 		return okLine(item, "%s: accepted (%s)", u, p.authKind), true
 	}
 	return skipLine(item, "%s: none configured, none asked for", u), true
