@@ -211,21 +211,14 @@ func (a *api) vipDoc(t *discovery.Table, v *discovery.VIP, states map[discovery.
 		Dataplane: dataplaneOf(states, v.Key, true),
 		VIP:       a.vipString(v),
 		Protocol:  v.Key.Protocol,
-		Addresses: []string{},
+		Addresses: vipAddresses(v),
+		Announced: announced(t, v),
 		Apps:      nonNil(v.Apps),
 		Labels:    nonNil(v.Labels),
 		Backends:  make([]backendDoc, 0, len(v.Backends)),
 	}
 	if v.Key.Name != "" {
 		d.Name = a.fqdn(v.Key.Name)
-		e, err := t.Lookup(v.Key.Name)
-		announced := err == nil && slices.Contains(e.Ports, discovery.PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
-		d.Announced = &announced
-	}
-	for _, addr := range []netip.Addr{v.Addr4, v.Addr6} {
-		if addr.IsValid() {
-			d.Addresses = append(d.Addresses, addr.String())
-		}
 	}
 	for _, b := range v.Backends {
 		d.Backends = append(d.Backends, backendDoc{
@@ -288,4 +281,26 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// vipAddresses returns v's IPv4 and IPv6 addresses, as text.
+func vipAddresses(v *discovery.VIP) []string {
+	out := []string{}
+	for _, addr := range []netip.Addr{v.Addr4, v.Addr6} {
+		if addr.IsValid() {
+			out = append(out, addr.String())
+		}
+	}
+	return out
+}
+
+// announced says whether t's DNS serves v's name and port; nil for an IP
+// VIP, which has no name.
+func announced(t *discovery.Table, v *discovery.VIP) *bool {
+	if v.Key.Name == "" {
+		return nil
+	}
+	e, err := t.Lookup(v.Key.Name)
+	ok := err == nil && slices.Contains(e.Ports, discovery.PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
+	return &ok
 }

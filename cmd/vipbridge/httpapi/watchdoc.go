@@ -6,7 +6,6 @@ package httpapi
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -121,20 +120,11 @@ func (f *Feed) renderVIP(t *discovery.Table, v *discovery.VIP, dp *dataplaneDoc)
 		VIP:       vip,
 		Protocol:  v.Key.Protocol,
 		Port:      v.Key.Port,
-		Addresses: []string{},
+		Addresses: vipAddresses(v),
+		Announced: announced(t, v),
 		Apps:      nonNil(v.Apps),
 		Dataplane: dp,
 		Backends:  make([]watchBackend, 0, len(v.Backends)),
-	}
-	if v.Key.Name != "" {
-		e, err := t.Lookup(v.Key.Name)
-		announced := err == nil && slices.Contains(e.Ports, discovery.PortProto{Protocol: v.Key.Protocol, Port: v.Key.Port})
-		d.Announced = &announced
-	}
-	for _, a := range []netip.Addr{v.Addr4, v.Addr6} {
-		if a.IsValid() {
-			d.Addresses = append(d.Addresses, a.String())
-		}
 	}
 	for _, b := range v.Backends {
 		health := "healthy"
