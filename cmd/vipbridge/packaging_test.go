@@ -140,3 +140,82 @@ func TestAddrMatches(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionScript runs scripts/version.sh in a scratch repository
+// through tags, commits and a dirty tree: each version is the one its
+// comment promises, valid for Debian, and later builds sort later.
+func TestVersionScript(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := t.TempDir()
+	script, err := os.ReadFile("../../scripts/version.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts/version.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	commit := func() string {
+		sh("git", "commit", "-q", "--allow-empty", "-m", "c")
+		return sh("git", "rev-parse", "--short=7", "HEAD")
+	}
+	version := func() string { return sh("scripts/version.sh") }
+
+	sh("git", "init", "-q")
+	sh("git", "add", "scripts/version.sh")
+	var got []string
+	check := func(want string) {
+		t.Helper()
+		v := version()
+		if v != want {
+			t.Errorf("version.sh = %q, want %q", v, want)
+		}
+		got = append(got, v)
+	}
+	h := commit()
+	check("0.0.0+git1.g" + h)
+	h = commit()
+	check("0.0.0+git2.g" + h)
+	sh("git", "tag", "v1.3.0-rc1")
+	check("1.3.0~rc1")
+	h = commit()
+	check("1.3.0~rc1+git1.g" + h)
+	commit()
+	sh("git", "tag", "-a", "-m", "release", "v1.3.0")
+	check("1.3.0")
+	h = commit()
+	check("1.3.0+git1.g" + h)
+	if err := os.WriteFile(filepath.Join(dir, "scripts/version.sh"), append(script, '\n'), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check("1.3.0+git1.g" + h + ".dirty")
+
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		return
+	}
+	for i, v := range got {
+		if out, err := exec.Command("dpkg", "--validate-version", v).CombinedOutput(); err != nil {
+			t.Errorf("dpkg --validate-version %s: %v %s", v, err, out)
+		}
+		if i > 0 {
+			if err := exec.Command("dpkg", "--compare-versions", got[i-1], "lt", v).Run(); err != nil {
+				t.Errorf("dpkg sorts %s before %s, want after", v, got[i-1])
+			}
+		}
+	}
+}
