@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build deb test-deb test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build deb test-deb bench-restart test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
@@ -109,6 +109,12 @@ soak:
 ROUNDS ?= 200
 chaos:
 	CHAOS_SEED=$$(date +%s) CHAOS_ROUNDS=$(ROUNDS) $(GO) test -race -count=1 -run '^TestChaos$$' -timeout 60m -v ./cmd/vipbridge
+
+# bench-restart: DNS queries lost and the longest answer while the daemon
+# restarts under dnsperf load, with systemd's held sockets (played by
+# scripts/socketholder) and, for comparison, without.
+bench-restart:
+	scripts/bench-restart.sh
 
 # bench-propagation: event → DNS-visible (in l4lb, .mesos and autoip) and
 # → dataplane-applied, steady and in bursts, with 100 and 10,000 apps in
