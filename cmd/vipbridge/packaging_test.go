@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -218,4 +220,30 @@ func TestVersionScript(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzAddrMatches checks addrMatches on any flag value: it never panics,
+// a match always has the socket's port, and the socket's own address
+// always matches.
+func FuzzAddrMatches(f *testing.F) {
+	f.Add("127.0.0.1", uint16(53), "127.0.0.1:53")
+	f.Add("::", uint16(53), ":53")
+	f.Add("10.0.0.1", uint16(62080), "[::ffff:10.0.0.1]:62080")
+	f.Add("127.0.0.1", uint16(53), "localhost:53")
+	f.Fuzz(func(t *testing.T, ip string, port uint16, flagValue string) {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			return
+		}
+		bound := net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, port))
+		if addrMatches(bound, flagValue) {
+			_, p, err := net.SplitHostPort(strings.TrimSpace(flagValue))
+			if err != nil || p != strconv.Itoa(int(port)) {
+				t.Fatalf("addrMatches(%s, %q) = true with another port", bound, flagValue)
+			}
+		}
+		if !addrMatches(bound, bound.String()) {
+			t.Fatalf("addrMatches(%s, its own address) = false", bound)
+		}
+	})
 }

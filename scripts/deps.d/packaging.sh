@@ -1,4 +1,4 @@
 # packaging.sh (sourced by scripts/test-deps.sh): systemd-analyze for
-# TestUnitsVerify; dpkg-deb, lintian and fakeroot for scripts/test-deb.sh
-# (make deb, make test).
-need_packages systemd-analyze=systemd dpkg-deb=dpkg lintian=lintian fakeroot=fakeroot
+# TestUnitsVerify and scripts/test-deb.sh; dpkg-deb, lintian and curl for
+# scripts/test-deb.sh (make test, make test-deb).
+need_packages systemd-analyze=systemd dpkg-deb=dpkg lintian=lintian curl=curl
