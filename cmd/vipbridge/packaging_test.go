@@ -78,7 +78,8 @@ func TestEnvFileNamesEveryFlag(t *testing.T) {
 // TestUnitsVerify runs systemd-analyze verify on vipbridge.service and
 // vipbridge.socket, with ExecStart pointing at a built binary (verify
 // checks that it exists). verify exits 0 even on unknown keys and bad
-// values, so any output at all fails the test.
+// values, so any output at all fails the test. systemd-analyze security
+// then scores the service's hardening.
 func TestUnitsVerify(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -109,6 +110,13 @@ func TestUnitsVerify(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// The hardening: systemd's own exposure score of the service, 0 (all
+	// locked down) to 10, is 2.0; weakening it past 2.5 fails.
+	cmd = exec.Command("systemd-analyze", "security", "--offline=yes", "--threshold=25", "--no-pager", filepath.Join(dir, "vipbridge.service"))
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_COLOR=0", "SYSTEMD_COLORS=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("systemd-analyze security --threshold=25 (exposure above 2.5): %v\n%s", err, out)
 	}
 }
 
