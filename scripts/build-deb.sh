@@ -2,7 +2,8 @@
 # build-deb.sh builds bin/vipbridge_<version>_<arch>.deb (make deb): the
 # static binary (CGO_ENABLED=0) with the version of scripts/version.sh
 # built in, packed by nfpm (packaging/nfpm.yaml) with the units, the
-# environment file as a conffile, the system user and /var/lib/vipbridge.
+# environment file as a conffile, the system user, /var/lib/vipbridge and
+# the manual page (scripts/manpage.sh).
 # It prints the package's path.
 #
 #   scripts/build-deb.sh                 VERSION=... GOARCH=... override
@@ -27,8 +28,17 @@ fi
 
 work=bin/deb
 rm -rf "$work" && mkdir -p "$work"
-BINARY=$work/vipbridge # packaging/nfpm.yaml names it and $work/changelog.gz
+BINARY=$work/vipbridge # packaging/nfpm.yaml names it, changelog.gz and vipbridge.8.gz
 CGO_ENABLED=0 GOOS=linux $GO build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$BINARY" ./cmd/vipbridge
+
+# The manual page, from the binary's usage texts (a host build when
+# cross-compiling: the page is the same).
+man_bin=$BINARY
+if [[ $GOARCH != "$($GO env GOHOSTARCH)" ]]; then
+	man_bin=$work/vipbridge-host
+	GOARCH=$($GO env GOHOSTARCH) CGO_ENABLED=0 $GO build -o "$man_bin" ./cmd/vipbridge
+fi
+scripts/manpage.sh "$man_bin" "$VERSION" | gzip -9n >"$work/vipbridge.8.gz"
 
 # The changelog (a native package's, changelog.gz): one entry, this build.
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)

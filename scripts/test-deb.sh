@@ -51,6 +51,7 @@ check_mode /usr/lib/sysusers.d/vipbridge.conf 644
 check_mode /etc/default/vipbridge.dpkg-new 644 # a conffile, until configure
 check_mode /usr/share/doc/vipbridge/copyright 644
 check_mode /usr/share/doc/vipbridge/changelog.gz 644
+check_mode /usr/share/man/man8/vipbridge.8.gz 644
 check_mode /var/lib/vipbridge 755
 cmp -s "$root/etc/default/vipbridge.dpkg-new" packaging/vipbridge.env || fail "/etc/default/vipbridge differs from packaging/vipbridge.env"
 cmp -s "$root/lib/systemd/system/vipbridge.service" packaging/vipbridge.service || fail "vipbridge.service differs from packaging/"
