@@ -19,8 +19,13 @@ import (
 )
 
 // statusEvery is how often STATUS= is refreshed between publishes, so that
-// "synced 40s ago" does not stand still in `systemctl status`.
-const statusEvery = 5 * time.Second
+// "synced 40s ago" does not stand still in `systemctl status`; once ready,
+// publishes refresh it at most every statusGap (an event flood publishes
+// many tables a second).
+const (
+	statusEvery = 5 * time.Second
+	statusGap   = time.Second
+)
 
 // freshness is what the notifier reads of the reconciler.
 type freshness interface {
@@ -79,8 +84,8 @@ func (sd *systemd) notify(state string) {
 
 // run sends READY=1 once the servers listen (started closes) and the
 // published table holds real state (from the store or a sync of every
-// source), STATUS= after every publish and every statusEvery, and
-// STOPPING=1 when ctx ends. It returns nil at once when not under systemd.
+// source), STATUS= after publishes (at most every statusGap once ready)
+// and every statusEvery, and STOPPING=1 when ctx ends. It returns nil at once when not under systemd.
 func (sd *systemd) run(ctx context.Context, rec freshness, started <-chan struct{}) error {
 	if !sd.enabled {
 		return nil
@@ -95,6 +100,8 @@ func (sd *systemd) run(ctx context.Context, rec freshness, started <-chan struct
 		return nil
 	}
 	ready, last := false, ""
+	pub := published // nil while a publish waits out statusGap
+	var gap <-chan time.Time
 	for {
 		st := rec.Status()
 		msg := "STATUS=" + sd.statusLine(rec.Table(), st)
@@ -111,7 +118,12 @@ func (sd *systemd) run(ctx context.Context, rec freshness, started <-chan struct
 		case <-ctx.Done():
 			sd.notify(sdnotify.SdNotifyStopping + "\nSTATUS=stopping")
 			return nil
-		case <-published:
+		case <-pub:
+			if ready {
+				pub, gap = nil, time.After(statusGap)
+			}
+		case <-gap: // a publish meanwhile is still in published
+			pub, gap = published, nil
 		case <-tick.C:
 		}
 	}
