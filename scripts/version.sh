@@ -10,7 +10,8 @@
 #   uncommitted changes                ...+dirty, or .dirty after +git...
 #   not a git checkout                 0.0.0+unknown
 #
-# "+gitN" grows with every commit, so later builds sort later; "~" sorts
+# "+gitN" grows with every commit (a shallow clone counts only the commits
+# it holds, and has no tag unless fetched with them), so later builds sort later; "~" sorts
 # before the release it precedes. Only [0-9A-Za-z.+~] appear, and never a
 # "-": the package has no Debian revision.
 set -euo pipefail
