@@ -3,12 +3,26 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build deb test-deb bench-restart test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
+# VERSION is the version built into the binary and the package, from git
+# describe in Debian's syntax (scripts/version.sh).
+VERSION ?= $(shell scripts/version.sh)
+
+# build: the static binary (CGO_ENABLED=0) with VERSION built in.
 build:
-	$(GO) build -o bin/vipbridge ./cmd/vipbridge
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=$(VERSION)' -o bin/vipbridge ./cmd/vipbridge
+
+# deb: bin/vipbridge_<version>_<arch>.deb, packed by nfpm (scripts/build-deb.sh).
+deb:
+	VERSION='$(VERSION)' GO=$(GO) scripts/build-deb.sh
+
+# test-deb builds the package and checks it: installed into a throwaway
+# root, its files, one version everywhere, the units, lintian.
+test-deb:
+	VERSION='$(VERSION)' GO=$(GO) scripts/test-deb.sh
 
 # test runs every test (unit, upstream-fixture, loopback end-to-end) with the
 # race detector. Tests that need ../shared (upstream fixtures) skip with one
@@ -16,6 +30,7 @@ build:
 test: vet
 	scripts/test-deps.sh
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	VERSION='$(VERSION)' GO=$(GO) scripts/test-deb.sh
 	scripts/test-kernel.sh
 
 # test-standalone runs the suite as a lone clone does: HEAD cloned into a
@@ -94,6 +109,12 @@ soak:
 ROUNDS ?= 200
 chaos:
 	CHAOS_SEED=$$(date +%s) CHAOS_ROUNDS=$(ROUNDS) $(GO) test -race -count=1 -run '^TestChaos$$' -timeout 60m -v ./cmd/vipbridge
+
+# bench-restart: DNS queries lost and the longest answer while the daemon
+# restarts under dnsperf load, with systemd's held sockets (played by
+# scripts/socketholder) and, for comparison, without.
+bench-restart:
+	scripts/bench-restart.sh
 
 # bench-propagation: event → DNS-visible (in l4lb, .mesos and autoip) and
 # → dataplane-applied, steady and in bursts, with 100 and 10,000 apps in

@@ -2,8 +2,8 @@ package discovery
 
 // The reconciler's loop: the one goroutine that owns the model. It takes
 // updates and snapshots into it, collapses pokes into builds, retries a
-// failed dataplane apply with backoff and asks for the resyncs late events
-// call for.
+// failed dataplane apply with backoff, asks for the resyncs late events
+// call for and calls the heartbeat (Config.Heartbeat) while it is free.
 
 import (
 	"context"
@@ -23,6 +23,9 @@ func (r *Reconciler) loop(ctx context.Context) {
 			late.Stop()
 		}
 	}()
+	beat := r.newBeat()
+	defer beat.Stop()
+	r.beat()
 	r.poke()
 	for {
 		dirty := r.dirty
@@ -49,6 +52,8 @@ func (r *Reconciler) loop(ctx context.Context) {
 		case <-retry.C:
 			retry.fired()
 			r.poke()
+		case <-beat.C:
+			r.beat()
 		case <-dirty:
 			if err := r.reconcile(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -59,6 +64,24 @@ func (r *Reconciler) loop(ctx context.Context) {
 			}
 			retry.succeeded()
 		}
+	}
+}
+
+// newBeat returns the ticker of the heartbeat; stopped, never firing,
+// without one.
+func (r *Reconciler) newBeat() *time.Ticker {
+	t := time.NewTicker(r.beatEvery)
+	if r.heartbeat == nil {
+		t.Stop()
+	}
+	return t
+}
+
+// beat calls the heartbeat, if any. It runs on the loop only: a loop stuck
+// in a build or an apply stops it.
+func (r *Reconciler) beat() {
+	if r.heartbeat != nil {
+		r.heartbeat()
 	}
 }
 

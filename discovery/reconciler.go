@@ -72,6 +72,13 @@ type Config struct {
 	// makes one snapshot do, which at 10,000 apps halves the start-up work
 	// and its peak memory. Zero does not wait.
 	StreamWait time.Duration
+	// Heartbeat, if set, is called by the loop that owns the model every
+	// HeartbeatEvery while that loop is free to take work, so that a build,
+	// a dataplane apply or a store write that hangs stops the calls
+	// (systemd's WATCHDOG=1 is sent from it). HeartbeatEvery zero means
+	// 10 s.
+	Heartbeat      func()
+	HeartbeatEvery time.Duration
 }
 
 // marathonSource is the source an Update without Source applies to.
@@ -80,11 +87,13 @@ const marathonSource = "marathon"
 const (
 	defaultInterval    = 5 * time.Minute
 	defaultHealthGrace = 60 * time.Second
-	updateQueueSize    = 1 << 13
-	updateDrainMax     = 4096 // updates applied per round before building
-	maxLatencySamples  = 1 << 14
-	retryMin           = 500 * time.Millisecond
-	retryMax           = 30 * time.Second
+	// defaultHeartbeatEvery is Config.HeartbeatEvery's default.
+	defaultHeartbeatEvery = 10 * time.Second
+	updateQueueSize       = 1 << 13
+	updateDrainMax        = 4096 // updates applied per round before building
+	maxLatencySamples     = 1 << 14
+	retryMin              = 500 * time.Millisecond
+	retryMax              = 30 * time.Second
 	// snapshotTimeout bounds one Snapshot, so that a hung upstream cannot
 	// stop a source's resyncs for good; /v2/apps?embed=apps.tasks of a
 	// large cluster takes seconds, not minutes.
@@ -105,6 +114,8 @@ type Reconciler struct {
 	met       *reconcileMetrics
 
 	streamWait time.Duration
+	heartbeat  func()        // nil: none (Config.Heartbeat)
+	beatEvery  time.Duration // period of heartbeat
 
 	sources []*sourceRun
 	byName  map[string]*sourceRun
@@ -144,6 +155,8 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 		grace:     cfg.HealthGrace,
 
 		streamWait: cfg.StreamWait,
+		heartbeat:  cfg.Heartbeat,
+		beatEvery:  cfg.HeartbeatEvery,
 		met:        newReconcileMetrics(),
 		byName:     map[string]*sourceRun{},
 		updates:    make(chan Update, updateQueueSize),
@@ -162,6 +175,9 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 	}
 	if r.grace <= 0 {
 		r.grace = defaultHealthGrace
+	}
+	if r.beatEvery <= 0 {
+		r.beatEvery = defaultHeartbeatEvery
 	}
 	for _, sc := range cfg.Sources {
 		if err := r.addSource(sc); err != nil {

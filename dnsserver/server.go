@@ -52,7 +52,8 @@ type Config struct {
 	MesosDomain string
 	MesosTTL    time.Duration
 	// Ready, if set, is called once with the bound addresses (of the
-	// first address of Addr) when every UDP and TCP listener serves.
+	// first address of Addr, or the first of PacketConns and Listeners,
+	// nil where there is none) when every UDP and TCP listener serves.
 	Ready func(udp, tcp net.Addr)
 	// Forwarder, if set, answers queries for names outside the served
 	// zones from clients in Allow (forwarding.go); nil: such names are
@@ -61,6 +62,13 @@ type Config struct {
 	// Allow are the clients whose queries go to the Forwarder; others
 	// get REFUSED for names outside the served zones. Empty: nobody.
 	Allow []netip.Prefix
+	// PacketConns and Listeners, if either is set, are ready-made UDP
+	// and TCP sockets that Run serves instead of binding Addr (systemd's
+	// socket activation hands them over; Addr is then unused). Run closes
+	// them when it returns; whoever passed them keeps its own copies open
+	// across a restart, and queries wait in the kernel meanwhile.
+	PacketConns []*net.UDPConn
+	Listeners   []net.Listener
 }
 
 // Timeouts of the miekg/dns servers. The TCP idle timeout is short so that
@@ -123,6 +131,10 @@ type Server struct {
 	// at most (1: one at a time).
 	udpSockets int
 	udpBatch   int
+	// inheritedUDP and inheritedTCP are Config.PacketConns and
+	// Config.Listeners: served instead of listen when either is set.
+	inheritedUDP []*net.UDPConn
+	inheritedTCP []net.Listener
 }
 
 // New checks cfg and returns a Server; it binds nothing until Run.
@@ -194,6 +206,9 @@ func New(cfg Config) (*Server, error) {
 		idleTimeout: tcpIdle,
 		udpSockets:  udpSocketCount(),
 		udpBatch:    udpBatch,
+
+		inheritedUDP: cfg.PacketConns,
+		inheritedTCP: cfg.Listeners,
 	}
 	if fwd != nil {
 		fwd.zones, fwd.served = Zones(cfg.MesosDomain), s.servedZone
@@ -202,40 +217,23 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Run serves UDP and TCP on the configured address until ctx ends, then
+// Run serves UDP and TCP on the configured addresses (or the inherited
+// sockets, Config.PacketConns and Config.Listeners) until ctx ends, then
 // shuts both servers down (waiting up to drainTimeout for answers in
 // flight) and returns nil. It returns an error if it cannot bind or a
 // listener fails.
 func (s *Server) Run(ctx context.Context) error {
-	var (
-		all      []*listener
-		udp0     net.Addr
-		tcp0     net.Addr
-		closeAll []io.Closer
-	)
+	all, udp0, tcp0, closeAll, err := s.bind(ctx)
 	defer func() {
 		for _, c := range closeAll {
 			c.Close()
 		}
 	}()
-	for _, addr := range s.listen {
-		pcs, ln, err := listen(ctx, addr, s.udpSockets)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
-		closeAll = append(closeAll, ln)
-		for _, pc := range pcs {
-			closeAll = append(closeAll, pc)
-		}
-		if udp0 == nil {
-			udp0, tcp0 = pcs[0].LocalAddr(), ln.Addr()
-		}
-		all = append(all, s.listeners(pcs, ln)...)
-		s.log.Info("serving dns", "udp", pcs[0].LocalAddr().String(), "udp_sockets", len(pcs), "tcp", ln.Addr().String(),
-			"forwarding", s.fwd != nil)
+		return err
 	}
 	// The fast path's replies are packed in the background (runPacker):
 	// at 10,000 names that takes a quarter of a second, during which the
@@ -272,8 +270,52 @@ func (s *Server) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// bind returns the servers of every socket Run serves, the addresses of
+// the first UDP and TCP ones (nil if there is none) and what to close when
+// Run returns: the inherited sockets (Config.PacketConns and
+// Config.Listeners) when there are some, else those it binds on each
+// address of Config.Addr. It returns the sockets bound so far with an error.
+func (s *Server) bind(ctx context.Context) (all []*listener, udp0, tcp0 net.Addr, closers []io.Closer, err error) {
+	if len(s.inheritedUDP)+len(s.inheritedTCP) > 0 {
+		for _, pc := range s.inheritedUDP {
+			closers = append(closers, pc)
+			all = append(all, s.listeners([]*net.UDPConn{pc}, nil)...)
+		}
+		for _, ln := range s.inheritedTCP {
+			closers = append(closers, ln)
+			all = append(all, s.listeners(nil, ln)...)
+		}
+		if len(s.inheritedUDP) > 0 {
+			udp0 = s.inheritedUDP[0].LocalAddr()
+		}
+		if len(s.inheritedTCP) > 0 {
+			tcp0 = s.inheritedTCP[0].Addr()
+		}
+		s.log.Info("serving dns on inherited sockets", "udp", len(s.inheritedUDP), "tcp", len(s.inheritedTCP),
+			"first_udp", udp0, "first_tcp", tcp0, "forwarding", s.fwd != nil)
+		return all, udp0, tcp0, closers, nil
+	}
+	for _, addr := range s.listen {
+		pcs, ln, err := listen(ctx, addr, s.udpSockets)
+		if err != nil {
+			return nil, nil, nil, closers, err
+		}
+		closers = append(closers, ln)
+		for _, pc := range pcs {
+			closers = append(closers, pc)
+		}
+		if udp0 == nil {
+			udp0, tcp0 = pcs[0].LocalAddr(), ln.Addr()
+		}
+		all = append(all, s.listeners(pcs, ln)...)
+		s.log.Info("serving dns", "udp", pcs[0].LocalAddr().String(), "udp_sockets", len(pcs), "tcp", ln.Addr().String(),
+			"forwarding", s.fwd != nil)
+	}
+	return all, udp0, tcp0, closers, nil
+}
+
 // listeners are the miekg/dns servers of one address: one per UDP socket
-// of pcs, and one for TCP on ln.
+// of pcs, and one for TCP on ln unless ln is nil.
 func (s *Server) listeners(pcs []*net.UDPConn, ln net.Listener) []*listener {
 	var all []*listener
 	for _, pc := range pcs {
@@ -287,6 +329,9 @@ func (s *Server) listeners(pcs []*net.UDPConn, ln net.Listener) []*listener {
 			MsgAcceptFunc:  s.acceptUDP,
 			MsgInvalidFunc: s.invalidUDP,
 		}))
+	}
+	if ln == nil {
+		return all
 	}
 	return append(all, newListener("tcp", &dns.Server{
 		Listener:      &limitListener{Listener: ln, slots: s.conns, dropped: s.metrics.dropped.WithLabelValues("tcp_conn")},

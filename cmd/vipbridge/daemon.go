@@ -51,6 +51,12 @@ const streamWait = 2 * time.Second
 // ready, if not nil, receives the listening addresses once.
 func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- listening) error {
 	log := newLogger(cfg, logw)
+	sd := newSystemd(log) // systemd.go: readiness, status, watchdog
+	socks, err := takeActivated(splitList(cfg.DNSAddr), cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer socks.close() // each user closed its own; a no-op then
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -122,6 +128,9 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		Registerer:  reg,
 		Logger:      log,
 		StreamWait:  wait,
+
+		Heartbeat:      sd.heartbeat(),
+		HeartbeatEvery: sd.heartbeatEvery(),
 	})
 	if err != nil {
 		return err
@@ -147,8 +156,10 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		Tables:      rec,
 		Registerer:  reg,
 		Logger:      log,
-		Ready:       func(udp, _ net.Addr) { dnsReady <- udp },
+		Ready:       func(udp, tcp net.Addr) { dnsReady <- firstAddr(udp, tcp) },
 		Allow:       allow,
+		PacketConns: socks.dnsUDP,
+		Listeners:   socks.dnsTCP,
 	}
 	if fwd != nil { // a nil *forward.Forwarder must not become a non-nil interface
 		dnsCfg.Forwarder = fwd
@@ -157,9 +168,11 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err != nil {
 		return err
 	}
-	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
+	httpLn := socks.http
+	if httpLn == nil {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
+		}
 	}
 	// The status page's live feed (/ui/, /v1/watch).
 	feed, err := httpapi.NewFeed(httpapi.FeedConfig{Tables: rec, Dataplane: states, Registerer: reg, Logger: log})
@@ -186,11 +199,14 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if ipvs != nil {
 		g.Go(func() error { return ipvs.Run(ctx) })
 	}
+	started := make(chan struct{})
+	g.Go(func() error { return sd.run(ctx, rec, started) })
 	g.Go(func() error {
 		select {
 		case addr := <-dnsReady:
 			log.Info("vipbridge started", "version", version, "dns", addr.String(), "http", httpLn.Addr().String(),
 				"data_dir", cfg.DataDir, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
+			close(started)
 			if ready != nil {
 				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec, Dataplane: dataplane}
 			}
@@ -199,4 +215,14 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		return nil
 	})
 	return g.Wait()
+}
+
+// firstAddr is the first of addrs that is not nil.
+func firstAddr(addrs ...net.Addr) net.Addr {
+	for _, a := range addrs {
+		if a != nil {
+			return a
+		}
+	}
+	return nil
 }
