@@ -24,14 +24,18 @@ type taskKey struct{ framework, task string }
 // changed in place (an update stores a changed copy), so a clone shares
 // tasks safely.
 type mesosMirror struct {
-	leader     netip.AddrPort
-	tasks      map[taskKey]*mesosTaskJSON
+	leader netip.AddrPort
+	// marathonID is the framework whose tasks the mirror does not keep:
+	// the followed Marathon's, which the Marathon source serves ("" keeps
+	// every task).
+	marathonID string
+	tasks      map[taskKey]*mesosTask
 	frameworks map[string]mesosFrameworkInfoJSON // by ID
 	agents     map[string]mesosAgentJSON         // by ID
 	// held are tasks a failover snapshot lacked while their agent had not
 	// re-registered: served as they were until the agent re-registers
 	// and then for agentTasksWait, or until the failover grace ends.
-	held      map[taskKey]*mesosTaskJSON
+	held      map[taskKey]*mesosTask
 	heldUntil map[string]time.Time // per agent ID
 	// heldAgents are the agents of held tasks as the previous master knew
 	// them: kept, with their addresses, until their tasks are given up.
@@ -51,8 +55,8 @@ const (
 )
 
 func newMesosMirror() *mesosMirror {
-	return &mesosMirror{tasks: map[taskKey]*mesosTaskJSON{}, frameworks: map[string]mesosFrameworkInfoJSON{},
-		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTaskJSON{}, heldUntil: map[string]time.Time{},
+	return &mesosMirror{tasks: map[taskKey]*mesosTask{}, frameworks: map[string]mesosFrameworkInfoJSON{},
+		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTask{}, heldUntil: map[string]time.Time{},
 		heldAgents: map[string]mesosAgentJSON{}}
 }
 
@@ -64,53 +68,29 @@ func (m *mesosMirror) clone() *mesosMirror {
 	return &c
 }
 
-func (t *mesosTaskJSON) key() taskKey {
-	fid := t.FrameworkID
-	if fid == "" {
-		fid = t.FrameworkIDv1.Value
-	}
-	id := t.ID
-	if id == "" {
-		id = t.TaskID.Value
-	}
-	return taskKey{fid, id}
-}
-
-func (t *mesosTaskJSON) agentID() string {
-	if t.SlaveID != "" {
-		return t.SlaveID
-	}
-	return t.AgentID.Value
-}
-
 // subscribed replaces the mirror with a SUBSCRIBED snapshot. Tasks the
 // mirror had that the snapshot lacks, on agents the new master has not
 // seen re-register, are held until the agent had its chance: after a
 // failover the first snapshot may miss every task (recovered-agents.json).
-func (m *mesosMirror) subscribed(gs *mesosGetStateJSON, leader netip.AddrPort, now time.Time, grace time.Duration) {
+// The mirror takes sub's tasks over.
+func (m *mesosMirror) subscribed(sub *mesosSubscribedEvent, leader netip.AddrPort, now time.Time, grace time.Duration) {
 	prev := *m
 	*m = *newMesosMirror()
 	m.leader = leader
-	for _, f := range gs.GetFrameworks.Frameworks {
+	m.marathonID = sub.Skipped
+	for _, f := range sub.Frameworks {
 		m.frameworks[f.FrameworkInfo.ID.Value] = f.FrameworkInfo
 	}
-	for _, a := range gs.GetAgents.Agents {
+	for _, a := range sub.Agents {
 		m.agents[a.AgentInfo.ID.Value] = a.agent()
 	}
-	for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
-		for i := range list {
-			t := &list[i]
-			if !isTerminal(t.State) {
-				m.tasks[t.key()] = t
-			}
-		}
-	}
-	for _, tasks := range []map[taskKey]*mesosTaskJSON{prev.tasks, prev.held} {
+	m.tasks = sub.Tasks
+	for _, tasks := range []map[taskKey]*mesosTask{prev.tasks, prev.held} {
 		for k, t := range tasks {
-			if _, ok := m.tasks[k]; ok {
+			if _, ok := m.tasks[k]; ok || m.marathonID != "" && k.framework == m.marathonID {
 				continue
 			}
-			agent := t.agentID()
+			agent := t.agentID
 			if _, registered := m.agents[agent]; registered {
 				continue // its agent reported: the task is gone
 			}
@@ -139,15 +119,16 @@ func (m *mesosMirror) subscribed(gs *mesosGetStateJSON, leader netip.AddrPort, n
 }
 
 // taskAdded records a task (new, or reported by a re-registering agent);
-// a terminal one is forgotten. It returns the task's key.
+// a terminal one, or one of framework marathonID, is forgotten. It returns
+// the task's key.
 func (m *mesosMirror) taskAdded(t *mesosTaskJSON) taskKey {
-	k := t.key()
+	k := taskKey{t.frameworkID(), t.taskID()}
 	delete(m.held, k)
-	if isTerminal(t.State) {
+	if isTerminal(t.State) || m.marathonID != "" && k.framework == m.marathonID {
 		delete(m.tasks, k)
 		return k
 	}
-	m.tasks[k] = t
+	m.tasks[k] = t.compact(nil)
 	return k
 }
 
@@ -158,8 +139,12 @@ func (m *mesosMirror) taskAdded(t *mesosTaskJSON) taskKey {
 // the status joins the task's statuses, keeping the last known network
 // infos and health when it lacks them (dcos-net handle_task_updated/2).
 // A terminal task is forgotten.
+// The followed Marathon's tasks are not kept: an update of one is known.
 func (m *mesosMirror) taskUpdated(u *mesosTaskUpdatedJSON) (taskKey, bool) {
 	k := taskKey{u.FrameworkID.Value, u.taskID()}
+	if m.marathonID != "" && k.framework == m.marathonID {
+		return k, true
+	}
 	old, ok := m.tasks[k]
 	if !ok {
 		old, ok = m.held[k]
@@ -176,45 +161,8 @@ func (m *mesosMirror) taskUpdated(u *mesosTaskUpdatedJSON) (taskKey, bool) {
 		delete(m.tasks, k)
 		return k, true
 	}
-	t := *old
-	t.State = state
-	if u.Status != nil {
-		t.Statuses = mergeStatus(old.Statuses, *u.Status)
-	}
-	m.tasks[k] = &t
+	m.tasks[k] = old.updated(state, u.Status)
 	return k, true
-}
-
-// mergeStatus keeps what toApp reads of a task's statuses, bounded: the
-// latest TASK_RUNNING status and the new one, which becomes the latest.
-func mergeStatus(statuses []mesosStatusJSON, s mesosStatusJSON) []mesosStatusJSON {
-	var prev *mesosStatusJSON
-	var running *mesosStatusJSON
-	for i := range statuses {
-		st := &statuses[i]
-		if prev == nil || st.Timestamp >= prev.Timestamp {
-			prev = st
-		}
-		if st.State == "TASK_RUNNING" && (running == nil || st.Timestamp >= running.Timestamp) {
-			running = st
-		}
-	}
-	if prev != nil {
-		if s.ContainerStatus == nil {
-			s.ContainerStatus = prev.ContainerStatus
-		}
-		if s.Healthy == nil && s.State == prev.State {
-			s.Healthy = prev.Healthy
-		}
-		if s.Timestamp < prev.Timestamp {
-			s.Timestamp = prev.Timestamp // the newest, whatever the agents' clocks say
-		}
-	}
-	out := make([]mesosStatusJSON, 0, 2)
-	if running != nil && s.State != "TASK_RUNNING" {
-		out = append(out, *running)
-	}
-	return append(out, s)
 }
 
 // agentAdded records a (re-)registered agent; its held tasks get
@@ -242,6 +190,52 @@ func (m *mesosMirror) frameworkRemoved(id string) {
 	}
 }
 
+// agentTasks lists the tasks (held ones too) on agent id.
+func (m *mesosMirror) agentTasks(id string) []taskKey {
+	var out []taskKey
+	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
+		for k, t := range tasks {
+			if t.agentID == id {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// frameworkTasks lists the tasks (held ones too) of framework id, and the
+// App ID each has now.
+func (m *mesosMirror) frameworkTasks(id string) ([]taskKey, map[taskKey]string) {
+	var keys []taskKey
+	ids := map[taskKey]string{}
+	name := m.frameworkName(id)
+	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
+		for k := range tasks {
+			if k.framework == id {
+				keys = append(keys, k)
+				ids[k] = name + "/" + k.task
+			}
+		}
+	}
+	return keys, ids
+}
+
+// follow makes framework id the followed Marathon's: its tasks, which the
+// Marathon source serves, are dropped and no longer kept.
+func (m *mesosMirror) follow(id string) {
+	m.marathonID = id
+	if id == "" {
+		return
+	}
+	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
+		for k := range tasks {
+			if k.framework == id {
+				delete(tasks, k)
+			}
+		}
+	}
+}
+
 // expire drops held tasks whose wait ended and reports whether any was
 // dropped, and when the next wait ends (zero for none).
 func (m *mesosMirror) expire(now time.Time) (dropped bool, next time.Time) {
@@ -255,7 +249,7 @@ func (m *mesosMirror) expire(now time.Time) (dropped bool, next time.Time) {
 		delete(m.heldUntil, agent)
 		delete(m.heldAgents, agent)
 		for k, t := range m.held {
-			if t.agentID() == agent {
+			if t.agentID == agent {
 				delete(m.held, k)
 				dropped = true
 			}
@@ -322,8 +316,8 @@ func (m *mesosMirror) app(k taskKey, marathonID string) (app discovery.App, id s
 		return discovery.App{}, id, false
 	}
 	agents := m.agents
-	if a, ok := m.heldAgents[t.agentID()]; ok {
-		agents = map[string]mesosAgentJSON{t.agentID(): a}
+	if a, ok := m.heldAgents[t.agentID]; ok {
+		agents = map[string]mesosAgentJSON{t.agentID: a}
 	}
 	app, ok = t.toApp(name, agents)
 	return app, id, ok

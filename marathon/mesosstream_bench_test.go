@@ -82,7 +82,7 @@ func BenchmarkMesosSnapshot(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m.subscribed(&ev.Subscribed.GetState, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
+			m.subscribed(ev.Subscribed, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
 			b.ReportAllocs()
 			var st discovery.State
 			for b.Loop() {
@@ -105,7 +105,7 @@ func BenchmarkMesosMirrorClone(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m.subscribed(&ev.Subscribed.GetState, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
+			m.subscribed(ev.Subscribed, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
 			b.ReportAllocs()
 			for b.Loop() {
 				m.clone()
