@@ -106,8 +106,7 @@ type mesosTaskJSON struct {
 	ID            string              `json:"id"`
 	TaskID        valueJSON           `json:"task_id"`
 	Name          string              `json:"name"`
-	FrameworkID   string              `json:"framework_id"`
-	FrameworkIDv1 valueJSON           `json:"-"`
+	FrameworkID   frameworkIDJSON     `json:"framework_id"`
 	SlaveID       string              `json:"slave_id"`
 	AgentID       valueJSON           `json:"agent_id"`
 	State         string              `json:"state"`
@@ -379,27 +378,24 @@ func (d *mesosDecoder) addGetState(gs *mesosGetStateJSON) {
 	}
 }
 
-// UnmarshalJSON implements json.Unmarshaler: framework_id is a string in
-// /state and {"value": …} in v1.
-func (t *mesosTaskJSON) UnmarshalJSON(b []byte) error {
-	type plain mesosTaskJSON
-	var raw struct {
-		plain
-		FrameworkID json.RawMessage `json:"framework_id"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	*t = mesosTaskJSON(raw.plain)
-	t.FrameworkID = ""
-	fid := bytes.TrimSpace(raw.FrameworkID)
+// frameworkIDJSON is a task's framework_id: a string in /state, {"value":
+// …} in v1.
+type frameworkIDJSON string
+
+// UnmarshalJSON implements json.Unmarshaler for both shapes.
+func (f *frameworkIDJSON) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	var id string
+	var err error
 	switch {
-	case bytes.HasPrefix(fid, []byte("{")):
-		return json.Unmarshal(fid, &t.FrameworkIDv1)
-	case len(fid) > 0 && !bytes.Equal(fid, []byte("null")):
-		return json.Unmarshal(fid, &t.FrameworkID)
+	case bytes.HasPrefix(b, []byte("{")):
+		var v valueJSON
+		err, id = json.Unmarshal(b, &v), v.Value
+	case !bytes.Equal(b, []byte("null")):
+		err = json.Unmarshal(b, &id)
 	}
-	return nil
+	*f = frameworkIDJSON(id)
+	return err
 }
 
 // frameworkName is the framework's name, or its ID when it has none; tasks
@@ -431,12 +427,7 @@ func (t *mesosTaskJSON) agentID() string {
 	return t.AgentID.Value
 }
 
-func (t *mesosTaskJSON) frameworkID() string {
-	if t.FrameworkID != "" {
-		return t.FrameworkID
-	}
-	return t.FrameworkIDv1.Value
-}
+func (t *mesosTaskJSON) frameworkID() string { return string(t.FrameworkID) }
 
 // latestStatus is the status in the given state ("" for any) with the
 // greatest timestamp (the last one listed among equals), or nil.

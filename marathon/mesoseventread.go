@@ -9,6 +9,7 @@ package marathon
 // small and decoded whole.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +91,8 @@ func (s *mesosSubscribedEvent) readState(dec *json.Decoder, key string, in inter
 			if key != "tasks" && key != "launched_tasks" {
 				return dec.Decode(&skippedJSON{}) // completed, orphan, unreachable
 			}
-			return walkArray(dec, func() error { return s.readTask(dec, in) })
+			var raw json.RawMessage // reused: each task is copied in
+			return walkArray(dec, func() error { return s.readTask(dec, in, &raw) })
 		})
 	case "get_frameworks":
 		var f struct {
@@ -111,10 +113,27 @@ func (s *mesosSubscribedEvent) readState(dec *json.Decoder, key string, in inter
 }
 
 // readTask decodes one task and keeps it unless it ended, is the skipped
-// framework's or has no ID.
-func (s *mesosSubscribedEvent) readTask(dec *json.Decoder, in interner) error {
+// framework's or has no ID. A task that names the skipped framework's ID
+// anywhere has its framework_id read first, and is not decoded when it is
+// the skipped framework's: the followed Marathon's tasks (all of them, on
+// a cluster that runs little else) cost one scan each.
+func (s *mesosSubscribedEvent) readTask(dec *json.Decoder, in interner, raw *json.RawMessage) error {
+	if err := dec.Decode(raw); err != nil {
+		return err
+	}
+	if s.Skipped != "" && bytes.Contains(*raw, []byte(s.Skipped)) {
+		var f struct {
+			FrameworkID frameworkIDJSON `json:"framework_id"`
+		}
+		if err := json.Unmarshal(*raw, &f); err != nil {
+			return err
+		}
+		if string(f.FrameworkID) == s.Skipped {
+			return nil
+		}
+	}
 	var t mesosTaskJSON
-	if err := dec.Decode(&t); err != nil {
+	if err := json.Unmarshal(*raw, &t); err != nil {
 		return err
 	}
 	fid := t.frameworkID()

@@ -1,6 +1,7 @@
 package marathon
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -111,5 +112,30 @@ func BenchmarkMesosMirrorClone(b *testing.B) {
 				m.clone()
 			}
 		})
+	}
+}
+
+// BenchmarkMesosSubscribed is reading a SUBSCRIBED of n tasks into the
+// mirror's compact tasks, from the record as the stream delivers it: all
+// of them kept (another framework's), or all skipped (the followed
+// Marathon's). B/op is the garbage the read makes.
+func BenchmarkMesosSubscribed(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		record := subscribedWith(n)
+		for _, skip := range []string{"", "F1"} {
+			b.Run(fmt.Sprintf("tasks=%d/skip=%q", n, skip), func(b *testing.B) {
+				b.SetBytes(int64(len(record)))
+				b.ReportAllocs()
+				for b.Loop() {
+					ev, err := readMesosEvent(bytes.NewReader(record), skip)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if want := map[string]int{"": n, "F1": 0}[skip]; len(ev.Subscribed.Tasks) != want {
+						b.Fatalf("%d tasks kept, want %d", len(ev.Subscribed.Tasks), want)
+					}
+				}
+			})
+		}
 	}
 }

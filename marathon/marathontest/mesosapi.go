@@ -249,7 +249,7 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	view := s.mesosView()
+	view, tasks, _ := s.mesosView(nil)
 	send := func(events ...obj) bool {
 		if sub.stall.Load() {
 			return true
@@ -277,9 +277,10 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush()
 		return !broken
 	}
-	if !send(view.subscribed(interval), obj{"type": "HEARTBEAT"}) {
+	if !send(view.subscribed(interval, tasks), obj{"type": "HEARTBEAT"}) {
 		return
 	}
+	tasks = nil
 	beat := time.NewTicker(interval)
 	defer beat.Stop()
 	for {
@@ -293,8 +294,8 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-sub.wake:
-			next := s.mesosView()
-			if evs := view.diff(next); len(evs) > 0 && !send(evs...) {
+			next, _, evs := s.mesosView(view)
+			if len(evs) > 0 && !send(evs...) {
 				return
 			}
 			view = next
