@@ -103,18 +103,18 @@ type valueJSON struct {
 
 // mesosTaskJSON is a task in /state (string IDs) or v1 (ID objects) form.
 type mesosTaskJSON struct {
-	ID            string              `json:"id"`
-	TaskID        valueJSON           `json:"task_id"`
-	Name          string              `json:"name"`
-	FrameworkID   frameworkIDJSON     `json:"framework_id"`
-	SlaveID       string              `json:"slave_id"`
-	AgentID       valueJSON           `json:"agent_id"`
-	State         string              `json:"state"`
-	Statuses      []mesosStatusJSON   `json:"statuses"`
-	Resources     mesosResourcesJSON  `json:"resources"`
-	Discovery     *mesosDiscoveryJSON `json:"discovery"`
-	Labels        mesosLabelsJSON     `json:"labels"`
-	HealthCheck   presentJSON         `json:"health_check"`
+	ID          string              `json:"id"`
+	TaskID      valueJSON           `json:"task_id"`
+	Name        string              `json:"name"`
+	FrameworkID frameworkIDJSON     `json:"framework_id"`
+	SlaveID     string              `json:"slave_id"`
+	AgentID     valueJSON           `json:"agent_id"`
+	State       string              `json:"state"`
+	Statuses    []mesosStatusJSON   `json:"statuses"`
+	Resources   mesosResourcesJSON  `json:"resources"`
+	Discovery   *mesosDiscoveryJSON `json:"discovery"`
+	Labels      mesosLabelsJSON     `json:"labels"`
+	HealthCheck presentJSON         `json:"health_check"`
 }
 
 type mesosStatusJSON struct {

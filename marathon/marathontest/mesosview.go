@@ -19,9 +19,9 @@ import (
 // its rendering: a view of 100,000 tasks is cheap to keep and to compare.
 type mesosView struct {
 	recovering bool
-	agents     []obj             // v1 GetAgents.Agent, in agent order
-	recovered  []obj             // v1 AgentInfo of agents not re-registered
-	frameworks map[string]obj    // v1 FrameworkInfo by ID
+	agents     []obj          // v1 GetAgents.Agent, in agent order
+	recovered  []obj          // v1 AgentInfo of agents not re-registered
+	frameworks map[string]obj // v1 FrameworkInfo by ID
 	tasks      map[taskRef]viewTask
 	order      []taskRef // in state order
 }
