@@ -260,8 +260,8 @@ func scrape(t *testing.T, url, sum, count string) string {
 // here, or VIPBRIDGE_BENCH_BIN to measure another build) against the
 // simulator on loopback, --lb none. It prints:
 //
-//   - 100,000 tasks of a framework other than Marathon (one VIP each), Mesos
-//     alone: process start → the last task's VIP and its .mesos name
+//   - 100,000 tasks of a framework other than Marathon (10,000 VIPs of 10
+//     tasks), Mesos alone: process start → the last task's VIP and its .mesos name
 //     answered, all from the SUBSCRIBED snapshot; peak RSS (VmHWM) then;
 //   - 10,000 Marathon apps / 100,000 tasks with Marathon and Mesos both
 //     followed (the SUBSCRIBED snapshot holds Marathon's 100,000 tasks,
@@ -290,7 +290,7 @@ func TestBenchScaleMesos(t *testing.T) {
 	}
 	subscribed := subscribedBytes(t, sim.MesosURL())
 	_, _, stateBytes := plainGet(t, sim.MesosURL()+"/master/state")
-	last := fmt.Sprintf("spark%05d.spark.l4lb.thisdcos.directory.", tasks-1)
+	last := fmt.Sprintf("spark%05d.spark.l4lb.thisdcos.directory.", tasks/10-1)
 	lastTask := fmt.Sprintf("exec%05d.spark.mesos.", tasks-1)
 	cmd, t0, dnsAddr := startBenchDaemon(t, bin, "--mesos", sim.MesosURL())
 	answered(t, dnsAddr, last, 5*time.Minute)
@@ -328,7 +328,8 @@ func TestBenchScaleMesos(t *testing.T) {
 
 // frameworkScenario is n running tasks of the framework "spark" on 500
 // loopback agents, task i named exec<i> with a host port labelled
-// VIP_0=/spark<i>:80.
+// VIP_0=/spark<i/10>:80: n/10 VIPs of 10 backends each, the shape of
+// the Marathon scale figures (10,000 apps of 10 tasks).
 func frameworkScenario(n int) *marathontest.Scenario {
 	sc := &marathontest.Scenario{Agents: make([]marathontest.Agent, 500)}
 	for i := range sc.Agents {
@@ -338,7 +339,7 @@ func frameworkScenario(n int) *marathontest.Scenario {
 	for i := range f.Tasks {
 		f.Tasks[i] = marathontest.FrameworkTask{ID: fmt.Sprintf("exec-%05d", i), Name: fmt.Sprintf("exec%05d", i), Agent: i % 500,
 			Ports: []marathontest.DiscoveryPort{{Number: uint16(31000 + i/500), Scope: "host",
-				Labels: map[string]string{"VIP_0": fmt.Sprintf("/spark%05d:80", i)}}}}
+				Labels: map[string]string{"VIP_0": fmt.Sprintf("/spark%05d:80", i/10)}}}}
 	}
 	sc.Frameworks = []marathontest.Framework{f}
 	return sc
