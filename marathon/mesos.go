@@ -407,11 +407,6 @@ func frameworkName(name, id string) string {
 	return id
 }
 
-// toApp is the task's App (mesostask.go).
-func (t *mesosTaskJSON) toApp(framework string, agents map[string]mesosAgentJSON) (discovery.App, bool) {
-	return t.compact(nil).toApp(framework, agents)
-}
-
 // taskID is the task's ID in either shape.
 func (t *mesosTaskJSON) taskID() string {
 	if t.ID != "" {
