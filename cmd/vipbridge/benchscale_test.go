@@ -292,15 +292,18 @@ func TestBenchScaleMesos(t *testing.T) {
 	_, _, stateBytes := plainGet(t, sim.MesosURL()+"/master/state")
 	last := fmt.Sprintf("spark%05d.spark.l4lb.thisdcos.directory.", tasks/10-1)
 	lastTask := fmt.Sprintf("exec%05d.spark.mesos.", tasks-1)
-	cmd, t0, dnsAddr := startBenchDaemon(t, bin, "--mesos", sim.MesosURL())
+	cmd, t0, dnsAddr, httpAddr := startBenchDaemon(t, bin, "--mesos", sim.MesosURL())
 	answered(t, dnsAddr, last, 5*time.Minute)
+	vipTook := time.Since(t0)
 	answered(t, dnsAddr, lastTask, time.Minute)
 	took := time.Since(t0)
+	resync := scrape(t, "http://"+httpAddr+"/metrics", "vipbridge_resync_duration_seconds_sum{source=\"mesos\"}",
+		"vipbridge_resync_duration_seconds_count{source=\"mesos\"}")
 	hwm := procStatus(t, cmd.Process.Pid, "VmHWM")
 	stopDaemon(t, cmd)
 	sim.Close()
-	fmt.Printf("%d non-Marathon tasks, Mesos alone: start → last VIP and .mesos name answered %s (the simulator alone takes %s to send SUBSCRIBED); peak RSS (VmHWM) %s\n",
-		tasks, took.Round(time.Millisecond), simTook.Round(time.Millisecond), hwm)
+	fmt.Printf("%d non-Marathon tasks, Mesos alone: start → last VIP answered %s, its .mesos name %s (the simulator alone takes %s to send SUBSCRIBED; the daemon's snapshot of its copy %s); peak RSS (VmHWM) %s\n",
+		tasks, vipTook.Round(time.Millisecond), took.Round(time.Millisecond), simTook.Round(time.Millisecond), resync, hwm)
 	hour := 3600 / 30
 	fmt.Printf("bytes from the master at rest: stream %.1f MB once (SUBSCRIBED) + heartbeats (~%d kB/h); "+
 		"the 30 s poll of /master/state %.1f MB × %d = %.0f MB/h\n",
@@ -316,7 +319,7 @@ func TestBenchScaleMesos(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	cmd, t0, dnsAddr = startBenchDaemon(t, bin, "--marathon", sim.URL(), "--mesos", sim.MesosURL())
+	cmd, t0, dnsAddr, _ = startBenchDaemon(t, bin, "--marathon", sim.URL(), "--mesos", sim.MesosURL())
 	answered(t, dnsAddr, fmt.Sprintf("loadapp%05d.marathon.l4lb.thisdcos.directory.", tasks/10-1), 5*time.Minute)
 	time.Sleep(10 * time.Second) // the Mesos snapshot too, and the store's commits
 	hwm, rss := procStatus(t, cmd.Process.Pid, "VmHWM"), procStatus(t, cmd.Process.Pid, "VmRSS")
@@ -377,11 +380,12 @@ func subscribedBytes(t *testing.T, base string) (int, time.Duration) {
 	return n, time.Since(start)
 }
 
-// startBenchDaemon starts bin with args on free addresses, --lb none.
-func startBenchDaemon(t *testing.T, bin string, args ...string) (*exec.Cmd, time.Time, string) {
+// startBenchDaemon starts bin with args on free addresses, --lb none, and
+// returns its DNS and HTTP addresses.
+func startBenchDaemon(t *testing.T, bin string, args ...string) (*exec.Cmd, time.Time, string, string) {
 	t.Helper()
-	dnsAddr := freeAddr(t)
-	args = append([]string{"run", "--data-dir", t.TempDir(), "--dns-addr", dnsAddr, "--http-addr", freeAddr(t),
+	dnsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	args = append([]string{"run", "--data-dir", t.TempDir(), "--dns-addr", dnsAddr, "--http-addr", httpAddr,
 		"--lb", "none", "--log-level", "warn"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
@@ -395,7 +399,7 @@ func startBenchDaemon(t *testing.T, bin string, args ...string) (*exec.Cmd, time
 			_ = cmd.Wait()
 		}
 	})
-	return cmd, t0, dnsAddr
+	return cmd, t0, dnsAddr, httpAddr
 }
 
 func stopDaemon(t *testing.T, cmd *exec.Cmd) {
