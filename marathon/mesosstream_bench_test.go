@@ -139,3 +139,38 @@ func BenchmarkMesosSubscribed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMesosAgentAdded is the read loop's work for an AGENT_ADDED (an
+// agent re-registering) in a cluster of n tasks, 1/100 of them on it: the
+// tasks on the agent found, their Apps and the cluster handed over, no
+// resync.
+func BenchmarkMesosAgentAdded(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			c, err := New(Config{MesosURLs: []string{"http://127.0.0.1:1"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := c.MesosStream()
+			ev, err := decodeMesosEvent(subscribedWith(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink := &discardSink{}
+			s.apply(&ev, netip.AddrPort{}, sink)
+			s.finished.done = true // as after the first Snapshot
+			added, err := decodeMesosEvent([]byte(`{"type":"AGENT_ADDED","agent_added":{"agent":{"agent_info":{"id":{"value":"S7"},"hostname":"10.0.0.8"},"pid":"slave(1)@10.0.0.8:5051"}}}`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			before := sink.n
+			for b.Loop() {
+				s.apply(&added, netip.AddrPort{}, sink)
+			}
+			if per := (sink.n - before) / b.N; per != n/100+1 {
+				b.Fatalf("%d updates per event, want %d", per, n/100+1)
+			}
+		})
+	}
+}
