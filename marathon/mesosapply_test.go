@@ -75,6 +75,9 @@ func TestMesosApplyIncremental(t *testing.T) {
 		if len(got) != step.changed {
 			t.Errorf("%s: %d updates, want %d: %s", step.name, len(got), step.changed, describe(got))
 		}
+		s.mu.Lock()
+		checkAgentIndex(t, s.mirror)
+		s.mu.Unlock()
 		want, err := s.Snapshot(context.Background())
 		if err != nil {
 			t.Fatal(err)

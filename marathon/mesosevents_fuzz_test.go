@@ -86,6 +86,7 @@ func FuzzMesosEvents(f *testing.F) {
 		}
 		s.mu.Lock()
 		st, _ := s.mirror.state("")
+		checkAgentIndex(t, s.mirror)
 		s.mu.Unlock()
 		checkApps(t, st.Apps, true)
 		checkCluster(t, st.Cluster)
@@ -141,4 +142,29 @@ func fuzzSeed(r []byte) []byte {
 		return r
 	}
 	return out
+}
+
+// checkAgentIndex checks that the mirror's agent index lists exactly its
+// tasks, live and held, each under its agent.
+func checkAgentIndex(t *testing.T, m *mesosMirror) {
+	t.Helper()
+	n := 0
+	for agent, set := range m.byAgent {
+		if len(set) == 0 {
+			t.Fatalf("agent %q indexed without tasks", agent)
+		}
+		for k := range set {
+			task, ok := m.tasks[k]
+			if !ok {
+				task, ok = m.held[k]
+			}
+			if !ok || task.agentID != agent {
+				t.Fatalf("index lists %v under agent %q: task %v", k, agent, task)
+			}
+			n++
+		}
+	}
+	if n != len(m.tasks)+len(m.held) {
+		t.Fatalf("index lists %d tasks, the mirror has %d", n, len(m.tasks)+len(m.held))
+	}
 }

@@ -37,6 +37,10 @@ type mesosMirror struct {
 	// and then for agentTasksWait, or until the failover grace ends.
 	held      map[taskKey]*mesosTask
 	heldUntil map[string]time.Time // per agent ID
+	// byAgent indexes the tasks, live and held, by agent ID: an agent
+	// event touches its tasks only (a failed-over master's agents
+	// re-register one by one). Clones have none.
+	byAgent map[string]map[taskKey]struct{}
 	// heldAgents are the agents of held tasks as the previous master knew
 	// them: kept, with their addresses, until their tasks are given up.
 	heldAgents map[string]mesosAgentJSON
@@ -57,7 +61,7 @@ const (
 func newMesosMirror() *mesosMirror {
 	return &mesosMirror{tasks: map[taskKey]*mesosTask{}, frameworks: map[string]mesosFrameworkInfoJSON{},
 		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTask{}, heldUntil: map[string]time.Time{},
-		heldAgents: map[string]mesosAgentJSON{}}
+		heldAgents: map[string]mesosAgentJSON{}, byAgent: map[string]map[taskKey]struct{}{}}
 }
 
 // clone copies the mirror's maps, sharing the tasks.
@@ -65,7 +69,47 @@ func (m *mesosMirror) clone() *mesosMirror {
 	c := *m
 	c.tasks, c.frameworks, c.agents = maps.Clone(m.tasks), maps.Clone(m.frameworks), maps.Clone(m.agents)
 	c.held, c.heldUntil, c.heldAgents = maps.Clone(m.held), maps.Clone(m.heldUntil), maps.Clone(m.heldAgents)
+	c.byAgent = nil
 	return &c
+}
+
+// keep stores task k, live or held, indexing it by agent.
+func (m *mesosMirror) keep(k taskKey, t *mesosTask, held bool) {
+	m.drop(k)
+	if held {
+		m.held[k] = t
+	} else {
+		m.tasks[k] = t
+	}
+	m.index(k, t.agentID)
+}
+
+func (m *mesosMirror) index(k taskKey, agent string) {
+	set := m.byAgent[agent]
+	if set == nil {
+		set = map[taskKey]struct{}{}
+		m.byAgent[agent] = set
+	}
+	set[k] = struct{}{}
+}
+
+// drop forgets task k, live or held.
+func (m *mesosMirror) drop(k taskKey) {
+	t, ok := m.tasks[k]
+	if !ok {
+		t, ok = m.held[k]
+	}
+	if !ok {
+		return
+	}
+	delete(m.tasks, k)
+	delete(m.held, k)
+	if set := m.byAgent[t.agentID]; set != nil {
+		delete(set, k)
+		if len(set) == 0 {
+			delete(m.byAgent, t.agentID)
+		}
+	}
 }
 
 // subscribed replaces the mirror with a SUBSCRIBED snapshot. Tasks the
@@ -85,6 +129,9 @@ func (m *mesosMirror) subscribed(sub *mesosSubscribedEvent, leader netip.AddrPor
 		m.agents[a.AgentInfo.ID.Value] = a.agent()
 	}
 	m.tasks = sub.Tasks
+	for k, t := range m.tasks {
+		m.index(k, t.agentID)
+	}
 	for _, tasks := range []map[taskKey]*mesosTask{prev.tasks, prev.held} {
 		for k, t := range tasks {
 			if _, ok := m.tasks[k]; ok || m.marathonID != "" && k.framework == m.marathonID {
@@ -94,7 +141,7 @@ func (m *mesosMirror) subscribed(sub *mesosSubscribedEvent, leader netip.AddrPor
 			if _, registered := m.agents[agent]; registered {
 				continue // its agent reported: the task is gone
 			}
-			m.held[k] = t
+			m.keep(k, t, true)
 			if _, ok := m.heldUntil[agent]; !ok {
 				until, held := prev.heldUntil[agent]
 				if !held {
@@ -123,12 +170,10 @@ func (m *mesosMirror) subscribed(sub *mesosSubscribedEvent, leader netip.AddrPor
 // the task's key.
 func (m *mesosMirror) taskAdded(t *mesosTaskJSON) taskKey {
 	k := taskKey{t.frameworkID(), t.taskID()}
-	delete(m.held, k)
-	if isTerminal(t.State) || m.marathonID != "" && k.framework == m.marathonID {
-		delete(m.tasks, k)
-		return k
+	m.drop(k)
+	if !isTerminal(t.State) && (m.marathonID == "" || k.framework != m.marathonID) {
+		m.keep(k, t.compact(nil), false)
 	}
-	m.tasks[k] = t.compact(nil)
 	return k
 }
 
@@ -152,16 +197,14 @@ func (m *mesosMirror) taskUpdated(u *mesosTaskUpdatedJSON) (taskKey, bool) {
 	if !ok {
 		return k, false
 	}
-	delete(m.held, k)
+	m.drop(k)
 	state := u.State
 	if state == "" && u.Status != nil {
 		state = u.Status.State
 	}
-	if isTerminal(state) {
-		delete(m.tasks, k)
-		return k, true
+	if !isTerminal(state) {
+		m.keep(k, old.updated(state, u.Status), false)
 	}
-	m.tasks[k] = old.updated(state, u.Status)
 	return k, true
 }
 
@@ -179,28 +222,27 @@ func (m *mesosMirror) agentRemoved(id string) { delete(m.agents, id) }
 
 func (m *mesosMirror) frameworkAdded(f mesosFrameworkInfoJSON) { m.frameworks[f.ID.Value] = f }
 
-// frameworkRemoved forgets a framework and its tasks: Mesos removes them
-// with it.
+// frameworkRemoved forgets a framework and its tasks, held ones too:
+// Mesos removes them with it.
 func (m *mesosMirror) frameworkRemoved(id string) {
 	delete(m.frameworks, id)
-	for k := range m.tasks {
-		if k.framework == id {
-			delete(m.tasks, k)
+	m.dropFramework(id)
+}
+
+// dropFramework forgets the tasks, live and held, of framework id.
+func (m *mesosMirror) dropFramework(id string) {
+	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
+		for k := range tasks {
+			if k.framework == id {
+				m.drop(k)
+			}
 		}
 	}
 }
 
 // agentTasks lists the tasks (held ones too) on agent id.
 func (m *mesosMirror) agentTasks(id string) []taskKey {
-	var out []taskKey
-	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
-		for k, t := range tasks {
-			if t.agentID == id {
-				out = append(out, k)
-			}
-		}
-	}
-	return out
+	return slices.Collect(maps.Keys(m.byAgent[id]))
 }
 
 // frameworkTasks lists the tasks (held ones too) of framework id, and the
@@ -224,15 +266,8 @@ func (m *mesosMirror) frameworkTasks(id string) ([]taskKey, map[taskKey]string) 
 // Marathon source serves, are dropped and no longer kept.
 func (m *mesosMirror) follow(id string) {
 	m.marathonID = id
-	if id == "" {
-		return
-	}
-	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
-		for k := range tasks {
-			if k.framework == id {
-				delete(tasks, k)
-			}
-		}
+	if id != "" {
+		m.dropFramework(id)
 	}
 }
 
@@ -248,9 +283,9 @@ func (m *mesosMirror) expire(now time.Time) (dropped bool, next time.Time) {
 		}
 		delete(m.heldUntil, agent)
 		delete(m.heldAgents, agent)
-		for k, t := range m.held {
-			if t.agentID == agent {
-				delete(m.held, k)
+		for k := range m.byAgent[agent] {
+			if _, held := m.held[k]; held {
+				m.drop(k)
 				dropped = true
 			}
 		}
