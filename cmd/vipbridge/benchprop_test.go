@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -459,15 +460,17 @@ func splitComma(s string) []string {
 // simulator's Mesos master (in this process, its operator stream on
 // loopback) feeds the in-process daemon (--mesos alone, --lb none) with
 // 10,000 and 100,000 tasks of the framework "spark" in place
-// (VIPBRIDGE_BENCH_MESOS_TASKS, comma separated), and a probe task with the
+// (VIPBRIDGE_BENCH_MESOS_TASKS, comma separated; the source's full resync
+// every VIPBRIDGE_BENCH_MESOS_INTERVAL, default 30s), and a probe task with the
 // VIP /probe:80 is started and killed in turn (StartFrameworkTask,
 // KillFrameworkTask): TASK_ADDED then TASK_UPDATED to TASK_RUNNING adds
 // its names, TASK_UPDATED to TASK_KILLED removes them. The clock starts
 // when the simulator writes the events (LastMesosEvents). It prints event →
 // dataplane-applied and event → DNS-visible in l4lb
 // (probe.spark.l4lb.thisdcos.directory) and mesos (probe.spark.mesos),
-// p50/p99/max, and the bytes the stream carried per flip. Figures, not
-// assertions.
+// p50/p99/max, the bytes the stream carried per flip, and the daemon's
+// part: the event read (Table.Received) → its table published. Figures,
+// not assertions.
 func TestBenchPropagationMesos(t *testing.T) {
 	if os.Getenv("VIPBRIDGE_BENCH_PROPAGATION") != "1" {
 		t.Skip("set VIPBRIDGE_BENCH_PROPAGATION=1 (make bench-propagation)")
@@ -488,7 +491,7 @@ func TestBenchPropagationMesos(t *testing.T) {
 		samples, _ = strconv.Atoi(s)
 	}
 	fmt.Println("== bench-propagation, Mesos operator stream (--mesos alone, --lb none; event = TASK_UPDATED written; p50 / p99 / max)")
-	fmt.Printf("%-7s %6s  %-28s %-28s %-28s %s\n", "tasks", "flips", "event→dataplane", "event→DNS l4lb", "event→DNS mesos", "bytes per flip")
+	fmt.Printf("%-7s %6s  %-28s %-28s %-28s %-6s %s\n", "tasks", "flips", "event→dataplane", "event→DNS l4lb", "event→DNS mesos", "bytes", "of which read → table published")
 	for _, n := range sizes {
 		line, p99 := benchPropagationMesos(t, n, samples)
 		fmt.Println(line)
@@ -519,7 +522,8 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 	}
 	defer sim.Close()
 	cfg, err := parseConfig("run", []string{
-		"--mesos", sim.MesosURL(), "--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0",
+		"--mesos", sim.MesosURL(), "--mesos-interval", cmp.Or(os.Getenv("VIPBRIDGE_BENCH_MESOS_INTERVAL"), "30s"),
+		"--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0", "--log-level", "warn", "--lb", "none",
 	}, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
@@ -560,14 +564,14 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 	}
 	probe := marathontest.FrameworkTask{ID: "probe-1", Name: "probe", Agent: 0,
 		Ports: []marathontest.DiscoveryPort{{Number: 80, Scope: "host", Labels: map[string]string{"VIP_0": "/probe:80"}}}}
-	var apply []time.Duration
+	var apply, built []time.Duration // built: the event read (Table.Received) → its table published
 	visible := make([][]time.Duration, len(mesosProbeZones))
 	bytesBefore := sim.MesosEventBytes()
 	const warmup = 4 // flips not counted: the first table's task zones may still be in the making
 	for i := range samples + warmup {
 		up := i%2 == 0
 		if i == warmup {
-			apply, visible, bytesBefore = nil, make([][]time.Duration, len(mesosProbeZones)), sim.MesosEventBytes()
+			apply, built, visible, bytesBefore = nil, nil, make([][]time.Duration, len(mesosProbeZones)), sim.MesosEventBytes()
 		}
 		time.Sleep(10 * time.Millisecond)
 		if up {
@@ -579,7 +583,7 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 			t.Fatal(err)
 		}
 		seen := make([]time.Time, len(mesosProbeZones))
-		var applied time.Time
+		var applied, received time.Time
 		for pending := len(seen); pending > 0; {
 			tab := rec.Table()
 			now := time.Now()
@@ -591,6 +595,7 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 						if at, when := none.LastApplied(); at != nil && at.Generation == tab.Generation {
 							applied = when
 						}
+						received = tab.Received
 					}
 				}
 			}
@@ -610,6 +615,9 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 		for z := range seen {
 			visible[z] = append(visible[z], seen[z].Sub(t0))
 		}
+		if !received.IsZero() {
+			built = append(built, seen[0].Sub(received))
+		}
 	}
 	perFlip := (sim.MesosEventBytes() - bytesBefore) / int64(samples)
 	p99 := map[string]time.Duration{}
@@ -618,5 +626,5 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 		line += fmt.Sprintf(" %-28s", pct(d))
 		p99[mesosProbeZones[z].zone] = d[len(d)*99/100] // sorted by pct
 	}
-	return line + fmt.Sprintf(" %d", perFlip), p99
+	return line + fmt.Sprintf(" %-6d %s", perFlip, pct(built)), p99
 }
