@@ -131,8 +131,10 @@ func (s *MesosStream) Snapshot(ctx context.Context) (discovery.State, error) {
 // ends, feeding sink with updates of the source named MesosSource. It
 // reconnects with capped, jittered backoff and resyncs on every
 // subscription; it asks for a resync as well when Marathon's framework ID
-// changes (the tasks are classified anew) and when tasks held through a
-// master failover are given up. It returns nil when ctx is cancelled.
+// changes (the tasks are classified anew, and the stream subscribes again
+// when the framework it left out before is no longer Marathon's) and when
+// tasks held through a master failover are given up. It returns nil when
+// ctx is cancelled.
 func (s *MesosStream) Run(ctx context.Context, sink Sink) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
