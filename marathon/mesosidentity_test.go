@@ -90,6 +90,13 @@ func TestMesosStreamMarathonIdentity(t *testing.T) {
 	if got := snapshotIDs(t, s); !slices.Equal(got, want) {
 		t.Errorf("apps = %q, want %q", got, want)
 	}
+	s.mu.Lock()
+	for k := range s.mirror.tasks {
+		if k.framework == overlayMarathon {
+			t.Errorf("the mirror keeps Marathon's task %s: its own source serves it", k.task)
+		}
+	}
+	s.mu.Unlock()
 
 	// A reinstall: Marathon is now the framework that had hello-world's ID.
 	info.set(overlayHelloWorld)
