@@ -27,6 +27,7 @@ type mesosSubscribedEvent struct {
 	Tasks map[taskKey]*mesosTask
 	// Skipped is the framework whose tasks were left out ("" for none).
 	Skipped string
+	skip    []byte // Skipped's bytes
 }
 
 // readMesosEvent reads one event from r, which holds one record. The tasks
@@ -43,7 +44,7 @@ func readMesosEvent(r io.Reader, skip string) (mesosEventJSON, error) {
 	}
 	err := walkObject(dec, func(key string) error {
 		if key == "subscribed" {
-			ev.Subscribed = &mesosSubscribedEvent{Tasks: map[taskKey]*mesosTask{}, Skipped: skip}
+			ev.Subscribed = &mesosSubscribedEvent{Tasks: map[taskKey]*mesosTask{}, Skipped: skip, skip: []byte(skip)}
 			return ev.Subscribed.read(dec)
 		}
 		if p, ok := small[key]; ok {
@@ -121,7 +122,7 @@ func (s *mesosSubscribedEvent) readTask(dec *json.Decoder, in interner, raw *jso
 	if err := dec.Decode(raw); err != nil {
 		return err
 	}
-	if s.Skipped != "" && bytes.Contains(*raw, []byte(s.Skipped)) {
+	if len(s.skip) > 0 && bytes.Contains(*raw, s.skip) {
 		var f struct {
 			FrameworkID frameworkIDJSON `json:"framework_id"`
 		}
