@@ -35,8 +35,10 @@ const (
 	// again (after an upgrade, it may have it).
 	pollRecheck = 10 * time.Minute
 	// maxMesosRecord bounds one record. SUBSCRIBED holds the whole state
-	// in one record: 5–60 MB on large clusters.
-	maxMesosRecord = 256 << 20
+	// in one record: 5–60 MB on large clusters, 100 MB at 100,000 tasks.
+	// It is read as a stream (mesoseventread.go), so the bound costs no
+	// memory: it only stops a length that makes no sense.
+	maxMesosRecord = 1 << 30
 	// versionTimeout bounds the version probe before each subscription.
 	versionTimeout = 10 * time.Second
 )
