@@ -3,6 +3,7 @@ package marathon
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,6 +67,9 @@ func FuzzMesosEvents(f *testing.F) {
 			ev, err := decodeMesosEvent(rec)
 			if err != nil {
 				continue
+			}
+			if ev.Type == mesosSubscribed {
+				checkSkipped(t, rec, ev.Subscribed)
 			}
 			if ev.Type == mesosTaskUpdated {
 				s.mu.Lock()
@@ -166,5 +170,30 @@ func checkAgentIndex(t *testing.T, m *mesosMirror) {
 	}
 	if n != len(m.tasks)+len(m.held) {
 		t.Fatalf("index lists %d tasks, the mirror has %d", n, len(m.tasks)+len(m.held))
+	}
+}
+
+// checkSkipped reads SUBSCRIBED record rec again leaving out the tasks of
+// one of its frameworks (a task's, else "F"): it keeps all the others, as
+// read without skipping (all), and none of that framework's.
+func checkSkipped(t *testing.T, rec []byte, all *mesosSubscribedEvent) {
+	t.Helper()
+	skip := "F"
+	for k := range all.Tasks {
+		skip = cmp.Or(k.framework, skip)
+		break
+	}
+	ev, err := readMesosEvent(bytes.NewReader(rec), skip)
+	if err != nil {
+		t.Fatalf("SUBSCRIBED read whole, but not skipping %q: %v", skip, err)
+	}
+	for k := range all.Tasks {
+		_, kept := ev.Subscribed.Tasks[k]
+		if kept == (k.framework == skip) {
+			t.Fatalf("skipping %q: task %v kept %v", skip, k, kept)
+		}
+	}
+	if len(ev.Subscribed.Tasks) > len(all.Tasks) {
+		t.Fatalf("skipping %q kept %d tasks, more than the %d read whole", skip, len(ev.Subscribed.Tasks), len(all.Tasks))
 	}
 }
