@@ -87,6 +87,8 @@ func updateKindName(k UpdateKind) string {
 		return "resync"
 	case UpdateAppReplace:
 		return "app_replace"
+	case UpdateCluster:
+		return "cluster"
 	}
 	return "unknown"
 }

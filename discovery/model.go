@@ -233,6 +233,9 @@ const (
 	// or adds it: for a source that knows each app whole, as the Mesos
 	// operator stream knows each task (one App per task).
 	UpdateAppReplace
+	// UpdateCluster replaces the source's Cluster with Update.Cluster: for
+	// a source that follows agents and frameworks as they change.
+	UpdateCluster
 )
 
 // ResyncConnect is the Reason of the UpdateResync sent after every
@@ -250,6 +253,8 @@ type Update struct {
 	Task   Task
 	Health Health
 	App    App
+	// Cluster is the source's whole Cluster, for UpdateCluster.
+	Cluster *Cluster
 	// Reason says why, for UpdateResync; for logs and metrics.
 	Reason string
 	// Seq numbers the updates of a source that orders them (see

@@ -242,6 +242,9 @@ func (m *sourceModel) update(u Update, now time.Time) (unknown bool) {
 		return m.updateApp(u)
 	case UpdateAppReplace:
 		return m.replaceApp(u.App)
+	case UpdateCluster:
+		m.setCluster(u.Cluster)
+		return false
 	case UpdateAppRemoved:
 		id := updateAppID(u)
 		if _, ok := m.apps[id]; ok {

@@ -103,19 +103,18 @@ type valueJSON struct {
 
 // mesosTaskJSON is a task in /state (string IDs) or v1 (ID objects) form.
 type mesosTaskJSON struct {
-	ID            string              `json:"id"`
-	TaskID        valueJSON           `json:"task_id"`
-	Name          string              `json:"name"`
-	FrameworkID   string              `json:"framework_id"`
-	FrameworkIDv1 valueJSON           `json:"-"`
-	SlaveID       string              `json:"slave_id"`
-	AgentID       valueJSON           `json:"agent_id"`
-	State         string              `json:"state"`
-	Statuses      []mesosStatusJSON   `json:"statuses"`
-	Resources     mesosResourcesJSON  `json:"resources"`
-	Discovery     *mesosDiscoveryJSON `json:"discovery"`
-	Labels        mesosLabelsJSON     `json:"labels"`
-	HealthCheck   json.RawMessage     `json:"health_check"`
+	ID          string              `json:"id"`
+	TaskID      valueJSON           `json:"task_id"`
+	Name        string              `json:"name"`
+	FrameworkID frameworkIDJSON     `json:"framework_id"`
+	SlaveID     string              `json:"slave_id"`
+	AgentID     valueJSON           `json:"agent_id"`
+	State       string              `json:"state"`
+	Statuses    []mesosStatusJSON   `json:"statuses"`
+	Resources   mesosResourcesJSON  `json:"resources"`
+	Discovery   *mesosDiscoveryJSON `json:"discovery"`
+	Labels      mesosLabelsJSON     `json:"labels"`
+	HealthCheck presentJSON         `json:"health_check"`
 }
 
 type mesosStatusJSON struct {
@@ -147,6 +146,16 @@ type mesosDiscoveryJSON struct {
 			Labels   mesosLabelsJSON `json:"labels"`
 		} `json:"ports"`
 	} `json:"ports"`
+}
+
+// presentJSON records whether a field is present and not null, without
+// keeping its value (a task's health_check).
+type presentJSON bool
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *presentJSON) UnmarshalJSON(b []byte) error {
+	*p = presentJSON(!bytes.Equal(bytes.TrimSpace(b), []byte("null")))
+	return nil
 }
 
 // mesosLabelsJSON is a Mesos Labels message: [{"key","value"}] as task
@@ -305,11 +314,11 @@ func DecodeMesosState(r io.Reader, marathonID string) (st discovery.State, agent
 		d.addFramework(fw.ID, fw.Name, fw.PID, fw.Hostname)
 		name := frameworkName(fw.Name, fw.ID)
 		for j := range fw.Tasks {
-			d.addTask(fw.ID, name, &fw.Tasks[j])
+			d.addTask(fw.ID, name, fw.Tasks[j].compact(nil))
 		}
 		for _, ex := range fw.Executors {
 			for j := range ex.Tasks {
-				d.addTask(fw.ID, name, &ex.Tasks[j])
+				d.addTask(fw.ID, name, ex.Tasks[j].compact(nil))
 			}
 		}
 	}
@@ -341,7 +350,7 @@ func newMesosDecoder(marathonID string) *mesosDecoder {
 // addTask adds the task of framework id (named framework) as an App unless
 // the framework is unknown or the followed Marathon's. Marathon is known by
 // its framework ID: Mesos does not make names unique.
-func (d *mesosDecoder) addTask(id, framework string, t *mesosTaskJSON) {
+func (d *mesosDecoder) addTask(id, framework string, t *mesosTask) {
 	if framework == "" || d.marathonID != "" && id == d.marathonID {
 		return
 	}
@@ -363,37 +372,30 @@ func (d *mesosDecoder) addGetState(gs *mesosGetStateJSON) {
 	}
 	for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
 		for j := range list {
-			t := &list[j]
-			fid := t.FrameworkID
-			if fid == "" {
-				fid = t.FrameworkIDv1.Value
-			}
-			d.addTask(fid, frameworkName(frameworks[fid], fid), t)
+			fid := list[j].frameworkID()
+			d.addTask(fid, frameworkName(frameworks[fid], fid), list[j].compact(nil))
 		}
 	}
 }
 
-// UnmarshalJSON implements json.Unmarshaler: framework_id is a string in
-// /state and {"value": …} in v1.
-func (t *mesosTaskJSON) UnmarshalJSON(b []byte) error {
-	type plain mesosTaskJSON
-	var raw struct {
-		plain
-		FrameworkID json.RawMessage `json:"framework_id"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	*t = mesosTaskJSON(raw.plain)
-	t.FrameworkID = ""
-	fid := bytes.TrimSpace(raw.FrameworkID)
+// frameworkIDJSON is a task's framework_id: a string in /state, {"value":
+// …} in v1.
+type frameworkIDJSON string
+
+// UnmarshalJSON implements json.Unmarshaler for both shapes.
+func (f *frameworkIDJSON) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	var id string
+	var err error
 	switch {
-	case bytes.HasPrefix(fid, []byte("{")):
-		return json.Unmarshal(fid, &t.FrameworkIDv1)
-	case len(fid) > 0 && !bytes.Equal(fid, []byte("null")):
-		return json.Unmarshal(fid, &t.FrameworkID)
+	case bytes.HasPrefix(b, []byte("{")):
+		var v valueJSON
+		err, id = json.Unmarshal(b, &v), v.Value
+	case !bytes.Equal(b, []byte("null")):
+		err = json.Unmarshal(b, &id)
 	}
-	return nil
+	*f = frameworkIDJSON(id)
+	return err
 }
 
 // frameworkName is the framework's name, or its ID when it has none; tasks
@@ -405,58 +407,22 @@ func frameworkName(name, id string) string {
 	return id
 }
 
-func (t *mesosTaskJSON) toApp(framework string, agents map[string]mesosAgentJSON) (discovery.App, bool) {
-	id := t.ID
-	if id == "" {
-		id = t.TaskID.Value
+// taskID is the task's ID in either shape.
+func (t *mesosTaskJSON) taskID() string {
+	if t.ID != "" {
+		return t.ID
 	}
-	if id == "" {
-		return discovery.App{}, false
-	}
-	agentID := t.SlaveID
-	if agentID == "" {
-		agentID = t.AgentID.Value
-	}
-	agent := agents[agentID]
-	latest := t.latestStatus("")
-	state := t.State
-	if state == "" && latest != nil {
-		state = latest.State
-	}
-	task := discovery.Task{
-		ID:        id,
-		Host:      agent.Hostname,
-		AgentIP:   agentAddr(agent),
-		State:     FrameworkTaskState(state),
-		Name:      t.Name,
-		AgentID:   agentID,
-		Discovery: t.Discovery.toDiscoveryInfo(),
-	}
-	hasHealthCheck := len(t.HealthCheck) > 0 && string(t.HealthCheck) != "null"
-	if latest != nil {
-		task.Health = boolHealth(latest.Healthy)
-		hasHealthCheck = hasHealthCheck || latest.Healthy != nil
-	}
-	if running := t.latestStatus("TASK_RUNNING"); running != nil {
-		task.IPs = statusIPs(running)
-		task.DockerIP = labelIP(running.Labels, "Docker.NetworkSettings.IPAddress")
-		task.MesosIP = labelIP(running.Labels, "MesosContainerizer.NetworkSettings.IPAddress")
-	} else if latest != nil {
-		task.IPs = statusIPs(latest)
-	}
-	task.HostPorts = expandPorts(t.Resources.Ports)
-	task.ResourcePorts = len(task.HostPorts)
-	app := discovery.App{
-		ID:           framework + "/" + id,
-		Framework:    framework,
-		HealthChecks: hasHealthCheck,
-		FromMesos:    true,
-	}
-	app.Ports = t.discoveryPorts(&task)
-	app.Ports = append(app.Ports, t.legacyPorts(len(task.HostPorts))...)
-	app.Tasks = []discovery.Task{task}
-	return app, true
+	return t.TaskID.Value
 }
+
+func (t *mesosTaskJSON) agentID() string {
+	if t.SlaveID != "" {
+		return t.SlaveID
+	}
+	return t.AgentID.Value
+}
+
+func (t *mesosTaskJSON) frameworkID() string { return string(t.FrameworkID) }
 
 // latestStatus is the status in the given state ("" for any) with the
 // greatest timestamp (the last one listed among equals), or nil.
@@ -523,17 +489,17 @@ func statusIPs(s *mesosStatusJSON) []netip.Addr {
 	return out
 }
 
-// discoveryPorts converts the DiscoveryInfo ports (dcos-net
+// ports converts the DiscoveryInfo ports (dcos-net
 // dcos_net_mesos_listener.erl): number 0 and protocols other than tcp/udp
 // (any case) are dropped; network-scope=container makes number a container
 // port, anything else a host port, which is added to task.HostPorts when
 // the port resources do not list it.
-func (t *mesosTaskJSON) discoveryPorts(task *discovery.Task) []discovery.Port {
-	if t.Discovery == nil {
+func (di *mesosDiscoveryJSON) ports(task *discovery.Task) []discovery.Port {
+	if di == nil {
 		return nil
 	}
 	var ports []discovery.Port
-	for _, dp := range t.Discovery.Ports.Ports {
+	for _, dp := range di.Ports.Ports {
 		number := portNumber(dp.Number)
 		proto, err := discovery.ParseProtocol(dp.Protocol)
 		if number == 0 || err != nil {
@@ -573,13 +539,14 @@ func hostPortIndex(task *discovery.Task, port uint16) int {
 	return len(task.HostPorts) - 1
 }
 
-// legacyPorts converts minuteman-era task labels VIP_PORT<n> (key in any
-// case) into host ports at index n of the task's expanded port resources
-// (dcos-net handle_task_vip_label/2). A label whose n is beyond the task's
-// port resources (numResourcePorts) has no port and is dropped, as upstream.
-func (t *mesosTaskJSON) legacyPorts(numResourcePorts int) []discovery.Port {
+// legacyTaskPorts converts minuteman-era task labels VIP_PORT<n> (key in
+// any case) into host ports at index n of the task's expanded port
+// resources (dcos-net handle_task_vip_label/2). A label whose n is beyond
+// the task's port resources (numResourcePorts) has no port and is dropped,
+// as upstream.
+func legacyTaskPorts(labels []discovery.Label, numResourcePorts int) []discovery.Port {
 	var ports []discovery.Port
-	for _, l := range t.Labels {
+	for _, l := range labels {
 		n, ok := legacyPortIndex(l.Key)
 		if !ok || n >= numResourcePorts {
 			continue

@@ -6,7 +6,7 @@ package marathon
 // shared/facts/mesos-operator-api-and-pods.md A.4).
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 )
 
@@ -26,12 +26,11 @@ const (
 // mesosEventJSON is one operator event; the payload named after Type is
 // set, the others are nil.
 type mesosEventJSON struct {
-	Type       string `json:"type"`
-	Subscribed *struct {
-		GetState                 mesosGetStateJSON `json:"get_state"`
-		HeartbeatIntervalSeconds float64           `json:"heartbeat_interval_seconds"`
-	} `json:"subscribed"`
-	TaskAdded *struct {
+	Type string `json:"type"`
+	// Subscribed is read as a stream (mesoseventread.go): its tasks are
+	// decoded one at a time and kept compact.
+	Subscribed *mesosSubscribedEvent `json:"-"`
+	TaskAdded  *struct {
 		Task mesosTaskJSON `json:"task"`
 	} `json:"task_added"`
 	TaskUpdated      *mesosTaskUpdatedJSON `json:"task_updated"`
@@ -77,18 +76,10 @@ type mesosFrameworkJSONv1 struct {
 	Framework mesosV1FrameworkJSON `json:"framework"`
 }
 
-// decodeMesosEvent decodes one record of the stream. An event of a type
-// this client does not read decodes with only Type set; one whose payload
-// is missing or lacks the IDs it is keyed by is an error.
+// decodeMesosEvent decodes one record of the stream, keeping every task
+// (readMesosEvent).
 func decodeMesosEvent(data []byte) (mesosEventJSON, error) {
-	var ev mesosEventJSON
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return mesosEventJSON{}, fmt.Errorf("decode mesos event: %w", err)
-	}
-	if err := ev.check(); err != nil {
-		return mesosEventJSON{}, fmt.Errorf("mesos event %s: %w", ev.Type, err)
-	}
-	return ev, nil
+	return readMesosEvent(bytes.NewReader(data), "")
 }
 
 // check reports a missing payload or ID.
@@ -105,7 +96,7 @@ func (ev *mesosEventJSON) check() error {
 		if ev.TaskAdded == nil {
 			return missing("task_added")
 		}
-		if ev.TaskAdded.Task.TaskID.Value == "" && ev.TaskAdded.Task.ID == "" {
+		if ev.TaskAdded.Task.taskID() == "" {
 			return missing("task_id")
 		}
 	case mesosTaskUpdated:

@@ -90,6 +90,13 @@ func TestMesosStreamMarathonIdentity(t *testing.T) {
 	if got := snapshotIDs(t, s); !slices.Equal(got, want) {
 		t.Errorf("apps = %q, want %q", got, want)
 	}
+	s.mu.Lock()
+	for k := range s.mirror.tasks {
+		if k.framework == overlayMarathon {
+			t.Errorf("the mirror keeps Marathon's task %s: its own source serves it", k.task)
+		}
+	}
+	s.mu.Unlock()
 
 	// A reinstall: Marathon is now the framework that had hello-world's ID.
 	info.set(overlayHelloWorld)
@@ -97,8 +104,12 @@ func TestMesosStreamMarathonIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, "a resync for the new identity", atLeast("marathon framework id", 2))
-	if got := snapshotIDs(t, s); !slices.Equal(got, []string{"marathon/hello-world.cea59641-2bea-11e8-93f9-6a3d376ad59c"}) {
-		t.Errorf("apps after the new identity = %q, want the task of the framework named marathon", got)
+	// The old Marathon's tasks were never kept: a new subscription reads
+	// them.
+	want = []string{"marathon/hello-world.cea59641-2bea-11e8-93f9-6a3d376ad59c"}
+	eventually(t, "the task of the framework named marathon", func() bool { return slices.Equal(snapshotIDs(t, s), want) })
+	if n := api.count(mesosAPIPath); n != 2 {
+		t.Errorf("%d subscriptions, want 2 (one more for the new identity)", n)
 	}
 }
 

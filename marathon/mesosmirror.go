@@ -24,15 +24,23 @@ type taskKey struct{ framework, task string }
 // changed in place (an update stores a changed copy), so a clone shares
 // tasks safely.
 type mesosMirror struct {
-	leader     netip.AddrPort
-	tasks      map[taskKey]*mesosTaskJSON
+	leader netip.AddrPort
+	// marathonID is the framework whose tasks the mirror does not keep:
+	// the followed Marathon's, which the Marathon source serves ("" keeps
+	// every task).
+	marathonID string
+	tasks      map[taskKey]*mesosTask
 	frameworks map[string]mesosFrameworkInfoJSON // by ID
 	agents     map[string]mesosAgentJSON         // by ID
 	// held are tasks a failover snapshot lacked while their agent had not
 	// re-registered: served as they were until the agent re-registers
 	// and then for agentTasksWait, or until the failover grace ends.
-	held      map[taskKey]*mesosTaskJSON
+	held      map[taskKey]*mesosTask
 	heldUntil map[string]time.Time // per agent ID
+	// byAgent indexes the tasks, live and held, by agent ID: an agent
+	// event touches its tasks only (a failed-over master's agents
+	// re-register one by one). Clones have none.
+	byAgent map[string]map[taskKey]struct{}
 	// heldAgents are the agents of held tasks as the previous master knew
 	// them: kept, with their addresses, until their tasks are given up.
 	heldAgents map[string]mesosAgentJSON
@@ -51,9 +59,9 @@ const (
 )
 
 func newMesosMirror() *mesosMirror {
-	return &mesosMirror{tasks: map[taskKey]*mesosTaskJSON{}, frameworks: map[string]mesosFrameworkInfoJSON{},
-		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTaskJSON{}, heldUntil: map[string]time.Time{},
-		heldAgents: map[string]mesosAgentJSON{}}
+	return &mesosMirror{tasks: map[taskKey]*mesosTask{}, frameworks: map[string]mesosFrameworkInfoJSON{},
+		agents: map[string]mesosAgentJSON{}, held: map[taskKey]*mesosTask{}, heldUntil: map[string]time.Time{},
+		heldAgents: map[string]mesosAgentJSON{}, byAgent: map[string]map[taskKey]struct{}{}}
 }
 
 // clone copies the mirror's maps, sharing the tasks.
@@ -61,60 +69,79 @@ func (m *mesosMirror) clone() *mesosMirror {
 	c := *m
 	c.tasks, c.frameworks, c.agents = maps.Clone(m.tasks), maps.Clone(m.frameworks), maps.Clone(m.agents)
 	c.held, c.heldUntil, c.heldAgents = maps.Clone(m.held), maps.Clone(m.heldUntil), maps.Clone(m.heldAgents)
+	c.byAgent = nil
 	return &c
 }
 
-func (t *mesosTaskJSON) key() taskKey {
-	fid := t.FrameworkID
-	if fid == "" {
-		fid = t.FrameworkIDv1.Value
+// keep stores task k, live or held, indexing it by agent.
+func (m *mesosMirror) keep(k taskKey, t *mesosTask, held bool) {
+	m.drop(k)
+	if held {
+		m.held[k] = t
+	} else {
+		m.tasks[k] = t
 	}
-	id := t.ID
-	if id == "" {
-		id = t.TaskID.Value
-	}
-	return taskKey{fid, id}
+	m.index(k, t.agentID)
 }
 
-func (t *mesosTaskJSON) agentID() string {
-	if t.SlaveID != "" {
-		return t.SlaveID
+func (m *mesosMirror) index(k taskKey, agent string) {
+	set := m.byAgent[agent]
+	if set == nil {
+		set = map[taskKey]struct{}{}
+		m.byAgent[agent] = set
 	}
-	return t.AgentID.Value
+	set[k] = struct{}{}
+}
+
+// drop forgets task k, live or held.
+func (m *mesosMirror) drop(k taskKey) {
+	t, ok := m.tasks[k]
+	if !ok {
+		t, ok = m.held[k]
+	}
+	if !ok {
+		return
+	}
+	delete(m.tasks, k)
+	delete(m.held, k)
+	if set := m.byAgent[t.agentID]; set != nil {
+		delete(set, k)
+		if len(set) == 0 {
+			delete(m.byAgent, t.agentID)
+		}
+	}
 }
 
 // subscribed replaces the mirror with a SUBSCRIBED snapshot. Tasks the
 // mirror had that the snapshot lacks, on agents the new master has not
 // seen re-register, are held until the agent had its chance: after a
 // failover the first snapshot may miss every task (recovered-agents.json).
-func (m *mesosMirror) subscribed(gs *mesosGetStateJSON, leader netip.AddrPort, now time.Time, grace time.Duration) {
+// The mirror takes sub's tasks over.
+func (m *mesosMirror) subscribed(sub *mesosSubscribedEvent, leader netip.AddrPort, now time.Time, grace time.Duration) {
 	prev := *m
 	*m = *newMesosMirror()
 	m.leader = leader
-	for _, f := range gs.GetFrameworks.Frameworks {
+	m.marathonID = sub.Skipped
+	for _, f := range sub.Frameworks {
 		m.frameworks[f.FrameworkInfo.ID.Value] = f.FrameworkInfo
 	}
-	for _, a := range gs.GetAgents.Agents {
+	for _, a := range sub.Agents {
 		m.agents[a.AgentInfo.ID.Value] = a.agent()
 	}
-	for _, list := range [][]mesosTaskJSON{gs.GetTasks.Tasks, gs.GetTasks.LaunchedTasks} {
-		for i := range list {
-			t := &list[i]
-			if !isTerminal(t.State) {
-				m.tasks[t.key()] = t
-			}
-		}
+	m.tasks = sub.Tasks
+	for k, t := range m.tasks {
+		m.index(k, t.agentID)
 	}
-	for _, tasks := range []map[taskKey]*mesosTaskJSON{prev.tasks, prev.held} {
+	for _, tasks := range []map[taskKey]*mesosTask{prev.tasks, prev.held} {
 		for k, t := range tasks {
-			if _, ok := m.tasks[k]; ok {
+			if _, ok := m.tasks[k]; ok || m.marathonID != "" && k.framework == m.marathonID {
 				continue
 			}
-			agent := t.agentID()
+			agent := t.agentID
 			if _, registered := m.agents[agent]; registered {
 				continue // its agent reported: the task is gone
 			}
-			m.held[k] = t
+			m.keep(k, t, true)
 			if _, ok := m.heldUntil[agent]; !ok {
 				until, held := prev.heldUntil[agent]
 				if !held {
@@ -139,15 +166,14 @@ func (m *mesosMirror) subscribed(gs *mesosGetStateJSON, leader netip.AddrPort, n
 }
 
 // taskAdded records a task (new, or reported by a re-registering agent);
-// a terminal one is forgotten. It returns the task's key.
+// a terminal one, or one of framework marathonID, is forgotten. It returns
+// the task's key.
 func (m *mesosMirror) taskAdded(t *mesosTaskJSON) taskKey {
-	k := t.key()
-	delete(m.held, k)
-	if isTerminal(t.State) {
-		delete(m.tasks, k)
-		return k
+	k := taskKey{t.frameworkID(), t.taskID()}
+	m.drop(k)
+	if !isTerminal(t.State) && (m.marathonID == "" || k.framework != m.marathonID) {
+		m.keep(k, t.compact(nil), false)
 	}
-	m.tasks[k] = t
 	return k
 }
 
@@ -158,8 +184,12 @@ func (m *mesosMirror) taskAdded(t *mesosTaskJSON) taskKey {
 // the status joins the task's statuses, keeping the last known network
 // infos and health when it lacks them (dcos-net handle_task_updated/2).
 // A terminal task is forgotten.
+// The followed Marathon's tasks are not kept: an update of one is known.
 func (m *mesosMirror) taskUpdated(u *mesosTaskUpdatedJSON) (taskKey, bool) {
 	k := taskKey{u.FrameworkID.Value, u.taskID()}
+	if m.marathonID != "" && k.framework == m.marathonID {
+		return k, true
+	}
 	old, ok := m.tasks[k]
 	if !ok {
 		old, ok = m.held[k]
@@ -167,54 +197,15 @@ func (m *mesosMirror) taskUpdated(u *mesosTaskUpdatedJSON) (taskKey, bool) {
 	if !ok {
 		return k, false
 	}
-	delete(m.held, k)
+	m.drop(k)
 	state := u.State
 	if state == "" && u.Status != nil {
 		state = u.Status.State
 	}
-	if isTerminal(state) {
-		delete(m.tasks, k)
-		return k, true
+	if !isTerminal(state) {
+		m.keep(k, old.updated(state, u.Status), false)
 	}
-	t := *old
-	t.State = state
-	if u.Status != nil {
-		t.Statuses = mergeStatus(old.Statuses, *u.Status)
-	}
-	m.tasks[k] = &t
 	return k, true
-}
-
-// mergeStatus keeps what toApp reads of a task's statuses, bounded: the
-// latest TASK_RUNNING status and the new one, which becomes the latest.
-func mergeStatus(statuses []mesosStatusJSON, s mesosStatusJSON) []mesosStatusJSON {
-	var prev *mesosStatusJSON
-	var running *mesosStatusJSON
-	for i := range statuses {
-		st := &statuses[i]
-		if prev == nil || st.Timestamp >= prev.Timestamp {
-			prev = st
-		}
-		if st.State == "TASK_RUNNING" && (running == nil || st.Timestamp >= running.Timestamp) {
-			running = st
-		}
-	}
-	if prev != nil {
-		if s.ContainerStatus == nil {
-			s.ContainerStatus = prev.ContainerStatus
-		}
-		if s.Healthy == nil && s.State == prev.State {
-			s.Healthy = prev.Healthy
-		}
-		if s.Timestamp < prev.Timestamp {
-			s.Timestamp = prev.Timestamp // the newest, whatever the agents' clocks say
-		}
-	}
-	out := make([]mesosStatusJSON, 0, 2)
-	if running != nil && s.State != "TASK_RUNNING" {
-		out = append(out, *running)
-	}
-	return append(out, s)
 }
 
 // agentAdded records a (re-)registered agent; its held tasks get
@@ -231,14 +222,52 @@ func (m *mesosMirror) agentRemoved(id string) { delete(m.agents, id) }
 
 func (m *mesosMirror) frameworkAdded(f mesosFrameworkInfoJSON) { m.frameworks[f.ID.Value] = f }
 
-// frameworkRemoved forgets a framework and its tasks: Mesos removes them
-// with it.
+// frameworkRemoved forgets a framework and its tasks, held ones too:
+// Mesos removes them with it.
 func (m *mesosMirror) frameworkRemoved(id string) {
 	delete(m.frameworks, id)
-	for k := range m.tasks {
-		if k.framework == id {
-			delete(m.tasks, k)
+	m.dropFramework(id)
+}
+
+// dropFramework forgets the tasks, live and held, of framework id.
+func (m *mesosMirror) dropFramework(id string) {
+	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
+		for k := range tasks {
+			if k.framework == id {
+				m.drop(k)
+			}
 		}
+	}
+}
+
+// agentTasks lists the tasks (held ones too) on agent id.
+func (m *mesosMirror) agentTasks(id string) []taskKey {
+	return slices.Collect(maps.Keys(m.byAgent[id]))
+}
+
+// frameworkTasks lists the tasks (held ones too) of framework id, and the
+// App ID each has now.
+func (m *mesosMirror) frameworkTasks(id string) ([]taskKey, map[taskKey]string) {
+	var keys []taskKey
+	ids := map[taskKey]string{}
+	name := m.frameworkName(id)
+	for _, tasks := range []map[taskKey]*mesosTask{m.tasks, m.held} {
+		for k := range tasks {
+			if k.framework == id {
+				keys = append(keys, k)
+				ids[k] = name + "/" + k.task
+			}
+		}
+	}
+	return keys, ids
+}
+
+// follow makes framework id the followed Marathon's: its tasks, which the
+// Marathon source serves, are dropped and no longer kept.
+func (m *mesosMirror) follow(id string) {
+	m.marathonID = id
+	if id != "" {
+		m.dropFramework(id)
 	}
 }
 
@@ -254,9 +283,9 @@ func (m *mesosMirror) expire(now time.Time) (dropped bool, next time.Time) {
 		}
 		delete(m.heldUntil, agent)
 		delete(m.heldAgents, agent)
-		for k, t := range m.held {
-			if t.agentID() == agent {
-				delete(m.held, k)
+		for k := range m.byAgent[agent] {
+			if _, held := m.held[k]; held {
+				m.drop(k)
 				dropped = true
 			}
 		}
@@ -322,8 +351,8 @@ func (m *mesosMirror) app(k taskKey, marathonID string) (app discovery.App, id s
 		return discovery.App{}, id, false
 	}
 	agents := m.agents
-	if a, ok := m.heldAgents[t.agentID()]; ok {
-		agents = map[string]mesosAgentJSON{t.agentID(): a}
+	if a, ok := m.heldAgents[t.agentID]; ok {
+		agents = map[string]mesosAgentJSON{t.agentID: a}
 	}
 	app, ok = t.toApp(name, agents)
 	return app, id, ok

@@ -35,8 +35,10 @@ const (
 	// again (after an upgrade, it may have it).
 	pollRecheck = 10 * time.Minute
 	// maxMesosRecord bounds one record. SUBSCRIBED holds the whole state
-	// in one record: 5–60 MB on large clusters.
-	maxMesosRecord = 256 << 20
+	// in one record: 5–60 MB on large clusters, 100 MB at 100,000 tasks.
+	// It is read as a stream (mesoseventread.go), so the bound costs no
+	// memory: it only stops a length that makes no sense.
+	maxMesosRecord = 1 << 30
 	// versionTimeout bounds the version probe before each subscription.
 	versionTimeout = 10 * time.Second
 )
@@ -56,10 +58,20 @@ type MesosStream struct {
 	polling     atomic.Bool
 	subscribedN atomic.Int64 // SUBSCRIBED snapshots taken, for tests
 
-	mu     sync.Mutex // guards mirror, seq and leader
+	mu     sync.Mutex // guards mirror, seq, leader, finished and cancel
 	mirror *mesosMirror
 	seq    uint64 // bumped with every change of the mirror
 	leader masterHost
+	// finished is what the last Snapshot added to the mirror's cluster,
+	// which the agent and framework events' cluster updates repeat.
+	finished struct {
+		done    bool
+		leader  netip.AddrPort
+		masters []netip.Addr
+	}
+	// cancel ends the current session (resubscribe); nil between them.
+	cancel       context.CancelFunc
+	resubscribed atomic.Bool // the session was ended to resubscribe
 }
 
 // masterHost is the host and port of the master a stream subscribed to.
@@ -110,15 +122,21 @@ func (s *MesosStream) Snapshot(ctx context.Context) (discovery.State, error) {
 		}
 		cancel()
 	}
-	return s.c.finishMesosState(ctx, st, agents), nil
+	st = s.c.finishMesosState(ctx, st, agents)
+	s.mu.Lock()
+	s.finished.done, s.finished.leader, s.finished.masters = true, st.Cluster.Leader, st.Cluster.Masters
+	s.mu.Unlock()
+	return st, nil
 }
 
 // Run follows the operator stream of the Mesos URLs in turn until ctx
 // ends, feeding sink with updates of the source named MesosSource. It
 // reconnects with capped, jittered backoff and resyncs on every
 // subscription; it asks for a resync as well when Marathon's framework ID
-// changes (the tasks are classified anew) and when tasks held through a
-// master failover are given up. It returns nil when ctx is cancelled.
+// changes (the tasks are classified anew, and the stream subscribes again
+// when the framework it left out before is no longer Marathon's) and when
+// tasks held through a master failover are given up. It returns nil when
+// ctx is cancelled.
 func (s *MesosStream) Run(ctx context.Context, sink Sink) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -163,6 +181,35 @@ func (s *MesosStream) Run(ctx context.Context, sink Sink) error {
 	}
 }
 
+// follow leaves the tasks of the followed Marathon's framework out of the
+// mirror once its ID is known or changed. The tasks of the framework
+// followed before were never kept: they are read again from a new
+// subscription (a reinstalled Marathon leaves the old one's tasks to the
+// Mesos source).
+func (s *MesosStream) follow() {
+	id := s.c.knownMarathonID()
+	s.mu.Lock()
+	prev := s.mirror.marathonID
+	if prev != id {
+		s.mirror.follow(id)
+		s.seq++
+	}
+	cancel := s.cancel
+	s.mu.Unlock()
+	if prev != "" && prev != id && cancel != nil {
+		s.resubscribed.Store(true)
+		cancel()
+	}
+}
+
+// identityChanged makes watch call follow.
+func (s *MesosStream) identityChanged() {
+	select {
+	case s.c.identity <- struct{}{}:
+	default:
+	}
+}
+
 func (s *MesosStream) decide() { s.decideOnce.Do(func() { close(s.decided) }) }
 
 // watch asks for a resync of the Mesos source when Marathon's framework ID
@@ -179,6 +226,7 @@ func (s *MesosStream) watch(ctx context.Context, sink Sink) {
 		case <-ctx.Done():
 			return
 		case <-s.c.identity:
+			s.follow()
 			resync("marathon framework id")
 		case <-tick.C:
 			s.mu.Lock()
@@ -191,89 +239,6 @@ func (s *MesosStream) watch(ctx context.Context, sink Sink) {
 				resync("failover grace over")
 			}
 		}
-	}
-}
-
-// apply takes one event into the mirror and hands the change to sink
-// without waiting: the read loop never blocks on discovery (a stream read
-// too slowly makes the master buffer it without bound, MESOS-7748).
-func (s *MesosStream) apply(ev *mesosEventJSON, leader netip.AddrPort, sink Sink) {
-	now := s.now()
-	result := resultOK
-	defer func() { s.c.metrics.mesosEvents.WithLabelValues(mesosEventLabel(ev.Type), result).Inc() }()
-	marathonID := s.c.knownMarathonID()
-	classified := marathonID != "" || len(s.c.marathonURLs) == 0
-	var (
-		key    taskKey
-		known  = true
-		resync string
-	)
-	s.mu.Lock()
-	switch ev.Type {
-	case mesosSubscribed:
-		s.mirror.subscribed(&ev.Subscribed.GetState, leader, now, s.c.failoverGrace)
-		resync = "subscribed"
-	case mesosTaskAdded:
-		key = s.mirror.taskAdded(&ev.TaskAdded.Task)
-	case mesosTaskUpdated:
-		key, known = s.mirror.taskUpdated(ev.TaskUpdated)
-	case mesosAgentAdded:
-		s.mirror.agentAdded(ev.AgentAdded.Agent, now)
-		resync = "agent added"
-	case mesosAgentRemoved:
-		s.mirror.agentRemoved(ev.AgentRemoved.AgentID.Value)
-		resync = "agent removed"
-	case mesosFrameworkAdded:
-		s.mirror.frameworkAdded(ev.FrameworkAdded.Framework.FrameworkInfo)
-		resync = "framework added"
-	case mesosFrameworkUpdated:
-		s.mirror.frameworkAdded(ev.FrameworkUpdated.Framework.FrameworkInfo)
-		resync = "framework updated"
-	case mesosFrameworkRemoved:
-		s.mirror.frameworkRemoved(ev.FrameworkRemoved.FrameworkInfo.ID.Value)
-		resync = "framework removed"
-	case mesosHeartbeat:
-		s.mu.Unlock()
-		return
-	default:
-		s.mu.Unlock()
-		result = resultUnknown
-		return
-	}
-	s.seq++
-	seq := s.seq
-	var (
-		app discovery.App
-		id  string
-		ok  bool
-	)
-	if key != (taskKey{}) {
-		app, id, ok = s.mirror.app(key, marathonID)
-	}
-	s.mu.Unlock()
-
-	switch {
-	case ev.Type == mesosSubscribed:
-		s.subscribedN.Add(1)
-		s.decide()
-		s.polling.Store(false)
-		s.c.log.Info("mesos stream subscribed", "leader", leader)
-	case !known:
-		// TASK_UPDATED of a task never added: the mirror missed events.
-		result = resultError
-		s.c.log.Debug("mesos update for an unknown task", "framework_id", key.framework, "task_id", key.task)
-		return
-	}
-	switch {
-	case resync != "":
-		sink.Update(discovery.Update{Kind: discovery.UpdateResync, Source: MesosSource, Reason: resync})
-	case !classified:
-		// Marathon's identity is not known: the snapshot that follows
-		// learning it classifies this task.
-	case ok:
-		sink.Update(discovery.Update{Source: MesosSource, Kind: discovery.UpdateAppReplace, App: app, Seq: seq, Received: now})
-	case marathonID == "" || key.framework != marathonID:
-		sink.Update(discovery.Update{Source: MesosSource, Kind: discovery.UpdateAppRemoved, AppID: id, Seq: seq, Received: now})
 	}
 }
 

@@ -1,6 +1,7 @@
 package marathon
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -82,7 +83,7 @@ func BenchmarkMesosSnapshot(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m.subscribed(&ev.Subscribed.GetState, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
+			m.subscribed(ev.Subscribed, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
 			b.ReportAllocs()
 			var st discovery.State
 			for b.Loop() {
@@ -105,10 +106,70 @@ func BenchmarkMesosMirrorClone(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m.subscribed(&ev.Subscribed.GetState, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
+			m.subscribed(ev.Subscribed, netip.AddrPort{}, time.Unix(1.5e9, 0), defaultFailoverGrace)
 			b.ReportAllocs()
 			for b.Loop() {
 				m.clone()
+			}
+		})
+	}
+}
+
+// BenchmarkMesosSubscribed is reading a SUBSCRIBED of n tasks into the
+// mirror's compact tasks, from the record as the stream delivers it: all
+// of them kept (another framework's), or all skipped (the followed
+// Marathon's). B/op is the garbage the read makes.
+func BenchmarkMesosSubscribed(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		record := subscribedWith(n)
+		for _, skip := range []string{"", "F1"} {
+			b.Run(fmt.Sprintf("tasks=%d/skip=%q", n, skip), func(b *testing.B) {
+				b.SetBytes(int64(len(record)))
+				b.ReportAllocs()
+				for b.Loop() {
+					ev, err := readMesosEvent(bytes.NewReader(record), skip)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if want := map[string]int{"": n, "F1": 0}[skip]; len(ev.Subscribed.Tasks) != want {
+						b.Fatalf("%d tasks kept, want %d", len(ev.Subscribed.Tasks), want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMesosAgentAdded is the read loop's work for an AGENT_ADDED (an
+// agent re-registering) in a cluster of n tasks, 1/100 of them on it: the
+// tasks on the agent found, their Apps and the cluster handed over, no
+// resync.
+func BenchmarkMesosAgentAdded(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			c, err := New(Config{MesosURLs: []string{"http://127.0.0.1:1"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := c.MesosStream()
+			ev, err := decodeMesosEvent(subscribedWith(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink := &discardSink{}
+			s.apply(&ev, netip.AddrPort{}, sink)
+			s.finished.done = true // as after the first Snapshot
+			added, err := decodeMesosEvent([]byte(`{"type":"AGENT_ADDED","agent_added":{"agent":{"agent_info":{"id":{"value":"S7"},"hostname":"10.0.0.8"},"pid":"slave(1)@10.0.0.8:5051"}}}`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			before := sink.n
+			for b.Loop() {
+				s.apply(&added, netip.AddrPort{}, sink)
+			}
+			if per := (sink.n - before) / b.N; per != n/100+1 {
+				b.Fatalf("%d updates per event, want %d", per, n/100+1)
 			}
 		})
 	}

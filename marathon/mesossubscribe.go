@@ -38,6 +38,14 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.cancel = nil
+		s.mu.Unlock()
+	}()
 	dog := &swappableWatchdog{}
 	dog.swap(newWatchdog(mesosFirstTimeout, cancel))
 	defer dog.stop()
@@ -55,21 +63,18 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 	rr := newRecordReader(body, maxMesosRecord)
 	defer s.c.metrics.mesosConnected.Set(0)
 	for {
-		rec, err := rr.Next()
+		rec, err := rr.NextReader()
 		if err != nil {
-			r.reason = "ended"
-			var re *RecordError
-			if errors.As(err, &re) {
-				r.reason = "framing"
-			} else if err != io.EOF {
-				r.reason, err = "read", s.idleErr(dog, err)
-			}
-			r.err = err
-			return r
+			return s.ended(r, dog, err)
 		}
 		r.events++
-		ev, err := decodeMesosEvent(rec)
+		// The followed Marathon's tasks are left out of SUBSCRIBED: its
+		// own source serves them (mesoseventread.go).
+		ev, err := readMesosEvent(rec, s.c.knownMarathonID())
 		if err != nil {
+			if rr.failed() {
+				continue // the stream broke inside the record: NextReader says how
+			}
 			s.c.metrics.mesosEvents.WithLabelValues(mesosEventLabel(ev.Type), resultError).Inc()
 			s.c.log.Warn("bad mesos event skipped", "err", err)
 			continue
@@ -84,6 +89,22 @@ func (s *MesosStream) session(ctx context.Context, base string, sink Sink) (r me
 		}
 		s.apply(&ev, leader, sink)
 	}
+}
+
+// ended is the outcome of a session whose stream failed with err.
+func (s *MesosStream) ended(r mesosSession, dog *swappableWatchdog, err error) mesosSession {
+	r.reason = "ended"
+	var re *RecordError
+	if errors.As(err, &re) {
+		r.reason = "framing"
+	} else if err != io.EOF {
+		r.reason, err = "read", s.idleErr(dog, err)
+	}
+	if s.resubscribed.Swap(false) {
+		r.reason = "resubscribe"
+	}
+	r.err = err
+	return r
 }
 
 // setLeader records the master subscribed to and returns its address when

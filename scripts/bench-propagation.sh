@@ -5,13 +5,16 @@
 # place, steady and burst status updates over
 # real SSE on loopback into the in-process daemon (--lb none). The simulated
 # Marathon runs in its own process (scripts/benchzone serve -control, built
-# and ended by the test), as real Marathon does. Bounded by the go test
-# timeout; prints one summary table. Figures, not assertions.
+# and ended by the test), as real Marathon does. Then the same from the
+# Mesos operator stream: a framework task started and killed (TASK_UPDATED)
+# with 10,000 and 100,000 tasks in place, and the stream's bytes per change
+# (TestBenchPropagationMesos). Bounded by the go test timeout; prints one
+# summary table each. Figures, not assertions.
 set -eu
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-if ! VIPBRIDGE_BENCH_PROPAGATION=1 ${GO:-go} test -count=1 -timeout 10m -v -run '^TestBenchPropagation$' ./cmd/vipbridge >"$out" 2>&1; then
+if ! VIPBRIDGE_BENCH_PROPAGATION=1 ${GO:-go} test -count=1 -timeout 20m -v -run '^TestBenchPropagation(Mesos)?$' ./cmd/vipbridge >"$out" 2>&1; then
 	cat "$out"
 	exit 1
 fi

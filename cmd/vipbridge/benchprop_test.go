@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/lb"
+	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
 // TestBenchPropagation is `make bench-propagation` (scripts/bench-propagation.sh),
@@ -451,4 +453,178 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestBenchPropagationMesos is the Mesos part of `make
+// bench-propagation`, skipped unless VIPBRIDGE_BENCH_PROPAGATION=1: the
+// simulator's Mesos master (in this process, its operator stream on
+// loopback) feeds the in-process daemon (--mesos alone, --lb none) with
+// 10,000 and 100,000 tasks of the framework "spark" in place
+// (VIPBRIDGE_BENCH_MESOS_TASKS, comma separated; the source's full resync
+// every VIPBRIDGE_BENCH_MESOS_INTERVAL, default 30s), and a probe task with the
+// VIP /probe:80 is started and killed in turn (StartFrameworkTask,
+// KillFrameworkTask): TASK_ADDED then TASK_UPDATED to TASK_RUNNING adds
+// its names, TASK_UPDATED to TASK_KILLED removes them. The clock starts
+// when the simulator writes the events (LastMesosEvents). It prints event →
+// dataplane-applied and event → DNS-visible in l4lb
+// (probe.spark.l4lb.thisdcos.directory) and mesos (probe.spark.mesos),
+// p50/p99/max, the bytes the stream carried per flip, and the daemon's
+// part: the event read (Table.Received) → its table published. Figures,
+// not assertions.
+func TestBenchPropagationMesos(t *testing.T) {
+	if os.Getenv("VIPBRIDGE_BENCH_PROPAGATION") != "1" {
+		t.Skip("set VIPBRIDGE_BENCH_PROPAGATION=1 (make bench-propagation)")
+	}
+	sizes := []int{10_000, 100_000}
+	if s := os.Getenv("VIPBRIDGE_BENCH_MESOS_TASKS"); s != "" {
+		sizes = nil
+		for _, f := range splitComma(s) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatalf("VIPBRIDGE_BENCH_MESOS_TASKS: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	samples := 200
+	if s := os.Getenv("VIPBRIDGE_BENCH_SAMPLES"); s != "" {
+		samples, _ = strconv.Atoi(s)
+	}
+	fmt.Println("== bench-propagation, Mesos operator stream (--mesos alone, --lb none; event = TASK_UPDATED written; p50 / p99 / max)")
+	fmt.Printf("%-7s %6s  %-28s %-28s %-28s %-6s %s\n", "tasks", "flips", "event→dataplane", "event→DNS l4lb", "event→DNS mesos", "bytes", "of which read → table published")
+	for _, n := range sizes {
+		line, p99 := benchPropagationMesos(t, n, samples)
+		fmt.Println(line)
+		ascii := func(d time.Duration) string { return strings.ReplaceAll(us(d), "µ", "u") }
+		for _, z := range []string{"l4lb", "mesos"} {
+			summarize(t, "propagation", fmt.Sprintf("TASK_UPDATED->DNS p99 in %s, %dk Mesos tasks", z, n/1000), ascii(p99[z]), "-", "< 5ms", p99[z] < 5*time.Millisecond)
+		}
+	}
+}
+
+// mesosProbeZones are the probe task's names: its VIP and mesos-dns's name
+// of the task (named "probe", framework "spark").
+var mesosProbeZones = []probeZone{
+	{zone: "l4lb", fqdn: "probe.spark.l4lb.thisdcos.directory.", in: func(t *discovery.Table) bool {
+		_, err := t.Lookup("probe.spark")
+		return err == nil
+	}},
+	{zone: "mesos", fqdn: "probe.spark.mesos.", in: func(t *discovery.Table) bool {
+		r, err := t.Records(discovery.ZoneMesos, "probe.spark")
+		return err == nil && len(r.A) > 0
+	}},
+}
+
+func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]time.Duration) {
+	sim, err := marathontest.Start(frameworkScenario(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	cfg, err := parseConfig("run", []string{
+		"--mesos", sim.MesosURL(), "--mesos-interval", cmp.Or(os.Getenv("VIPBRIDGE_BENCH_MESOS_INTERVAL"), "30s"),
+		"--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0",
+		"--http-addr", "127.0.0.1:0", "--log-level", "warn", "--lb", "none",
+	}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan listening, 1)
+	go func() { done <- runDaemon(ctx, cfg, io.Discard, ready) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	var addrs listening
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v", err)
+	case <-time.After(eventually):
+		t.Fatal("daemon did not start")
+	}
+	rec := addrs.Reconciler
+	none, ok := addrs.Dataplane.(*lb.None)
+	if !ok {
+		t.Fatalf("dataplane is %T, want *lb.None", addrs.Dataplane)
+	}
+	changed, unsub := rec.Subscribe()
+	defer unsub()
+	deadline := time.Now().Add(5 * time.Minute)
+	for rec.Table().Names() < n/10 || rec.Table().Stale {
+		select {
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("daemon has %d names, want %d", rec.Table().Names(), n/10)
+		}
+	}
+	probe := marathontest.FrameworkTask{ID: "probe-1", Name: "probe", Agent: 0,
+		Ports: []marathontest.DiscoveryPort{{Number: 80, Scope: "host", Labels: map[string]string{"VIP_0": "/probe:80"}}}}
+	var apply, built []time.Duration // built: the event read (Table.Received) → its table published
+	visible := make([][]time.Duration, len(mesosProbeZones))
+	bytesBefore := sim.MesosEventBytes()
+	const warmup = 4 // flips not counted: the first table's task zones may still be in the making
+	for i := range samples + warmup {
+		up := i%2 == 0
+		if i == warmup {
+			apply, built, visible, bytesBefore = nil, nil, make([][]time.Duration, len(mesosProbeZones)), sim.MesosEventBytes()
+		}
+		time.Sleep(10 * time.Millisecond)
+		if up {
+			err = sim.StartFrameworkTask("spark", probe)
+		} else {
+			err = sim.KillFrameworkTask(probe.ID)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make([]time.Time, len(mesosProbeZones))
+		var applied, received time.Time
+		for pending := len(seen); pending > 0; {
+			tab := rec.Table()
+			now := time.Now()
+			for z, pz := range mesosProbeZones {
+				if seen[z].IsZero() && pz.in(tab) == up {
+					seen[z] = now
+					pending--
+					if z == 0 {
+						if at, when := none.LastApplied(); at != nil && at.Generation == tab.Generation {
+							applied = when
+						}
+						received = tab.Received
+					}
+				}
+			}
+			if pending == 0 {
+				break
+			}
+			select {
+			case <-changed:
+			case <-time.After(eventually):
+				t.Fatalf("the probe's names never all became visible=%v (seen %v)", up, seen)
+			}
+		}
+		t0 := sim.LastMesosEvents()
+		if !applied.IsZero() {
+			apply = append(apply, applied.Sub(t0))
+		}
+		for z := range seen {
+			visible[z] = append(visible[z], seen[z].Sub(t0))
+		}
+		if !received.IsZero() {
+			built = append(built, seen[0].Sub(received))
+		}
+	}
+	perFlip := (sim.MesosEventBytes() - bytesBefore) / int64(samples)
+	p99 := map[string]time.Duration{}
+	line := fmt.Sprintf("%-7d %6d  %-28s", n, samples, pct(apply))
+	for z, d := range visible {
+		line += fmt.Sprintf(" %-28s", pct(d))
+		p99[mesosProbeZones[z].zone] = d[len(d)*99/100] // sorted by pct
+	}
+	return line + fmt.Sprintf(" %-6d %s", perFlip, pct(built)), p99
 }

@@ -134,57 +134,67 @@ func (c *cluster) mesosTask(a *app, t *task) obj {
 
 // otherFramework renders a non-Marathon framework and its tasks.
 func (c *cluster) otherFramework(f Framework, now time.Time) obj {
-	id := f.ID
-	if id == "" {
-		id = c.frameworkID[:len(c.frameworkID)-4] + fmt.Sprintf("%04x", len(f.Name))
-	}
+	id := c.otherFrameworkID(f)
 	tasks := make([]any, 0, len(f.Tasks))
 	for _, ft := range f.Tasks {
-		state := ft.State
-		if state == "" {
-			state = "TASK_RUNNING"
-		}
-		ips := ft.IPs
-		if len(ips) == 0 {
-			ips = []netip.Addr{c.agents[ft.Agent].IP}
-		}
-		var hostPorts []uint16
-		var dports []any
-		for _, p := range ft.Ports {
-			labels := labelList(p.Labels)
-			switch p.Scope {
-			case "host":
-				hostPorts = append(hostPorts, p.Number)
-				labels = append(labels, obj{"key": "network-scope", "value": "host"})
-			case "container":
-				labels = append(labels, obj{"key": "network-scope", "value": "container"})
-				if p.NetworkName != "" {
-					labels = append(labels, obj{"key": "network-name", "value": p.NetworkName})
-				}
-			}
-			proto := p.Protocol
-			if proto == "" {
-				proto = "tcp"
-			}
-			dp := obj{"number": p.Number, "protocol": proto, "labels": obj{"labels": labels}}
-			if p.Name != "" {
-				dp["name"] = p.Name
-			}
-			dports = append(dports, dp)
-		}
-		name := ft.Name
-		if name == "" {
-			name = ft.ID
-		}
-		statuses := []status{{state: state, at: now}}
-		o := c.taskBase(ft.ID, name, id, ft.Agent, state, ips, hostPorts, statuses, ft.Healthy)
-		o["discovery"] = discoveryJSON(name, dports)
-		if len(ft.Labels) > 0 {
-			o["labels"] = labelList(ft.Labels)
-		}
-		tasks = append(tasks, o)
+		tasks = append(tasks, c.otherTask(id, ft, now))
 	}
 	return frameworkJSON(id, f.Name, "", tasks)
+}
+
+// otherFrameworkID is f's ID, derived from its name when it has none.
+func (c *cluster) otherFrameworkID(f Framework) string {
+	if f.ID != "" {
+		return f.ID
+	}
+	return c.frameworkID[:len(c.frameworkID)-4] + fmt.Sprintf("%04x", len(f.Name))
+}
+
+// otherTask renders task ft of the non-Marathon framework id.
+func (c *cluster) otherTask(id string, ft FrameworkTask, now time.Time) obj {
+	state := ft.State
+	if state == "" {
+		state = "TASK_RUNNING"
+	}
+	ips := ft.IPs
+	if len(ips) == 0 {
+		ips = []netip.Addr{c.agents[ft.Agent].IP}
+	}
+	var hostPorts []uint16
+	var dports []any
+	for _, p := range ft.Ports {
+		labels := labelList(p.Labels)
+		switch p.Scope {
+		case "host":
+			hostPorts = append(hostPorts, p.Number)
+			labels = append(labels, obj{"key": "network-scope", "value": "host"})
+		case "container":
+			labels = append(labels, obj{"key": "network-scope", "value": "container"})
+			if p.NetworkName != "" {
+				labels = append(labels, obj{"key": "network-name", "value": p.NetworkName})
+			}
+		}
+		proto := p.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		dp := obj{"number": p.Number, "protocol": proto, "labels": obj{"labels": labels}}
+		if p.Name != "" {
+			dp["name"] = p.Name
+		}
+		dports = append(dports, dp)
+	}
+	name := ft.Name
+	if name == "" {
+		name = ft.ID
+	}
+	statuses := []status{{state: state, at: now}}
+	o := c.taskBase(ft.ID, name, id, ft.Agent, state, ips, hostPorts, statuses, ft.Healthy)
+	o["discovery"] = discoveryJSON(name, dports)
+	if len(ft.Labels) > 0 {
+		o["labels"] = labelList(ft.Labels)
+	}
+	return o
 }
 
 // taskBase renders the fields every Mesos task has.

@@ -41,7 +41,21 @@ type mesosAPI struct {
 	requests   map[string]int
 	recovering bool // a failed-over master whose agents have not re-registered
 	loop       bool // each master redirects SUBSCRIBE to the other
+	// lastWrite is when the last events (heartbeats aside) were written to
+	// a stream, in Unix nanoseconds.
+	lastWrite atomic.Int64
+	// eventBytes counts the bytes of those events, framing included.
+	eventBytes atomic.Int64
 }
+
+// MesosEventBytes returns the bytes of events (heartbeats aside, SUBSCRIBED
+// included) written to operator streams so far, RecordIO framing included.
+func (s *Server) MesosEventBytes() int64 { return s.mesosAPI.eventBytes.Load() }
+
+// LastMesosEvents returns when events (heartbeats aside) were last written
+// to an operator stream, read just before the write: the start of an
+// event's propagation, for benchmarks.
+func (s *Server) LastMesosEvents() time.Time { return time.Unix(0, s.mesosAPI.lastWrite.Load()) }
 
 // mesosSub is one SUBSCRIBE stream.
 type mesosSub struct {
@@ -249,11 +263,12 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	view := s.mesosView()
+	view, tasks, _ := s.mesosView(nil)
 	send := func(events ...obj) bool {
 		if sub.stall.Load() {
 			return true
 		}
+
 		var b []byte
 		for _, ev := range events {
 			data, err := json.Marshal(ev)
@@ -271,15 +286,20 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 		if sub.cut.Load() {
 			b = b[:len(b)/2]
 		}
+		if len(events) > 1 || events[0]["type"] != "HEARTBEAT" {
+			s.mesosAPI.lastWrite.Store(time.Now().UnixNano())
+			s.mesosAPI.eventBytes.Add(int64(len(b)))
+		}
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
 		w.(http.Flusher).Flush()
 		return !broken
 	}
-	if !send(view.subscribed(interval), obj{"type": "HEARTBEAT"}) {
+	if !send(view.subscribed(interval, tasks), obj{"type": "HEARTBEAT"}) {
 		return
 	}
+	tasks = nil
 	beat := time.NewTicker(interval)
 	defer beat.Stop()
 	for {
@@ -293,8 +313,8 @@ func (s *Server) serveSubscription(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-sub.wake:
-			next := s.mesosView()
-			if evs := view.diff(next); len(evs) > 0 && !send(evs...) {
+			next, _, evs := s.mesosView(view)
+			if len(evs) > 0 && !send(evs...) {
 				return
 			}
 			view = next

@@ -14,67 +14,126 @@ import (
 )
 
 // mesosView is what a subscriber has been told: the agents, frameworks
-// and tasks of the master in v1 shape.
+// and tasks of the master in v1 shape. Of each task it keeps what a change
+// is told by (state, health) and the TASK_UPDATED its end would send, not
+// its rendering: a view of 100,000 tasks is cheap to keep and to compare.
 type mesosView struct {
 	recovering bool
-	agents     []obj            // v1 GetAgents.Agent, in agent order
-	recovered  []obj            // v1 AgentInfo of agents not re-registered
-	frameworks map[string]obj   // v1 FrameworkInfo by ID
-	tasks      map[string]obj   // v1 Task by "<framework id>/<task id>"
-	order      []string         // task keys in state order
-	health     map[string]*bool // the latest status' health, by task key
+	agents     []obj          // v1 GetAgents.Agent, in agent order
+	recovered  []obj          // v1 AgentInfo of agents not re-registered
+	frameworks map[string]obj // v1 FrameworkInfo by ID
+	tasks      map[taskRef]viewTask
+	order      []taskRef // in state order
 }
 
-// mesosView renders the cluster as the operator API shows it.
-func (s *Server) mesosView() *mesosView {
+// taskRef names a Mesos task: task IDs are unique per framework.
+type taskRef struct{ framework, task string }
+
+// viewTask is what a view keeps of a task.
+type viewTask struct {
+	state  string
+	health *bool // the latest status' health
+	killed obj   // the TASK_UPDATED to TASK_KILLED that its end sends
+}
+
+// mesosView renders the cluster as the operator API shows it, and the
+// events that take a subscriber told prev to it, in the order Mesos sends
+// them. With prev nil (a new subscription) every task is rendered, in
+// state order, for SUBSCRIBED; otherwise only the new and changed tasks
+// are, so that a change costs a walk of the tasks, not their rendering.
+func (s *Server) mesosView(prev *mesosView) (v *mesosView, rendered, evs []obj) {
 	s.mu.Lock()
-	hp := hostPort(s.mesos.url)
-	state := s.c.masterState("master@"+hp, "", s.nodes[s.leader].url, s.now())
-	s.mu.Unlock()
-	v := &mesosView{recovering: s.isRecovering(), frameworks: map[string]obj{}, tasks: map[string]obj{}, health: map[string]*bool{}}
-	for _, a := range state["slaves"].([]any) {
-		ag := a.(obj)
-		info := obj{"id": obj{"value": ag["id"]}, "hostname": ag["hostname"], "port": 5051}
+	defer s.mu.Unlock()
+	c := s.c
+	v = &mesosView{recovering: s.isRecovering(), frameworks: map[string]obj{}, tasks: map[taskRef]viewTask{}}
+	for _, ag := range c.agents {
+		info := obj{"id": obj{"value": ag.ID}, "hostname": ag.Hostname, "port": 5051}
 		if v.recovering {
 			v.recovered = append(v.recovered, info)
 			continue
 		}
-		v.agents = append(v.agents, obj{"agent_info": info, "pid": ag["pid"], "active": true, "version": "1.9.0"})
+		v.agents = append(v.agents, obj{"agent_info": info, "pid": "slave(1)@" + ag.IP.String() + ":5051", "active": true, "version": "1.9.0"})
 	}
 	if v.recovering {
-		return v
+		return v, nil, v.eventsFrom(prev, nil)
 	}
-	for _, f := range state["frameworks"].([]any) {
-		fw := f.(obj)
-		id := fw["id"].(string)
-		v.frameworks[id] = obj{"id": obj{"value": id}, "name": fw["name"], "hostname": fw["hostname"], "user": "root"}
-		for _, t := range fw["tasks"].([]any) {
-			task := v1Task(t.(obj))
-			key := id + "/" + t.(obj)["id"].(string)
-			v.tasks[key] = task
-			v.order = append(v.order, key)
-			if st := task["statuses"].([]any); len(st) > 0 {
-				if h, ok := st[len(st)-1].(obj)["healthy"].(bool); ok {
-					v.health[key] = &h
-				}
-			}
+	v.frameworks[c.frameworkID] = v1Framework(c.frameworkID, c.framework)
+	for _, f := range c.others {
+		id := c.otherFrameworkID(f)
+		v.frameworks[id] = v1Framework(id, f.Name)
+	}
+	var taskEvents []obj
+	c.walkMesosTasks(s.now(), func(ref taskRef, state string, healthy *bool, render func() obj) {
+		v.order = append(v.order, ref)
+		var old viewTask
+		had := false
+		if prev != nil {
+			old, had = prev.tasks[ref]
 		}
-	}
-	return v
+		if had && old.state == state && sameHealth(old.health, healthy) {
+			v.tasks[ref] = old
+			return
+		}
+		t := v1Task(render())
+		v.tasks[ref] = viewTask{state: state, health: clonedBool(healthy), killed: killedEvent(t)}
+		switch {
+		case prev == nil:
+			rendered = append(rendered, t)
+		case !had:
+			added := maps.Clone(t)
+			added["state"], added["statuses"] = "TASK_STAGING", []any{}
+			taskEvents = append(taskEvents, obj{"type": "TASK_ADDED", "task_added": obj{"task": added}}, taskUpdated(t, ""))
+		case old.state != state:
+			taskEvents = append(taskEvents, taskUpdated(t, ""))
+		default:
+			taskEvents = append(taskEvents, taskUpdated(t, "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"))
+		}
+	})
+	return v, rendered, v.eventsFrom(prev, taskEvents)
 }
 
-// subscribed is the SUBSCRIBED event of the view.
-func (v *mesosView) subscribed(interval time.Duration) obj {
+// walkMesosTasks calls f for each task the master knows, in state order
+// (Marathon's, then the other frameworks'), with its state, its latest
+// status' health and how to render it as /master/state does.
+func (c *cluster) walkMesosTasks(now time.Time, f func(ref taskRef, state string, healthy *bool, render func() obj)) {
+	for _, a := range c.sortedApps() {
+		for _, t := range a.tasks {
+			f(taskRef{c.frameworkID, t.id}, t.state, t.healthy, func() obj { return c.mesosTask(a, t) })
+		}
+	}
+	for _, fw := range c.others {
+		id := c.otherFrameworkID(fw)
+		for _, ft := range fw.Tasks {
+			state := ft.State
+			if state == "" {
+				state = "TASK_RUNNING"
+			}
+			f(taskRef{id, ft.ID}, state, ft.Healthy, func() obj { return c.otherTask(id, ft, now) })
+		}
+	}
+}
+
+func v1Framework(id, name string) obj {
+	return obj{"id": obj{"value": id}, "name": name, "hostname": "127.0.0.1", "user": "root"}
+}
+
+func clonedBool(b *bool) *bool {
+	if b == nil {
+		return nil
+	}
+	v := *b
+	return &v
+}
+
+// subscribed is the SUBSCRIBED event of the view, whose tasks are rendered.
+func (v *mesosView) subscribed(interval time.Duration, tasks []obj) obj {
 	agents := obj{"agents": orEmpty(v.agents)}
 	if len(v.recovered) > 0 {
 		agents["recovered_agents"] = v.recovered
 	}
-	var frameworks, tasks []obj
+	var frameworks []obj
 	for _, id := range slices.Sorted(maps.Keys(v.frameworks)) {
 		frameworks = append(frameworks, obj{"framework_info": v.frameworks[id], "active": true, "connected": true, "recovered": false})
-	}
-	for _, k := range v.order {
-		tasks = append(tasks, v.tasks[k])
 	}
 	return obj{"type": "SUBSCRIBED", "subscribed": obj{
 		"heartbeat_interval_seconds": interval.Seconds(),
@@ -94,64 +153,60 @@ func orEmpty(list []obj) []obj {
 	return list
 }
 
-// diff lists the events that take a subscriber from v to next, in the
-// order Mesos sends them: agents, frameworks, new tasks (TASK_ADDED in
-// TASK_STAGING without statuses, then TASK_UPDATED to their state), changed
-// tasks, ended tasks (TASK_UPDATED to TASK_KILLED), removed frameworks.
-func (v *mesosView) diff(next *mesosView) []obj {
-	var evs []obj
-	known := map[string]bool{}
-	for _, a := range v.agents {
-		known[a["agent_info"].(obj)["id"].(obj)["value"].(string)] = true
+// eventsFrom lists the events that take a subscriber from prev to v, in
+// the order Mesos sends them: agents, frameworks, the tasks' events (new
+// tasks as TASK_ADDED in TASK_STAGING without statuses then TASK_UPDATED
+// to their state, changed tasks), ended tasks (TASK_UPDATED to
+// TASK_KILLED), removed frameworks. None for a new subscription (prev nil).
+func (v *mesosView) eventsFrom(prev *mesosView, taskEvents []obj) []obj {
+	if prev == nil {
+		return nil
 	}
-	for _, a := range next.agents {
-		if !known[a["agent_info"].(obj)["id"].(obj)["value"].(string)] {
+	var evs []obj
+	known := map[any]bool{}
+	for _, a := range prev.agents {
+		known[a["agent_info"].(obj)["id"].(obj)["value"]] = true
+	}
+	for _, a := range v.agents {
+		if !known[a["agent_info"].(obj)["id"].(obj)["value"]] {
 			evs = append(evs, obj{"type": "AGENT_ADDED", "agent_added": obj{"agent": a}})
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(next.frameworks)) {
-		if _, ok := v.frameworks[id]; !ok {
-			evs = append(evs, obj{"type": "FRAMEWORK_ADDED", "framework_added": obj{"framework": obj{"framework_info": next.frameworks[id], "active": true, "connected": true}}})
-		}
-	}
-	for _, k := range next.order {
-		t := next.tasks[k]
-		old, ok := v.tasks[k]
-		switch {
-		case !ok:
-			added := maps.Clone(t)
-			added["state"], added["statuses"] = "TASK_STAGING", []any{}
-			evs = append(evs, obj{"type": "TASK_ADDED", "task_added": obj{"task": added}}, taskUpdated(t, ""))
-		case old["state"] != t["state"]:
-			evs = append(evs, taskUpdated(t, ""))
-		case !sameHealth(v.health[k], next.health[k]):
-			evs = append(evs, taskUpdated(t, "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"))
-		}
-	}
-	for _, k := range v.order {
-		if _, ok := next.tasks[k]; !ok {
-			gone := maps.Clone(v.tasks[k])
-			gone["state"] = "TASK_KILLED"
-			st := v.tasks[k]["statuses"].([]any)
-			last := obj{}
-			if len(st) > 0 {
-				last = maps.Clone(st[len(st)-1].(obj))
-			}
-			last["state"] = "TASK_KILLED"
-			delete(last, "healthy")
-			gone["statuses"] = []any{last}
-			evs = append(evs, taskUpdated(gone, "REASON_TASK_KILLED_DURING_LAUNCH"))
-		}
-	}
 	for _, id := range slices.Sorted(maps.Keys(v.frameworks)) {
-		if _, ok := next.frameworks[id]; !ok {
-			evs = append(evs, obj{"type": "FRAMEWORK_REMOVED", "framework_removed": obj{"framework_info": v.frameworks[id]}})
+		if _, ok := prev.frameworks[id]; !ok {
+			evs = append(evs, obj{"type": "FRAMEWORK_ADDED", "framework_added": obj{"framework": obj{"framework_info": v.frameworks[id], "active": true, "connected": true}}})
+		}
+	}
+	evs = append(evs, taskEvents...)
+	for _, k := range prev.order {
+		if _, ok := v.tasks[k]; !ok {
+			evs = append(evs, prev.tasks[k].killed)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(prev.frameworks)) {
+		if _, ok := v.frameworks[id]; !ok {
+			evs = append(evs, obj{"type": "FRAMEWORK_REMOVED", "framework_removed": obj{"framework_info": prev.frameworks[id]}})
 		}
 	}
 	return evs
 }
 
 func sameHealth(a, b *bool) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+// killedEvent is the TASK_UPDATED that ends v1 task t: TASK_KILLED, its
+// latest status restated without health.
+func killedEvent(t obj) obj {
+	gone := maps.Clone(t)
+	gone["state"] = "TASK_KILLED"
+	last := obj{}
+	if st := t["statuses"].([]any); len(st) > 0 {
+		last = maps.Clone(st[len(st)-1].(obj))
+	}
+	last["state"] = "TASK_KILLED"
+	delete(last, "healthy")
+	gone["statuses"] = []any{last}
+	return taskUpdated(gone, "REASON_TASK_KILLED_DURING_LAUNCH")
+}
 
 // taskUpdated is the TASK_UPDATED of v1 task t: its framework, its state
 // and its latest status, nothing else (protobuf_utils.cpp
