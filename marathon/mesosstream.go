@@ -213,11 +213,15 @@ func (s *MesosStream) identityChanged() {
 func (s *MesosStream) decide() { s.decideOnce.Do(func() { close(s.decided) }) }
 
 // watch asks for a resync of the Mesos source when Marathon's framework ID
-// changes and when held tasks expire.
+// changes, when held tasks expire, and every Config.MesosInterval while
+// the master is polled (a followed stream needs no more than the
+// reconciler's periodic resync).
 func (s *MesosStream) watch(ctx context.Context, sink Sink) {
 	every := min(time.Second, s.c.failoverGrace/4)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	poll := time.NewTicker(s.c.mesosEvery)
+	defer poll.Stop()
 	resync := func(reason string) {
 		sink.Update(discovery.Update{Kind: discovery.UpdateResync, Source: MesosSource, Reason: reason})
 	}
@@ -228,6 +232,10 @@ func (s *MesosStream) watch(ctx context.Context, sink Sink) {
 		case <-s.c.identity:
 			s.follow()
 			resync("marathon framework id")
+		case <-poll.C:
+			if s.polling.Load() {
+				resync("poll")
+			}
 		case <-tick.C:
 			s.mu.Lock()
 			dropped, _ := s.mirror.expire(s.now())

@@ -461,7 +461,7 @@ func splitComma(s string) []string {
 // loopback) feeds the in-process daemon (--mesos alone, --lb none) with
 // 10,000 and 100,000 tasks of the framework "spark" in place
 // (VIPBRIDGE_BENCH_MESOS_TASKS, comma separated; the source's full resync
-// every VIPBRIDGE_BENCH_MESOS_INTERVAL, default 30s), and a probe task with the
+// every VIPBRIDGE_BENCH_RESYNC_INTERVAL, default 5m as the daemon's), and a probe task with the
 // VIP /probe:80 is started and killed in turn (StartFrameworkTask,
 // KillFrameworkTask): TASK_ADDED then TASK_UPDATED to TASK_RUNNING adds
 // its names, TASK_UPDATED to TASK_KILLED removes them. The clock starts
@@ -522,7 +522,7 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 	}
 	defer sim.Close()
 	cfg, err := parseConfig("run", []string{
-		"--mesos", sim.MesosURL(), "--mesos-interval", cmp.Or(os.Getenv("VIPBRIDGE_BENCH_MESOS_INTERVAL"), "30s"),
+		"--mesos", sim.MesosURL(), "--resync-interval", cmp.Or(os.Getenv("VIPBRIDGE_BENCH_RESYNC_INTERVAL"), "5m"),
 		"--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0", "--log-level", "warn", "--lb", "none",
 	}, func(string) (string, bool) { return "", false }, io.Discard)

@@ -96,7 +96,7 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&vipRange, "vip-range", "11.0.0.0/8", "IPv4 range for named VIP addresses")
 	fs.StringVar(&vip6Range, "vip6-range", "fd01:c::/64", "IPv6 range for named VIP addresses")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", 5*time.Minute, "full resync period (a resync also follows every reconnect)")
-	fs.DurationVar(&c.MesosInterval, "mesos-interval", 30*time.Second, "full resync period of the Mesos source (from the operator stream's mirror; a /master/state poll only when the master has no SUBSCRIBE)")
+	fs.DurationVar(&c.MesosInterval, "mesos-interval", 30*time.Second, "period of the /master/state poll when the Mesos master has no operator event stream (SUBSCRIBE); a followed stream is resynced every --resync-interval")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	forwardFlags(fs, &c.Forward)

@@ -112,11 +112,12 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		sources = append(sources, discovery.SourceConfig{Name: "marathon", Source: m, Interval: cfg.ResyncInterval})
 		wait = streamWait
 	}
-	// The Mesos source follows the leading master's operator stream
-	// (polling its state when it has none).
+	// The Mesos source follows the leading master's operator stream and
+	// is resynced as rarely as Marathon's; a master without the stream is
+	// polled every --mesos-interval (the source asks for those resyncs).
 	mesos := client.MesosStream()
 	if mesos != nil {
-		sources = append(sources, discovery.SourceConfig{Name: marathon.MesosSource, Source: mesos, Interval: cfg.MesosInterval})
+		sources = append(sources, discovery.SourceConfig{Name: marathon.MesosSource, Source: mesos, Interval: cfg.ResyncInterval})
 	}
 	rec, err := discovery.NewReconciler(discovery.Config{
 		Store:       db,
