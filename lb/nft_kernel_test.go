@@ -1,0 +1,238 @@
+//go:build linux
+
+package lb
+
+// Tests of the nftables dataplane against this machine's kernel, natively:
+// each runs in a child process of the test binary that lives in a fresh
+// network namespace (the "node"), with backends and a client in further
+// namespaces behind veth pairs (backendNet). They need root; without it,
+// or without nf_tables, they skip, and fail under CI=true or
+// VIPBRIDGE_KERNEL_TESTS=1.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+const netnsChildEnv = "VIPBRIDGE_TEST_NETNS_CHILD"
+
+// requireNFT skips a test that lacks root or nf_tables, or fails it
+// under CI=true or VIPBRIDGE_KERNEL_TESTS=1.
+func requireNFT(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" || os.Getenv("VIPBRIDGE_KERNEL_TESTS") == "1" {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Skipf("%s: %v (needs root and nf_tables)", what, err)
+}
+
+// inOwnNetns runs the calling top-level test in a child process of the
+// test binary created in a fresh network namespace, so that the test may
+// program "the host" at will. It returns true in the child, which runs
+// the test; the parent relays the child's output and verdict and gets
+// false.
+func inOwnNetns(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(netnsChildEnv) == t.Name() {
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			t.Fatalf("set lo up: %v", err)
+		}
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), netnsChildEnv+"="+t.Name())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		requireNFT(t, "start a process in a new network namespace", err)
+	}
+	text := string(out)
+	if err != nil {
+		t.Fatalf("in its own network namespace: %v\n%s", err, text)
+	}
+	t.Log("in its own network namespace:\n" + text)
+	if m := regexp.MustCompile(`(?m)^\s*\S+\.go:\d+: (.*)\n--- SKIP`).FindStringSubmatch(text); m != nil || strings.Contains(text, "--- SKIP") {
+		t.Skip("skipped in its own network namespace")
+	}
+	return false
+}
+
+// nftFixture is the nftables dataplane on this (the child's) namespace,
+// n backend namespaces serving port 8080 (TCP and UDP, IPv4 and IPv6),
+// and a client namespace routed through this one (a forwarded client).
+// This namespace forwards, and its default routes lead to the client
+// namespace, so that its own (local) clients have a route to the VIPs.
+type nftFixture struct {
+	x        *NFTables
+	nets     []*backendNet
+	client   *backendNet
+	servers4 []*server
+	servers6 []*server
+}
+
+func newNFTFixture(t *testing.T, cfg NFTConfig, n int) *nftFixture {
+	t.Helper()
+	requireNFT(t, "nftables features", ProbeNFTables())
+	x, err := NewNFTables(cfg)
+	if err != nil {
+		t.Fatalf("NewNFTables() = %v", err)
+	}
+	t.Cleanup(x.Close)
+	f := &nftFixture{x: x}
+	for i := range n {
+		b := newBackendNet(t, i)
+		f.nets = append(f.nets, b)
+		f.servers4 = append(f.servers4, b.serve(t, fmt.Sprintf("b%d", i), b.v4, 8080))
+		f.servers6 = append(f.servers6, b.serve(t, fmt.Sprintf("b%d6", i), b.v6, 8080))
+	}
+	f.client = newBackendNet(t, 9)
+	for _, p := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, err := netlink.LinkByName("vbh9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gw := range []netip.Addr{f.client.v4, f.client.v6} {
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: host.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			t.Fatalf("default route via %s: %v", gw, err)
+		}
+	}
+	f.client.in(t, func() error {
+		l, err := netlink.LinkByName("vbp9")
+		if err != nil {
+			return err
+		}
+		for _, gw := range []netip.Addr{f.client.v4.Prev(), f.client.v6.Prev()} {
+			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+				return fmt.Errorf("default route via %s: %w", gw, err)
+			}
+		}
+		return nil
+	})
+	return f
+}
+
+// dialFrom connects to vip from namespace b (nil: this one).
+func dialFrom(t testing.TB, b *backendNet, vip netip.AddrPort) *conn {
+	t.Helper()
+	if b == nil {
+		return dialVIP(t, vip)
+	}
+	var c *conn
+	b.in(t, func() error {
+		c = dialVIP(t, vip)
+		return nil
+	})
+	return c
+}
+
+// udpFrom opens an unconnected UDP socket in b (nil: this namespace).
+func udpFrom(t testing.TB, b *backendNet) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	open := func() (err error) {
+		pc, err = net.ListenPacket("udp", ":0")
+		return err
+	}
+	if b == nil {
+		if err := open(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		b.in(t, open)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+func TestNFTWeightsSpreadTCPAndUDP(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{}, 2)
+	// b1 has weight 2, b0 weight 1: b1 should get about two thirds.
+	tb := table(
+		vip("tcp web.marathon:80", []string{"11.0.0.1", "fd01:c::1"},
+			f.servers4[0].addr.String(), f.servers4[1].addr.String()+" w=2",
+			f.servers6[0].addr.String(), f.servers6[1].addr.String()+" w=2"),
+		vip("udp dns.marathon:53", []string{"11.0.0.1"}, f.servers4[0].addr.String(), f.servers4[1].addr.String()+" w=2"),
+	)
+	if err := f.x.Apply(context.Background(), tb); err != nil {
+		t.Fatalf("Apply() = %v", err)
+	}
+	for _, s := range f.x.State()[tb.VIPs.At(0).Key] {
+		if s.Status != StatusProgrammed {
+			t.Errorf("State() = %+v, want programmed", s)
+		}
+	}
+	// 150 samples: b0's count is binomial(150, 1/3), mean 50, sd 5.8;
+	// 25..75 is more than 4 sd either side.
+	const n = 150
+	check := func(what string, got map[string]int, light string) {
+		t.Helper()
+		if got[light] < 25 || got[light] > 75 {
+			t.Errorf("%s: %v; want about %d of %d at %s (weight 1 of 3)", what, got, n/3, n, light)
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		from  *backendNet
+		vip   string
+		light string
+	}{
+		{"local IPv4", nil, "11.0.0.1:80", "b0"},
+		{"forwarded IPv4", f.client, "11.0.0.1:80", "b0"},
+		{"local IPv6", nil, "[fd01:c::1]:80", "b06"},
+		{"forwarded IPv6", f.client, "[fd01:c::1]:80", "b06"},
+	} {
+		var got []string
+		for range n {
+			cc := dialFrom(t, c.from, netip.MustParseAddrPort(c.vip))
+			got = append(got, cc.backend)
+			cc.Close()
+		}
+		check(c.name+" TCP to "+c.vip, counts(got), c.light)
+		t.Logf("%s TCP to %s: %v", c.name, c.vip, counts(got))
+	}
+	var got []string
+	for range n {
+		pc := udpFrom(t, nil)
+		name, err := askUDP(pc, netip.MustParseAddrPort("11.0.0.1:53"))
+		pc.Close()
+		if err != nil {
+			t.Fatalf("UDP to 11.0.0.1:53: %v", err)
+		}
+		got = append(got, name)
+	}
+	check("UDP to 11.0.0.1:53", counts(got), "b0")
+	t.Logf("local UDP to 11.0.0.1:53: %v", counts(got))
+}
+
+var _ = nftables.TableFamilyIPv4
+var _ = unix.AF_INET
+var _ = time.Second
