@@ -18,14 +18,15 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/vipbridge/vipbridge/discovery"
 )
 
 const netnsChildEnv = "VIPBRIDGE_TEST_NETNS_CHILD"
@@ -233,6 +234,161 @@ func TestNFTWeightsSpreadTCPAndUDP(t *testing.T) {
 	t.Logf("local UDP to 11.0.0.1:53: %v", counts(got))
 }
 
-var _ = nftables.TableFamilyIPv4
-var _ = unix.AF_INET
-var _ = time.Second
+
+// syncNow runs one sync as Apply does and returns its writes; full reads
+// the kernel first, as a repair that found the generation moved.
+func syncNow(t testing.TB, x *NFTables, full bool) int {
+	t.Helper()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if full {
+		x.view = nil
+	}
+	n, err := x.sync(context.Background(), trigApply)
+	if err != nil {
+		t.Fatalf("sync() = %v", err)
+	}
+	return n
+}
+
+func applyNFT(t testing.TB, x *NFTables, tb *discovery.Table) {
+	t.Helper()
+	if err := x.Apply(context.Background(), tb); err != nil {
+		t.Fatalf("Apply() = %v", err)
+	}
+}
+
+func TestNFTDrainKeepsEstablished(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{Drain: 2 * time.Second}, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.x.Run(ctx) }()
+	vipAddr := netip.MustParseAddrPort("11.0.0.2:80")
+	applyNFT(t, f.x, table(vip("tcp web.marathon:80", []string{"11.0.0.2"}, backendsOf(f.servers4...)...)))
+	first := dialFrom(t, f.client, vipAddr)
+	kept, other := f.servers4[0], f.servers4[1]
+	if first.backend != kept.name {
+		kept, other = other, kept
+	}
+
+	// Unhealthy: weight 0 in the table.
+	applyNFT(t, f.x, table(vip("tcp web.marathon:80", []string{"11.0.0.2"}, kept.addr.String()+" w=0", other.addr.String())))
+	for range 20 {
+		if c := dialFrom(t, f.client, vipAddr); c.backend != other.name {
+			t.Fatalf("new connection went to %s at weight 0", c.backend)
+		}
+	}
+	if err := first.echo("still there"); err != nil {
+		t.Fatalf("established connection to the weight-0 backend: %v", err)
+	}
+
+	// Gone: its connection lives on until the drain time is over.
+	applyNFT(t, f.x, table(vip("tcp web.marathon:80", []string{"11.0.0.2"}, other.addr.String())))
+	for range 20 {
+		if c := dialFrom(t, f.client, vipAddr); c.backend != other.name {
+			t.Fatalf("new connection went to %s after it left", c.backend)
+		}
+	}
+	if err := first.echo("draining"); err != nil {
+		t.Fatalf("established connection to the draining backend: %v", err)
+	}
+	st := f.x.State()[table(vip("tcp web.marathon:80", nil)).VIPs.At(0).Key]
+	if len(st) != 1 || len(st[0].Backends) != 2 || !slices.ContainsFunc(st[0].Backends, func(b BackendState) bool { return b.Draining && b.Addr == kept.addr }) {
+		t.Errorf("State() = %+v, want %s draining", st, kept.addr)
+	}
+	waitFor(t, 30*time.Second, "the drained backend's connection to end after the drain time", func() bool {
+		_ = first.SetDeadline(time.Now().Add(2 * time.Second))
+		return first.echo("after the drain") != nil
+	})
+}
+
+func TestNFTRemovedUDPBackendGetsNothing(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{}, 2)
+	vipAddr := netip.MustParseAddrPort("11.0.0.4:53")
+	applyNFT(t, f.x, table(vip("udp dns.marathon:53", []string{"11.0.0.4"}, backendsOf(f.servers4...)...)))
+	c := udpFrom(t, f.client)
+	name, err := askUDP(c, vipAddr)
+	if err != nil {
+		t.Fatalf("UDP to %s: %v", vipAddr, err)
+	}
+	gone, stays := f.servers4[0], f.servers4[1]
+	if name != gone.name {
+		gone, stays = stays, gone
+	}
+	applyNFT(t, f.x, table(vip("udp dns.marathon:53", []string{"11.0.0.4"}, stays.addr.String())))
+	before := gone.datagram.Load()
+	answered := 0
+	for range 10 { // the same flow (source port) as before
+		if name, err := askUDP(c, vipAddr); err == nil && name == stays.name {
+			answered++
+		}
+	}
+	if n := gone.datagram.Load() - before; n != 0 {
+		t.Errorf("removed backend received %d more datagrams, want 0", n)
+	}
+	if answered == 0 {
+		t.Errorf("no datagram of the flow reached the remaining backend")
+	}
+	if got := metricValue(t, f.x.met.opErrors.WithLabelValues("flush_conntrack")); got != 0 {
+		t.Errorf("conntrack flush failed %v times", got)
+	}
+}
+
+func TestNFTNoBackendRefuses(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{}, 1)
+	tcp4, tcp6 := netip.MustParseAddrPort("11.0.0.5:80"), netip.MustParseAddrPort("[fd01:c::5]:80")
+	applyNFT(t, f.x, table(
+		vip("tcp web.marathon:80", []string{"11.0.0.5", "fd01:c::5"}, f.servers4[0].addr.String(), f.servers6[0].addr.String()),
+		vip("udp dns.marathon:53", []string{"11.0.0.5"}),
+	))
+	est := dialFrom(t, f.client, tcp4)
+	// Every backend at weight 0: new connections are refused at once, the
+	// established one goes on.
+	applyNFT(t, f.x, table(
+		vip("tcp web.marathon:80", []string{"11.0.0.5", "fd01:c::5"}, f.servers4[0].addr.String()+" w=0", f.servers6[0].addr.String()+" w=0"),
+		vip("udp dns.marathon:53", []string{"11.0.0.5"}),
+	))
+	for _, from := range []*backendNet{nil, f.client} {
+		for _, a := range []netip.AddrPort{tcp4, tcp6} {
+			var err error
+			dial := func() error {
+				var c net.Conn
+				if c, err = net.DialTimeout("tcp", a.String(), 5*time.Second); err == nil {
+					c.Close()
+				}
+				return nil
+			}
+			if from == nil {
+				dial()
+			} else {
+				from.in(t, dial)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("dial %s from %v = %v, want connection refused", a, from != nil, err)
+			}
+		}
+	}
+	if err := est.echo("still there"); err != nil {
+		t.Errorf("established connection after every backend went to weight 0: %v", err)
+	}
+	// UDP: an ICMP port unreachable, seen by a connected socket.
+	u, err := net.Dial("udp", "11.0.0.5:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	_ = u.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = u.Write([]byte("?"))
+	if _, err := u.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("UDP to 11.0.0.5:53 without backend: read = %v, want connection refused", err)
+	}
+}

@@ -63,8 +63,8 @@ type NFTables struct {
 	applied bool
 	want    want
 	table   *discovery.Table
-	view    *lbView // the kernel as last read plus our writes; nil: unknown
-	gen     uint32  // the ruleset generation after our last sync
+	view    *lbView                // the kernel as last read plus our writes; nil: unknown
+	gen     uint32                 // the ruleset generation after our last sync
 	drains  map[drainKey]time.Time // TCP backends that left → end of drain
 	flows   []flow                 // of UDP backends that left, deleted after the next sync
 	errs    map[serviceKey]string
