@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/vipbridge/vipbridge/discovery"
@@ -234,7 +235,6 @@ func TestNFTWeightsSpreadTCPAndUDP(t *testing.T) {
 	t.Logf("local UDP to 11.0.0.1:53: %v", counts(got))
 }
 
-
 // syncNow runs one sync as Apply does and returns its writes; full reads
 // the kernel first, as a repair that found the generation moved.
 func syncNow(t testing.TB, x *NFTables, full bool) int {
@@ -390,5 +390,152 @@ func TestNFTNoBackendRefuses(t *testing.T) {
 	_, _ = u.Write([]byte("?"))
 	if _, err := u.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("UDP to 11.0.0.5:53 without backend: read = %v, want connection refused", err)
+	}
+}
+
+// lbChains lists the service chains of both tables, sorted.
+func lbChains(t testing.TB) []string {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		chains, err := c.ListChainsOfTableFamily(fam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chains {
+			if ch.Table.Name == lbTable && strings.HasPrefix(ch.Name, chainPrefix) {
+				out = append(out, ch.Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestNFTForeignTableSurvivesAndDriftIsRepaired(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{RepairInterval: 100 * time.Millisecond}, 1)
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A foreign process's table, with a NAT chain of its own.
+	foreign := c.AddTable(&nftables.Table{Name: "foreign", Family: nftables.TableFamilyIPv4})
+	c.AddChain(&nftables.Chain{Name: "pre", Table: foreign, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	vipAddr := netip.MustParseAddrPort("11.0.0.6:80")
+	web := table(vip("tcp web.marathon:80", []string{"11.0.0.6", "fd01:c::6"}, f.servers4[0].addr.String(), f.servers6[0].addr.String()))
+	for _, tb := range []*discovery.Table{web, table(), web} {
+		applyNFT(t, f.x, tb)
+		f.x.repair(context.Background())
+		if _, err := c.ListChain(foreign, "pre"); err != nil {
+			t.Fatalf("foreign table's chain gone: %v", err)
+		}
+	}
+	if n := syncNow(t, f.x, true); n != 0 {
+		t.Errorf("sync after reading the kernel back = %d writes, want 0 (read-back differs from intent)", n)
+	}
+	if n := syncNow(t, f.x, false); n != 0 {
+		t.Errorf("no-op sync = %d writes, want 0", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.x.Run(ctx) }()
+	want := lbChains(t)
+	lb4 := &nftables.Table{Name: lbTable, Family: nftables.TableFamilyIPv4}
+	tamper := []struct {
+		name string
+		do   func()
+	}{
+		// nft flush table ip vipbridge_lb
+		{"flushed table", func() { c.FlushTable(lb4) }},
+		// nft delete table ip vipbridge_lb
+		{"deleted table", func() { c.DelTable(lb4) }},
+		// nft delete element ip vipbridge_lb vips { 11.0.0.6 . tcp . 80 }
+		{"deleted dispatch element", func() {
+			k := serviceKey{Proto: protoTCP, Addr: vipAddr.Addr(), Port: 80}
+			_ = c.SetDeleteElements(&nftables.Set{Table: lb4, Name: lbVIPs}, []nftables.SetElement{{Key: dispatchKey(k)}})
+		}},
+		// nft flush chain ip vipbridge_lb vip-tcp-11.0.0.6-80
+		{"flushed service chain", func() { c.FlushChain(&nftables.Chain{Table: lb4, Name: "vip-tcp-11.0.0.6-80"}) }},
+	}
+	for _, tt := range tamper {
+		tt.do()
+		if err := c.Flush(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if cc, err := net.DialTimeout("tcp", vipAddr.String(), time.Second); err == nil {
+			cc.Close()
+			if tt.name != "deleted dispatch element" {
+				t.Errorf("%s: a connection still went through", tt.name)
+			}
+		}
+		waitFor(t, 30*time.Second, tt.name+" to be repaired", func() bool {
+			cc, err := net.DialTimeout("tcp", vipAddr.String(), time.Second)
+			if err == nil {
+				cc.Close()
+			}
+			return err == nil && slices.Equal(lbChains(t), want)
+		})
+		dialFrom(t, f.client, vipAddr).Close()
+		dialFrom(t, f.client, netip.MustParseAddrPort("[fd01:c::6]:80")).Close()
+	}
+	if _, err := c.ListChain(foreign, "pre"); err != nil {
+		t.Fatalf("foreign table's chain gone: %v", err)
+	}
+	if got := metricValue(t, f.x.met.driftRepairs); got < float64(len(tamper)) {
+		t.Errorf("vipbridge_lb_drift_repairs_total = %v, want >= %d", got, len(tamper))
+	}
+}
+
+func TestNFTRestartConverges(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{}, 2)
+	b0, b1 := f.servers4[0].addr.String(), f.servers4[1].addr.String()
+	applyNFT(t, f.x, table(
+		vip("tcp web.marathon:80", []string{"11.0.0.7"}, b0, b1),
+		vip("udp dns.marathon:53", []string{"11.0.0.8"}, b0),
+		vip("tcp old.marathon:80", []string{"11.0.0.9", "fd01:c::9"}, b1, f.servers6[1].addr.String()),
+	))
+	f.x.Close()
+
+	// A new daemon on the same kernel, with a changed table: the old VIP
+	// goes, the others are kept as they are.
+	x, err := NewNFTables(NFTConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Close)
+	applyNFT(t, x, table(
+		vip("tcp web.marathon:80", []string{"11.0.0.7"}, b0, b1),
+		vip("udp dns.marathon:53", []string{"11.0.0.8"}, b0, b1),
+	))
+	if got, want := lbChains(t), []string{"vip-tcp-11.0.0.7-80", "vip-udp-11.0.0.8-53"}; !slices.Equal(got, want) {
+		t.Errorf("chains after restart = %q, want %q", got, want)
+	}
+	if n := syncNow(t, x, true); n != 0 {
+		t.Errorf("sync after restart = %d writes, want 0", n)
+	}
+	seen := map[string]int{}
+	for range 20 {
+		seen[dialFrom(t, f.client, netip.MustParseAddrPort("11.0.0.7:80")).backend]++
+	}
+	if len(seen) != 2 {
+		t.Errorf("20 connections after restart went to %v, want both backends", seen)
+	}
+	if cc, err := net.DialTimeout("tcp", "11.0.0.9:80", time.Second); err == nil {
+		cc.Close()
+		t.Errorf("the removed VIP 11.0.0.9:80 still connects")
 	}
 }
