@@ -55,6 +55,8 @@ type config struct {
 	HealthGrace       time.Duration // 0: discovery's 60 s
 	// MesosFailoverGrace: 0 keeps marathon.Config's 10 min.
 	MesosFailoverGrace time.Duration
+	// LBRepairInterval: 0 keeps the dataplane's 30 s (nftables).
+	LBRepairInterval time.Duration
 }
 
 // envName returns the environment variable that sets flag name.

@@ -50,7 +50,7 @@ func newIPVS(cfg config, reg prometheus.Registerer, log *slog.Logger) (*lb.IPVS,
 
 // newNFTables builds the nftables dataplane from the --lb-drain flag.
 func newNFTables(cfg config, reg prometheus.Registerer, log *slog.Logger) (*lb.NFTables, error) {
-	x, err := lb.NewNFTables(lb.NFTConfig{Drain: cfg.LBDrain, Registerer: reg, Logger: log})
+	x, err := lb.NewNFTables(lb.NFTConfig{Drain: cfg.LBDrain, RepairInterval: cfg.LBRepairInterval, Registerer: reg, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane nftables: %w", err)
 	}
