@@ -82,22 +82,16 @@ func NewNFTables(cfg NFTConfig) (*NFTables, error) {
 	if err := probeNFTables(cfg.NetNS); err != nil {
 		return nil, fmt.Errorf("nftables dataplane: %w", err)
 	}
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if cfg.NetNS != 0 {
-		opts = append(opts, nftables.WithNetNSFd(cfg.NetNS))
-	}
-	conn, err := nftables.New(opts...)
+	conn, err := newNFTConn(cfg.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("nftables dataplane: open nftables netlink: %w", err)
 	}
 	masq, err := newNFTMasq(cfg.NetNS)
 	if err != nil {
-		_ = conn.CloseLasting()
 		return nil, fmt.Errorf("nftables dataplane: %w", err)
 	}
 	ct, err := netlink.NewHandleAt(netns.NsHandle(nsOrSelf(cfg.NetNS)))
 	if err != nil {
-		_ = conn.CloseLasting()
 		masq.close()
 		return nil, fmt.Errorf("nftables dataplane: open conntrack netlink: %w", err)
 	}
@@ -131,7 +125,6 @@ func nsOrSelf(fd int) int {
 // Close releases the netlink sockets and leaves the kernel programmed, so
 // that traffic flows on while vipbridge restarts.
 func (x *NFTables) Close() {
-	_ = x.conn.CloseLasting()
 	x.masq.close()
 	x.ct.Close()
 }

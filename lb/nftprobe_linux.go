@@ -23,11 +23,7 @@ const probeTable = "vipbridge_probe"
 func ProbeNFTables() error { return probeNFTables(0) }
 
 func probeNFTables(netns int) error {
-	var opts []nftables.ConnOption
-	if netns != 0 {
-		opts = append(opts, nftables.WithNetNSFd(netns))
-	}
-	c, err := nftables.New(opts...)
+	c, err := newNFTConn(netns)
 	if err != nil {
 		return fmt.Errorf("open nftables netlink: %w", err)
 	}

@@ -183,7 +183,9 @@ func (x *NFTables) writeServices() (int, error) {
 	flush := func(op string) {
 		n, err := x.flushTxn(&t, op)
 		writes += n
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, k := range keys {
 		if _, i := x.family(k); !x.view.Intact[i] {
