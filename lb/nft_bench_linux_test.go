@@ -52,9 +52,9 @@ func heapMiB() float64 {
 	return float64(m.HeapAlloc) / (1 << 20)
 }
 
-// BenchmarkNFTApplyFromEmpty10k measures one Apply of the whole table on
+// BenchmarkNFTBuild10k measures one Apply of the whole table on
 // an empty namespace, and the heap the dataplane keeps for it.
-func BenchmarkNFTApplyFromEmpty10k(b *testing.B) {
+func BenchmarkNFTBuild10k(b *testing.B) {
 	tb := benchTable(benchVIPs, benchBackends, 0)
 	var heap float64
 	for b.Loop() {
@@ -71,9 +71,9 @@ func BenchmarkNFTApplyFromEmpty10k(b *testing.B) {
 	b.ReportMetric(heap, "heap-MiB")
 }
 
-// BenchmarkNFTApplyOneChange10k measures Apply of a table that moves one
+// BenchmarkNFTOneChange10k measures Apply of a table that moves one
 // backend of one VIP on a programmed namespace, with p50 and p99.
-func BenchmarkNFTApplyOneChange10k(b *testing.B) {
+func BenchmarkNFTOneChange10k(b *testing.B) {
 	x := newBenchNFT(b)
 	tables := []*discovery.Table{benchTable(benchVIPs, benchBackends, 0), benchTable(benchVIPs, benchBackends, 1)}
 	applyWrites(b, x, tables[0])
@@ -91,9 +91,9 @@ func BenchmarkNFTApplyOneChange10k(b *testing.B) {
 	b.ReportMetric(float64(writes)/float64(b.N), "services-written/op")
 }
 
-// BenchmarkNFTApplyNoop10k measures an Apply of the table already
+// BenchmarkNFTNoop10k measures an Apply of the table already
 // programmed: it must write nothing.
-func BenchmarkNFTApplyNoop10k(b *testing.B) {
+func BenchmarkNFTNoop10k(b *testing.B) {
 	x := newBenchNFT(b)
 	tb := benchTable(benchVIPs, benchBackends, 0)
 	applyWrites(b, x, tb)

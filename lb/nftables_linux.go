@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -209,12 +210,18 @@ func (x *NFTables) leaving(w want) {
 		}
 	}
 	for k, ws := range x.want {
+		if nw := w[k]; nw != nil && slices.Equal(nw.Dests, ws.Dests) {
+			continue
+		}
 		for _, d := range ws.Dests {
 			gone(k, d.Key)
 		}
 	}
-	if x.view != nil {
+	if x.view != nil { // after a restart: what an earlier run programmed
 		for k, s := range x.view.Svcs {
+			if x.want[k] != nil {
+				continue
+			}
 			for _, sl := range s.Slots {
 				gone(k, sl.Dest)
 			}

@@ -78,8 +78,11 @@ func TestSlots(t *testing.T) {
 					t.Errorf("slots(%v)[%d].Start = %d, want %d", tt.in, i, s.Start, tt.starts[i])
 				}
 			}
-			if mod > 0 && !sameSlots(tt.in, ss, mod) {
-				t.Errorf("sameSlots(%v, slots) = false", tt.in)
+			if mod > 0 && (!sameSlots(tt.in, ss, mod) || !slotsMatch(tt.in, ss, mod)) {
+				t.Errorf("sameSlots or slotsMatch(%v, slots) = false", tt.in)
+			}
+			if len(ss) > 1 && slotsMatch(tt.in, ss[1:], mod) {
+				t.Errorf("slotsMatch(%v, slots[1:]) = true", tt.in)
 			}
 			if back := slotDests(ss, mod); mod > 0 && len(back) != len(ss) {
 				t.Errorf("slotDests(slots(%v)) = %v", tt.in, back)

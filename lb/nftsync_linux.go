@@ -5,7 +5,6 @@
 package lb
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -173,7 +172,6 @@ func (x *NFTables) writeServices() (int, error) {
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, compareServiceKey)
 	var (
 		t          txn
 		errs       []error
@@ -226,16 +224,6 @@ func (x *NFTables) writeServices() (int, error) {
 	return writes, errors.Join(errs...)
 }
 
-func compareServiceKey(a, b serviceKey) int {
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Proto, b.Proto); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Port, b.Port)
-}
-
 // planned says what planService did with a service.
 type planned int
 
@@ -258,10 +246,13 @@ func (x *NFTables) planService(t *txn, k serviceKey) planned {
 	if ws == nil {
 		return x.planRemove(t, k, f, hs)
 	}
+	if hs.Live && !hs.Stray && hs.Rules == 1 && hs.Elems == 2*len(hs.Slots) && hs.RuleMod == hs.Mod && slotsMatch(ws.Dests, hs.Slots, hs.Mod) {
+		return planNone // the common case, without allocating
+	}
 	ss, mod := slots(ws.Dests)
 	isNew := !hs.HasMap && !hs.HasChain && !hs.Live && !hs.Refused && !hs.Stray
 	live := mod > 0
-	done := &lbService{Slots: ss, Mod: mod, Elems: len(slotElements(ss, mod)), HasMap: true, HasChain: true,
+	done := &lbService{Slots: ss, Mod: mod, Elems: 2 * len(ss), HasMap: true, HasChain: true,
 		RuleMod: mod, Rules: btoi(live), Live: live && !isNew, Refused: !live && !isNew}
 	if done.equal(hs) {
 		return planNone

@@ -86,6 +86,32 @@ func sameSlots(ws []wantDest, have []slot, haveMod uint32) bool {
 	return mod == haveMod && slices.Equal(want, have)
 }
 
+// slotsMatch reports, without allocating, whether slots(ds) would be
+// have with modulus mod.
+func slotsMatch(ds []wantDest, have []slot, mod uint32) bool {
+	g, sum := 0, 0
+	for _, d := range ds {
+		if d.Weight > 0 {
+			g, sum = gcd(g, d.Weight), sum+d.Weight
+		}
+	}
+	if sum == 0 || sum/g > maxSlots {
+		return sameSlots(ds, have, mod)
+	}
+	i, next := 0, uint32(0)
+	for _, d := range ds {
+		if d.Weight <= 0 {
+			continue
+		}
+		if i >= len(have) || have[i].Start != next || have[i].Dest != d.Key {
+			return false
+		}
+		next += uint32(d.Weight / g)
+		i++
+	}
+	return i == len(have) && next == mod
+}
+
 func gcd(a, b int) int {
 	for b != 0 {
 		a, b = b, a%b
