@@ -131,6 +131,6 @@ func BenchmarkNFTRepairUnchanged10k(b *testing.B) {
 	applyWrites(b, x, benchTable(benchVIPs, benchBackends, 0))
 	for b.Loop() {
 		x.repairs = 0 // never the periodic full read
-		x.repair(context.Background())
+		x.repair(context.Background(), true)
 	}
 }

@@ -436,7 +436,7 @@ func TestNFTForeignTableSurvivesAndDriftIsRepaired(t *testing.T) {
 	web := table(vip("tcp web.marathon:80", []string{"11.0.0.6", "fd01:c::6"}, f.servers4[0].addr.String(), f.servers6[0].addr.String()))
 	for _, tb := range []*discovery.Table{web, table(), web} {
 		applyNFT(t, f.x, tb)
-		f.x.repair(context.Background())
+		f.x.repair(context.Background(), true)
 		if _, err := c.ListChain(foreign, "pre"); err != nil {
 			t.Fatalf("foreign table's chain gone: %v", err)
 		}
@@ -537,5 +537,38 @@ func TestNFTRestartConverges(t *testing.T) {
 	if cc, err := net.DialTimeout("tcp", "11.0.0.9:80", time.Second); err == nil {
 		cc.Close()
 		t.Errorf("the removed VIP 11.0.0.9:80 still connects")
+	}
+}
+
+// TestNFTWatchRepairsAtOnce: with a repair interval far away, a foreign
+// commit to the dataplane's table is repaired from its notification.
+func TestNFTWatchRepairsAtOnce(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	f := newNFTFixture(t, NFTConfig{RepairInterval: time.Hour}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.x.Run(ctx) }()
+	vipAddr := netip.MustParseAddrPort("11.0.0.10:80")
+	applyNFT(t, f.x, table(vip("tcp web.marathon:80", []string{"11.0.0.10"}, f.servers4[0].addr.String())))
+	dialFrom(t, f.client, vipAddr).Close()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DelTable(&nftables.Table{Name: lbTable, Family: nftables.TableFamilyIPv4}) // nft delete table ip vipbridge_lb
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the deleted table to come back without a periodic repair", func() bool {
+		cc, err := net.DialTimeout("tcp", vipAddr.String(), time.Second)
+		if err == nil {
+			cc.Close()
+		}
+		return err == nil
+	})
+	if got := metricValue(t, f.x.met.driftRepairs); got < 1 {
+		t.Errorf("vipbridge_lb_drift_repairs_total = %v, want >= 1", got)
 	}
 }

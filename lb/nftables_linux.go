@@ -155,31 +155,48 @@ func (x *NFTables) Apply(ctx context.Context, t *discovery.Table) error {
 
 // Run repairs drift every RepairInterval and ends the drain of TCP
 // backends whose time is over, until ctx ends; it returns nil then.
+//
+// Between repairs it follows nftables notifications: a commit that touched
+// its tables triggers a repair at once, which reads the tables back only
+// if the ruleset generation moved since its own last sync.
 func (x *NFTables) Run(ctx context.Context) error {
 	repair := time.NewTicker(x.cfg.RepairInterval)
 	defer repair.Stop()
 	drain := time.NewTicker(defaultDrainPoll)
 	defer drain.Stop()
+	touched := make(chan struct{}, 1)
+	go func() {
+		if err := watch(ctx, x.cfg.NetNS, touched); err != nil {
+			x.log.Warn("nftables notifications not followed, drift is repaired every repair interval", "err", err)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-repair.C:
-			x.repair(ctx)
+			x.repair(ctx, true)
+		case <-touched:
+			x.repair(ctx, false)
 		case <-drain.C:
 			x.endDrains()
 		}
 	}
 }
 
-func (x *NFTables) repair(ctx context.Context) {
+// repair reads the tables back and repairs drift if the ruleset
+// generation moved since the last sync (or, when periodic, every
+// fullReadEvery-th time regardless).
+func (x *NFTables) repair(ctx context.Context, periodic bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if !x.applied {
 		return
 	}
-	x.repairs++
-	if x.repairs%fullReadEvery != 0 && x.view != nil {
+	if periodic {
+		x.repairs++
+	}
+	if (!periodic || x.repairs%fullReadEvery != 0) && x.view != nil {
 		if g, err := generation(x.cfg.NetNS); err == nil && g == x.gen {
 			return
 		}
