@@ -407,8 +407,8 @@ func lbChains(t testing.TB) []string {
 			t.Fatal(err)
 		}
 		for _, ch := range chains {
-			if ch.Table.Name == lbTable && strings.HasPrefix(ch.Name, chainPrefix) {
-				out = append(out, ch.Name)
+			if strings.HasPrefix(ch.Table.Name, lbTable) && strings.HasPrefix(ch.Name, chainPrefix) {
+				out = append(out, ch.Table.Name+" "+ch.Name)
 			}
 		}
 	}
@@ -451,22 +451,26 @@ func TestNFTForeignTableSurvivesAndDriftIsRepaired(t *testing.T) {
 	defer cancel()
 	go func() { _ = f.x.Run(ctx) }()
 	want := lbChains(t)
-	lb4 := &nftables.Table{Name: lbTable, Family: nftables.TableFamilyIPv4}
+	k := serviceKey{Proto: protoTCP, Addr: vipAddr.Addr(), Port: 80}
+	fam, _ := f.x.family(k)
+	lb4 := &nftables.Table{Name: fam.table.Name, Family: nftables.TableFamilyIPv4} // the service's table
+	main4 := &nftables.Table{Name: lbTable, Family: nftables.TableFamilyIPv4}
 	tamper := []struct {
 		name string
 		do   func()
 	}{
-		// nft flush table ip vipbridge_lb
+		// nft flush table ip vipbridge_lb_NN
 		{"flushed table", func() { c.FlushTable(lb4) }},
-		// nft delete table ip vipbridge_lb
+		// nft delete table ip vipbridge_lb_NN
 		{"deleted table", func() { c.DelTable(lb4) }},
-		// nft delete element ip vipbridge_lb vips { 11.0.0.6 . tcp . 80 }
+		// nft delete element ip vipbridge_lb_NN vips { 11.0.0.6 . tcp . 80 }
 		{"deleted dispatch element", func() {
-			k := serviceKey{Proto: protoTCP, Addr: vipAddr.Addr(), Port: 80}
 			_ = c.SetDeleteElements(&nftables.Set{Table: lb4, Name: lbVIPs}, []nftables.SetElement{{Key: dispatchKey(k)}})
 		}},
-		// nft flush chain ip vipbridge_lb vip-tcp-11.0.0.6-80
+		// nft flush chain ip vipbridge_lb_NN vip-tcp-11.0.0.6-80
 		{"flushed service chain", func() { c.FlushChain(&nftables.Chain{Table: lb4, Name: "vip-tcp-11.0.0.6-80"}) }},
+		// nft delete table ip vipbridge_lb (the nobackend set and filter chains)
+		{"deleted main table", func() { c.DelTable(main4) }},
 	}
 	for _, tt := range tamper {
 		tt.do()
@@ -475,7 +479,7 @@ func TestNFTForeignTableSurvivesAndDriftIsRepaired(t *testing.T) {
 		}
 		if cc, err := net.DialTimeout("tcp", vipAddr.String(), time.Second); err == nil {
 			cc.Close()
-			if tt.name != "deleted dispatch element" {
+			if tt.name != "deleted dispatch element" && tt.name != "deleted main table" {
 				t.Errorf("%s: a connection still went through", tt.name)
 			}
 		}
@@ -509,9 +513,21 @@ func TestNFTRestartConverges(t *testing.T) {
 		vip("tcp old.marathon:80", []string{"11.0.0.9", "fd01:c::9"}, b1, f.servers6[1].addr.String()),
 	))
 	f.x.Close()
+	// A chain of a kept service in a table that is not its shard's (as a
+	// run with another lbShards would leave it).
+	web := serviceKey{Proto: protoTCP, Addr: netip.MustParseAddr("11.0.0.7"), Port: 80}
+	_, i := f.x.family(web)
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddChain(&nftables.Chain{Name: serviceName(chainPrefix, web), Table: f.x.fams[(i+1)%lbShards].table})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
 
 	// A new daemon on the same kernel, with a changed table: the old VIP
-	// goes, the others are kept as they are.
+	// goes, the others are kept as they are, the stray chain goes.
 	x, err := NewNFTables(NFTConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -521,7 +537,13 @@ func TestNFTRestartConverges(t *testing.T) {
 		vip("tcp web.marathon:80", []string{"11.0.0.7"}, b0, b1),
 		vip("udp dns.marathon:53", []string{"11.0.0.8"}, b0, b1),
 	))
-	if got, want := lbChains(t), []string{"vip-tcp-11.0.0.7-80", "vip-udp-11.0.0.8-53"}; !slices.Equal(got, want) {
+	var want []string
+	for _, k := range []serviceKey{{Proto: protoTCP, Addr: netip.MustParseAddr("11.0.0.7"), Port: 80}, {Proto: protoUDP, Addr: netip.MustParseAddr("11.0.0.8"), Port: 53}} {
+		f, _ := x.family(k)
+		want = append(want, f.table.Name+" "+serviceName(chainPrefix, k))
+	}
+	slices.Sort(want)
+	if got := lbChains(t); !slices.Equal(got, want) {
 		t.Errorf("chains after restart = %q, want %q", got, want)
 	}
 	if n := syncNow(t, x, true); n != 0 {
@@ -557,7 +579,8 @@ func TestNFTWatchRepairsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.DelTable(&nftables.Table{Name: lbTable, Family: nftables.TableFamilyIPv4}) // nft delete table ip vipbridge_lb
+	fam, _ := f.x.family(serviceKey{Proto: protoTCP, Addr: vipAddr.Addr(), Port: 80})
+	c.DelTable(fam.table) // nft delete table ip vipbridge_lb_NN
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,8 @@ const fullReadEvery = 10
 // without IPVS (kube-proxy's nftables mode, with weights): per address
 // family one table "vipbridge_lb" in which a verdict map keyed by address
 // · protocol · port sends the first packet of a connection to its
-// service's chain, whose one rule picks a backend by numgen random over a
+// service's chain (the services are spread over lbShards such tables per
+// family), whose one rule picks a backend by numgen random over a
 // weighted interval map and DNATs to it. Conntrack carries the rest of the
 // connection, so a backend taken out of the map (weight 0, or gone) gets
 // no new connection while its established ones go on; a TCP backend that
@@ -54,7 +55,7 @@ type NFTables struct {
 	log     *slog.Logger
 	met     *ipvsMetrics
 	conn    *nftables.Conn
-	fams    [2]*lbFamily // IPv4, IPv6
+	fams    []*lbFamily // IPv4's lbShards tables, then IPv6's
 	masq    *nftMasq
 	ct      *netlink.Handle // conntrack
 	now     func() time.Time
@@ -101,11 +102,15 @@ func NewNFTables(cfg NFTConfig) (*NFTables, error) {
 		log:    cfg.Logger.With("component", "lb"),
 		met:    newIPVSMetrics(),
 		conn:   conn,
-		fams:   [2]*lbFamily{newLBFamily(false), newLBFamily(true)},
 		masq:   masq,
 		ct:     ct,
 		now:    time.Now,
 		drains: map[drainKey]time.Time{},
+	}
+	for _, v6 := range []bool{false, true} {
+		for i := range lbShards {
+			x.fams = append(x.fams, newLBFamily(v6, i))
+		}
 	}
 	if err := metrics.Register(cfg.Registerer, x.met.collectors()...); err != nil {
 		x.Close()

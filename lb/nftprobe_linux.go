@@ -27,7 +27,7 @@ func probeNFTables(netns int) error {
 	if err != nil {
 		return fmt.Errorf("open nftables netlink: %w", err)
 	}
-	f := newLBFamily(false)
+	f := newLBFamily(false, 0)
 	f.table.Name = probeTable
 	if err := f.create(c, false); err != nil {
 		return fmt.Errorf("nftables probe: %w", err)

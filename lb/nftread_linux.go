@@ -39,11 +39,23 @@ type lbService struct {
 
 // lbView is the kernel's state of the dataplane's tables.
 type lbView struct {
-	// Intact is false for a family whose table, sets or base chains are
-	// missing or altered: it is rebuilt, whole.
-	Intact [2]bool
-	Exists [2]bool
+	// Intact is false for a table (by index in NFTables.fams) whose sets
+	// or base chains are missing or altered: it is rebuilt, whole.
+	Intact []bool
+	Exists []bool
 	Svcs   map[serviceKey]*lbService
+	// Strays are a service's objects found in a table other than its
+	// shard's (a different lbShards): deleted.
+	Strays []stray
+}
+
+// stray is a chain, map or dispatch element of a service in the wrong
+// table.
+type stray struct {
+	Table int // index in NFTables.fams
+	Chain string
+	Map   string
+	Key   []byte
 }
 
 // equal reports whether s and o are the same kernel state.
@@ -70,7 +82,7 @@ type ruleInfo struct {
 
 // readView reads both families' tables.
 func (x *NFTables) readView() (*lbView, error) {
-	v := &lbView{Svcs: map[serviceKey]*lbService{}}
+	v := &lbView{Svcs: map[serviceKey]*lbService{}, Intact: make([]bool, len(x.fams)), Exists: make([]bool, len(x.fams))}
 	for i, f := range x.fams {
 		if err := x.readFamily(f, v, i); err != nil {
 			return nil, err
@@ -80,31 +92,35 @@ func (x *NFTables) readView() (*lbView, error) {
 }
 
 func (x *NFTables) readFamily(f *lbFamily, v *lbView, i int) error {
-	if _, err := x.conn.ListTableOfFamily(lbTable, f.table.Family); err != nil {
+	if _, err := x.conn.ListTableOfFamily(f.table.Name, f.table.Family); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
-		return fmt.Errorf("read nftables table %s: %w", lbTable, err)
+		return fmt.Errorf("read nftables table %s: %w", f.table.Name, err)
 	}
 	v.Exists[i] = true
 	rules, err := dumpRules(x.cfg.NetNS, f.table)
 	if err != nil {
 		return err
 	}
-	chains, err := x.conn.ListChainsOfTableFamily(f.table.Family)
+	chains, err := x.chainsOf(f)
 	if err != nil {
-		return fmt.Errorf("read nftables chains of %s: %w", lbTable, err)
+		return err
 	}
 	sets, err := x.conn.GetSets(f.table)
 	if err != nil {
-		return fmt.Errorf("read nftables sets of %s: %w", lbTable, err)
+		return fmt.Errorf("read nftables sets of %s: %w", f.table.Name, err)
 	}
 	v.Intact[i] = baseIntact(f, chains, sets, rules)
 	if !v.Intact[i] {
 		return nil // rebuilt whole; the services go with it
 	}
 	for _, ch := range chains {
-		if k, err := parseServiceName(chainPrefix, ch.Name); err == nil && ch.Table.Name == lbTable && k.Addr.Is6() == f.v6 {
+		if k, err := parseServiceName(chainPrefix, ch.Name); err == nil {
+			if _, j := x.family(k); j != i {
+				v.Strays = append(v.Strays, stray{Table: i, Chain: ch.Name})
+				continue
+			}
 			s := v.svc(k)
 			s.HasChain, s.Rules = true, len(rules[ch.Name])
 			if rs := rules[ch.Name]; len(rs) == 1 && slices.Equal(rs[0].exprs, []string{"numgen", "byteorder", "lookup", "nat"}) && rs[0].set == serviceName(mapPrefix, k) {
@@ -114,7 +130,11 @@ func (x *NFTables) readFamily(f *lbFamily, v *lbView, i int) error {
 	}
 	for _, st := range sets {
 		k, err := parseServiceName(mapPrefix, st.Name)
-		if err != nil || k.Addr.Is6() != f.v6 {
+		if err != nil {
+			continue
+		}
+		if _, j := x.family(k); j != i {
+			v.Strays = append(v.Strays, stray{Table: i, Map: st.Name})
 			continue
 		}
 		es, err := x.conn.GetSetElements(st)
@@ -127,12 +147,21 @@ func (x *NFTables) readFamily(f *lbFamily, v *lbView, i int) error {
 			s.Slots, s.Mod, _ = elementSlots(es, int(f.addrLen()))
 		}
 	}
-	return x.readDispatch(f, v)
+	return x.readDispatch(f, v, i)
+}
+
+// chainsOf lists the chains of f's table.
+func (x *NFTables) chainsOf(f *lbFamily) ([]*nftables.Chain, error) {
+	all, err := x.conn.ListChainsOfTableFamily(f.table.Family)
+	if err != nil {
+		return nil, fmt.Errorf("read nftables chains of %s: %w", f.table.Name, err)
+	}
+	return slices.DeleteFunc(all, func(c *nftables.Chain) bool { return c.Table.Name != f.table.Name }), nil
 }
 
 // readDispatch reads the vips map and the nobackend set.
-func (x *NFTables) readDispatch(f *lbFamily, v *lbView) error {
-	for _, st := range []*nftables.Set{f.vips, f.refuse} {
+func (x *NFTables) readDispatch(f *lbFamily, v *lbView, i int) error {
+	for _, st := range f.sets() {
 		es, err := x.conn.GetSetElements(st)
 		if err != nil {
 			return fmt.Errorf("read nftables set %s: %w", st.Name, err)
@@ -140,6 +169,10 @@ func (x *NFTables) readDispatch(f *lbFamily, v *lbView) error {
 		for _, e := range es {
 			k, ok := parseDispatchKey(e.Key, f.addrLen())
 			if !ok {
+				continue
+			}
+			if _, j := x.family(k); st == f.vips && j != i {
+				v.Strays = append(v.Strays, stray{Table: i, Key: e.Key})
 				continue
 			}
 			if st == f.refuse {
@@ -190,7 +223,7 @@ func verdictChain(b []byte) string {
 // baseIntact reports whether the family's sets and base chains are as
 // create makes them.
 func baseIntact(f *lbFamily, chains []*nftables.Chain, sets []*nftables.Set, rules map[string][]ruleInfo) bool {
-	for _, want := range []*nftables.Set{f.vips, f.refuse} {
+	for _, want := range f.sets() {
 		i := slices.IndexFunc(sets, func(s *nftables.Set) bool { return s.Name == want.Name })
 		if i < 0 || sets[i].IsMap != want.IsMap {
 			return false
@@ -201,8 +234,8 @@ func baseIntact(f *lbFamily, chains []*nftables.Chain, sets []*nftables.Set, rul
 			return false
 		}
 	}
-	for _, bc := range baseChains {
-		i := slices.IndexFunc(chains, func(c *nftables.Chain) bool { return c.Name == bc.name && c.Table.Name == lbTable })
+	for _, bc := range f.chains() {
+		i := slices.IndexFunc(chains, func(c *nftables.Chain) bool { return c.Name == bc.name })
 		if i < 0 {
 			return false
 		}

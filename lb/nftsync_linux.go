@@ -60,11 +60,22 @@ func (x *NFTables) flushTxn(t *txn, op string) (int, error) {
 	return n, nil
 }
 
+// family returns the table of service k and its index in x.fams.
 func (x *NFTables) family(k serviceKey) (*lbFamily, int) {
-	if k.Addr.Is4() {
-		return x.fams[0], 0
+	i := shardOf(k)
+	if k.Addr.Is6() {
+		i += lbShards
 	}
-	return x.fams[1], 1
+	return x.fams[i], i
+}
+
+// main returns the table of k's family that holds the nobackend set, and
+// its index.
+func (x *NFTables) main(k serviceKey) (*lbFamily, int) {
+	if k.Addr.Is6() {
+		return x.fams[lbShards], lbShards
+	}
+	return x.fams[0], 0
 }
 
 // sync reads the kernel if the view is unknown, rebuilds a family whose
@@ -144,14 +155,21 @@ func (x *NFTables) rebuild() (int, error) {
 		x.met.ops.WithLabelValues("create_table").Inc()
 		if err != nil {
 			x.met.opErrors.WithLabelValues("create_table").Inc()
-			errs = append(errs, fmt.Errorf("create nftables table %s %s: %w", familyName(f), lbTable, err))
+			errs = append(errs, fmt.Errorf("create nftables table %s %s: %w", familyName(f), f.table.Name, err))
 			continue
 		}
 		if x.view.Exists[i] {
-			x.log.Info("rebuilt nftables table", "family", familyName(f), "reason", "missing or altered base chains or sets")
+			x.log.Info("rebuilt nftables table", "family", familyName(f), "table", f.table.Name, "reason", "missing or altered base chains or sets")
 		}
 		x.view.Intact[i], x.view.Exists[i] = true, true
-		maps.DeleteFunc(x.view.Svcs, func(k serviceKey, _ *lbService) bool { return k.Addr.Is6() == f.v6 })
+		maps.DeleteFunc(x.view.Svcs, func(k serviceKey, _ *lbService) bool { _, j := x.family(k); return j == i })
+		if f.refuse != nil { // the nobackend set is empty now
+			for k, s := range x.view.Svcs {
+				if _, j := x.main(k); j == i {
+					s.Refused = false
+				}
+			}
+		}
 		writes++
 	}
 	return writes, errors.Join(errs...)
@@ -186,7 +204,8 @@ func (x *NFTables) writeServices() (int, error) {
 		}
 	}
 	for _, k := range keys {
-		if _, i := x.family(k); !x.view.Intact[i] {
+		_, i := x.family(k)
+		if _, m := x.main(k); !x.view.Intact[i] || !x.view.Intact[m] {
 			continue
 		}
 		switch x.planService(&t, k) {
@@ -218,10 +237,46 @@ func (x *NFTables) writeServices() (int, error) {
 		}
 	}
 	flush("delete_services")
+	if n := x.deleteStrays(); n > 0 {
+		writes += n
+	}
 	if len(errs) > 3 {
 		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
 	}
 	return writes, errors.Join(errs...)
+}
+
+// deleteStrays deletes the objects found in the wrong table: dispatch
+// elements first, then chains, then maps. It returns how many it deleted;
+// a failure leaves them to the next read.
+func (x *NFTables) deleteStrays() int {
+	if len(x.view.Strays) == 0 {
+		return 0
+	}
+	for pass := range 3 {
+		for _, s := range x.view.Strays {
+			f := x.fams[s.Table]
+			switch {
+			case pass == 0 && s.Key != nil:
+				_ = x.conn.SetDeleteElements(f.vips, []nftables.SetElement{{Key: s.Key}})
+			case pass == 1 && s.Chain != "":
+				x.conn.FlushChain(&nftables.Chain{Name: s.Chain, Table: f.table})
+				x.conn.DelChain(&nftables.Chain{Name: s.Chain, Table: f.table})
+			case pass == 2 && s.Map != "":
+				x.conn.DelSet(&nftables.Set{Name: s.Map, Table: f.table})
+			}
+		}
+		x.met.ops.WithLabelValues("delete_strays").Inc()
+		if err := x.conn.Flush(); err != nil {
+			x.met.opErrors.WithLabelValues("delete_strays").Inc()
+			x.log.Warn("nftables objects in the wrong table not deleted", "err", err)
+			x.view = nil
+			return 0
+		}
+	}
+	n := len(x.view.Strays)
+	x.view.Strays = nil
+	return n
 }
 
 // planned says what planService did with a service.
@@ -290,6 +345,7 @@ func (x *NFTables) planService(t *txn, k serviceKey) planned {
 // vips map when some backend takes new connections, else in nobackend.
 func (x *NFTables) planReach(f *lbFamily, k serviceKey, hs *lbService, live bool) {
 	key := dispatchKey(k)
+	refuse := x.refuseSet(k)
 	if hs.Stray || (hs.Live && !live) {
 		_ = x.conn.SetDeleteElements(f.vips, []nftables.SetElement{{Key: key}})
 	}
@@ -297,10 +353,10 @@ func (x *NFTables) planReach(f *lbFamily, k serviceKey, hs *lbService, live bool
 		_ = x.conn.SetAddElements(f.vips, []nftables.SetElement{dispatchElement(f, k)})
 	}
 	if !live && !hs.Refused {
-		_ = x.conn.SetAddElements(f.refuse, []nftables.SetElement{{Key: key}})
+		_ = x.conn.SetAddElements(refuse, []nftables.SetElement{{Key: key}})
 	}
 	if live && hs.Refused {
-		_ = x.conn.SetDeleteElements(f.refuse, []nftables.SetElement{{Key: key}})
+		_ = x.conn.SetDeleteElements(refuse, []nftables.SetElement{{Key: key}})
 	}
 }
 
@@ -344,7 +400,7 @@ func (x *NFTables) planRemove(t *txn, k serviceKey, f *lbFamily, hs *lbService) 
 		_ = x.conn.SetDeleteElements(f.vips, key)
 	}
 	if hs.Refused {
-		_ = x.conn.SetDeleteElements(f.refuse, key)
+		_ = x.conn.SetDeleteElements(x.refuseSet(k), key)
 	}
 	if hs.HasChain {
 		x.conn.FlushChain(f.serviceChain(k))
@@ -358,6 +414,12 @@ func (x *NFTables) planRemove(t *txn, k serviceKey, f *lbFamily, hs *lbService) 
 	return planGone
 }
 
+// refuseSet is the nobackend set of k's family.
+func (x *NFTables) refuseSet(k serviceKey) *nftables.Set {
+	m, _ := x.main(k)
+	return m.refuse
+}
+
 // planDispatch makes a new service reachable.
 func (x *NFTables) planDispatch(t *txn, k serviceKey) {
 	f, _ := x.family(k)
@@ -365,7 +427,7 @@ func (x *NFTables) planDispatch(t *txn, k serviceKey) {
 	if s.Mod > 0 {
 		_ = x.conn.SetAddElements(f.vips, []nftables.SetElement{dispatchElement(f, k)})
 	} else {
-		_ = x.conn.SetAddElements(f.refuse, []nftables.SetElement{{Key: dispatchKey(k)}})
+		_ = x.conn.SetAddElements(x.refuseSet(k), []nftables.SetElement{{Key: dispatchKey(k)}})
 	}
 	t.elems++
 	t.svcs = append(t.svcs, k)

@@ -157,8 +157,8 @@ func lbChains(t *testing.T) []string {
 			t.Fatal(err)
 		}
 		for _, ch := range chains {
-			if ch.Table.Name == "vipbridge_lb" && strings.HasPrefix(ch.Name, "vip-") {
-				out = append(out, ch.Name)
+			if strings.HasPrefix(ch.Table.Name, "vipbridge_lb") && strings.HasPrefix(ch.Name, "vip-") {
+				out = append(out, ch.Table.Name+" "+ch.Name)
 			}
 		}
 	}
@@ -279,7 +279,15 @@ func TestDaemonNFTables(t *testing.T) {
 	foreign := c.AddTable(&nftables.Table{Name: "foreign", Family: nftables.TableFamilyINet})
 	c.AddChain(&nftables.Chain{Name: "in", Table: foreign, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
-	c.FlushTable(&nftables.Table{Name: "vipbridge_lb", Family: nftables.TableFamilyIPv4}) // nft flush table ip vipbridge_lb
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if strings.HasPrefix(tb.Name, "vipbridge_lb") {
+			c.FlushTable(tb) // nft flush table ip vipbridge_lb…
+		}
+	}
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
