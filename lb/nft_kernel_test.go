@@ -595,3 +595,33 @@ func TestNFTWatchRepairsAtOnce(t *testing.T) {
 		t.Errorf("vipbridge_lb_drift_repairs_total = %v, want >= 1", got)
 	}
 }
+
+// TestNFTRemoveLBTables: what the IPVS dataplane does at start removes
+// every table of the nftables dataplane and nothing else.
+func TestNFTRemoveLBTables(t *testing.T) {
+	ns := newNetns(t)
+	requireNFT(t, "nftables features", probeNFTables(int(ns)))
+	x, err := NewNFTables(NFTConfig{NetNS: int(ns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if err := x.Apply(context.Background(), table(vip("tcp web.marathon:80", []string{"11.0.0.1", "fd01:c::1"}, "192.0.2.2:80", "[2001:db8::2]:80"))); err != nil {
+		t.Fatal(err)
+	}
+	n, err := removeLBTables(int(ns))
+	if err != nil || n != 2*lbShards {
+		t.Errorf("removeLBTables() = %d, %v; want %d", n, err, 2*lbShards)
+	}
+	c, err := newNFTConn(int(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].Name != nftTable {
+		t.Errorf("tables left: %v, want only inet %s", ts, nftTable)
+	}
+}

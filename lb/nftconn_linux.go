@@ -4,6 +4,8 @@
 package lb
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -45,4 +47,32 @@ func newNFTConn(netns int) (*nftables.Conn, error) {
 		opts = append(opts, nftables.WithNetNSFd(netns))
 	}
 	return nftables.New(opts...)
+}
+
+// removeLBTables deletes every table of the nftables dataplane in network
+// namespace netns (0: the caller's) and returns how many there were: the
+// IPVS dataplane calls it, since their DNAT would take a VIP's connections
+// before IPVS sees them.
+func removeLBTables(netns int) (int, error) {
+	c, err := newNFTConn(netns)
+	if err != nil {
+		return 0, fmt.Errorf("open nftables netlink: %w", err)
+	}
+	n := 0
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		ts, err := c.ListTablesOfFamily(fam)
+		if err != nil {
+			return 0, fmt.Errorf("list nftables tables: %w", err)
+		}
+		for _, t := range ts {
+			if t.Name == lbTable || strings.HasPrefix(t.Name, lbTable+"_") {
+				c.DelTable(t)
+				n++
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return 0, fmt.Errorf("delete the nftables dataplane's tables: %w", err)
+	}
+	return n, nil
 }
