@@ -39,4 +39,4 @@ run() {
 	fi
 }
 run lb "$out/lb.test"
-run daemon "$out/vipbridge.test" -test.run '^TestDaemonIPVS$'
+run daemon "$out/vipbridge.test" -test.run '^TestDaemon(IPVS|DataplaneIPVS)$'

@@ -3,7 +3,8 @@
 package main
 
 // TestDaemonNFTables runs the whole daemon (`vipbridge run --lb nftables`)
-// on this machine's kernel, natively: the test re-runs itself in a child
+// on this machine's kernel, natively (TestDaemonDataplaneIPVS, the same
+// with --lb ipvs, in the kvm-run VM): the test re-runs itself in a child
 // process created in a fresh network namespace (the node), with backends
 // in namespaces behind veth pairs (newKernelBackend, plus IPv6) and a
 // client namespace routed through the node (a forwarded client). It needs
@@ -171,6 +172,25 @@ func TestDaemonNFTables(t *testing.T) {
 		return
 	}
 	requireNFTables(t, "nftables dataplane probe", lb.ProbeNFTables())
+	daemonDataplaneSuite(t, "nftables")
+}
+
+// TestDaemonDataplaneIPVS holds the IPVS dataplane to the same
+// specification as TestDaemonNFTables, but for the tampering with nftables
+// tables (TestDaemonIPVS repairs and restarts IPVS). It needs IPVS: it runs
+// in the kvm-run VM (scripts/test-kernel.sh) and skips elsewhere.
+func TestDaemonDataplaneIPVS(t *testing.T) {
+	requireIPVS(t, "IPVS", lb.CheckIPVS())
+	if !inOwnNetns(t) {
+		return
+	}
+	daemonDataplaneSuite(t, "ipvs")
+}
+
+// daemonDataplaneSuite runs the daemon with --lb kind on a dual-stack VIP:
+// local and forwarded clients over IPv4 and IPv6, then (nftables) a
+// foreign table kept and a flushed table repaired, and a restart.
+func daemonDataplaneSuite(t *testing.T, kind string) {
 	// Four agents, two IPv4 and two IPv6 (backends 0-3), and a client (9).
 	var agents []netip.Addr
 	var nets []*kernelBackend
@@ -210,7 +230,7 @@ func TestDaemonNFTables(t *testing.T) {
 	dataDir := t.TempDir()
 	start := func() *daemon {
 		return startDaemonWith(t, dataDir, []string{sim.URL()}, []string{sim.MesosURL()}, func(c *config) {
-			c.LB, c.LBDrain, c.LBRepairInterval = "nftables", 5*time.Second, 200*time.Millisecond
+			c.LB, c.LBInterface, c.LBDrain, c.LBRepairInterval = kind, kernelIface, 5*time.Second, 200*time.Millisecond
 		})
 	}
 	resolve := func(d *daemon, qtype uint16) netip.Addr {
@@ -270,6 +290,13 @@ func TestDaemonNFTables(t *testing.T) {
 	t.Logf("DNS: %s A %s AAAA %s", webName, vip4.Addr(), vip6.Addr())
 	programmed(d)
 	reachAll(d, vip4, vip6)
+	if kind != "nftables" {
+		d.stop()
+		d = start()
+		programmed(d)
+		reachAll(d, vip4, vip6)
+		return
+	}
 
 	// A foreign table survives; a hand-flushed table of ours comes back.
 	c, err := nftables.New()
