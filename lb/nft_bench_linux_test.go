@@ -34,10 +34,7 @@ func applyWrites(b *testing.B, x *NFTables, tb *discovery.Table) int {
 	b.Helper()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	w := desired(tb, "")
-	x.leaving(w)
-	x.want, x.table, x.applied = w, tb, true
-	n, err := x.sync(context.Background(), trigApply)
+	n, err := x.apply(context.Background(), tb)
 	if err != nil {
 		b.Fatalf("Apply() = %v", err)
 	}

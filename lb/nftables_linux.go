@@ -65,12 +65,17 @@ type NFTables struct {
 	applied bool
 	want    want
 	table   *discovery.Table
-	view    *lbView                // the kernel as last read plus our writes; nil: unknown
-	gen     uint32                 // the ruleset generation after our last sync
-	drains  map[drainKey]time.Time // TCP backends that left → end of drain
-	flows   []flow                 // of UDP backends that left, deleted after the next sync
-	errs    map[serviceKey]string
-	readErr string
+	view    *lbView                             // the kernel as last read plus our writes; nil: unknown
+	gen     uint32                              // the ruleset generation after our last sync
+	drains  map[drainKey]time.Time              // TCP backends that left → end of drain
+	flows   []flow                              // of UDP backends that left, deleted after the next sync
+	vips    map[discovery.VIPKey]*discovery.VIP // of the last applied table
+	dirty   map[serviceKey]struct{}             // the services Apply's sync must compare; nil: all
+	// addrsMoved: the VIP addresses may have changed since the last sync.
+	addrsMoved bool
+	clean      bool // the last sync made every write
+	errs       map[serviceKey]string
+	readErr    string
 
 	stateMu   sync.Mutex
 	lastState map[discovery.VIPKey][]ServiceState
@@ -141,10 +146,7 @@ func (x *NFTables) Close() {
 func (x *NFTables) Apply(ctx context.Context, t *discovery.Table) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	w := desired(t, "")
-	x.leaving(w)
-	x.want, x.table, x.applied = w, t, true
-	writes, err := x.sync(ctx, trigApply)
+	writes, err := x.apply(ctx, t)
 	if err != nil {
 		return fmt.Errorf("program nftables: %w", err)
 	}
@@ -212,10 +214,68 @@ func (x *NFTables) repair(ctx context.Context, periodic bool) {
 	}
 }
 
+// apply takes t as the wanted table and syncs, comparing only the services
+// of the VIPs that changed when it can; it returns the services written.
+func (x *NFTables) apply(ctx context.Context, t *discovery.Table) (int, error) {
+	w := desired(t, "")
+	dirty := x.changed(t)
+	x.leaving(w, dirty)
+	x.addrsMoved = dirty == nil
+	for k := range dirty {
+		x.addrsMoved = x.addrsMoved || (x.want[k] == nil) != (w[k] == nil)
+	}
+	x.want, x.table, x.applied, x.dirty = w, t, true, dirty
+	defer func() { x.dirty, x.addrsMoved = nil, true }()
+	return x.sync(ctx, trigApply)
+}
+
+// changed returns the services of the VIPs that differ between the last
+// applied table and t, or nil when every service must be compared (the
+// first table, or the last sync failed or had to read the kernel).
+// Consecutive tables share the VIPs that did not change (discovery's
+// VIPList keeps untouched chunks), so a VIP at the same address is the
+// same VIP; others are compared.
+func (x *NFTables) changed(t *discovery.Table) map[serviceKey]struct{} {
+	ptrs := make(map[discovery.VIPKey]*discovery.VIP, t.VIPs.Len())
+	dirty := map[serviceKey]struct{}{}
+	mark := func(v *discovery.VIP) {
+		for _, k := range serviceKeys(v) {
+			dirty[k] = struct{}{}
+		}
+	}
+	for v := range t.VIPs.All() {
+		ptrs[v.Key] = v
+		if old := x.vips[v.Key]; old != v && !sameVIP(old, v) {
+			mark(v)
+			if old != nil {
+				mark(old)
+			}
+		}
+	}
+	for key, old := range x.vips {
+		if ptrs[key] == nil {
+			mark(old)
+		}
+	}
+	full := x.vips == nil || x.view == nil || !x.clean
+	x.vips = ptrs
+	if full {
+		return nil
+	}
+	return dirty
+}
+
+// sameVIP reports whether old (nil: none) and v ask the dataplane for the
+// same services.
+func sameVIP(old, v *discovery.VIP) bool {
+	return old != nil && old.Addr4 == v.Addr4 && old.Addr6 == v.Addr6 && slices.Equal(old.Backends, v.Backends)
+}
+
 // leaving starts the drain of the backends that w no longer has: a UDP
 // one's flows are deleted at once, a TCP one's when Drain is over. A
-// backend back in w stops draining.
-func (x *NFTables) leaving(w want) {
+// backend back in w stops draining. Only the services in dirty can have
+// changed (nil: any).
+func (x *NFTables) leaving(w want, dirty map[serviceKey]struct{}) {
 	var flows []flow
 	now := x.now()
 	gone := func(k serviceKey, d destKey) {
@@ -232,6 +292,9 @@ func (x *NFTables) leaving(w want) {
 		}
 	}
 	for k, ws := range x.want {
+		if _, ok := dirty[k]; dirty != nil && !ok {
+			continue
+		}
 		if nw := w[k]; nw != nil && slices.Equal(nw.Dests, ws.Dests) {
 			continue
 		}

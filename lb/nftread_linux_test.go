@@ -65,3 +65,28 @@ func FuzzNFTDecoders(f *testing.F) {
 		}
 	})
 }
+
+func TestChangedServices(t *testing.T) {
+	a := vip("tcp web.marathon:80", []string{"11.0.0.1", "fd01:c::1"}, "192.0.2.2:80", "[2001:db8::2]:80")
+	b := vip("udp dns.marathon:53", []string{"11.0.0.2"}, "192.0.2.2:53")
+	b2 := vip("udp dns.marathon:53", []string{"11.0.0.2"}, "192.0.2.6:53")
+	x := &NFTables{view: &lbView{}, clean: true}
+	if got := x.changed(table(a, b)); got != nil {
+		t.Errorf("changed(first table) = %v, want nil (compare all)", got)
+	}
+	if got := x.changed(table(a, b)); got == nil || len(got) != 0 {
+		t.Errorf("changed(an equal table) = %v, want none", got)
+	}
+	got := x.changed(table(a, b2))
+	want := serviceKey{Proto: protoUDP, Addr: netip.MustParseAddr("11.0.0.2"), Port: 53}
+	if _, ok := got[want]; len(got) != 1 || !ok {
+		t.Errorf("changed(a backend of dns moved) = %v, want only %v", got, want)
+	}
+	if got := x.changed(table(b2)); len(got) != 2 {
+		t.Errorf("changed(web removed) = %v, want its two services", got)
+	}
+	x.clean = false
+	if got := x.changed(table(b2)); got != nil {
+		t.Errorf("changed() after a failed sync = %v, want nil", got)
+	}
+}

@@ -102,7 +102,11 @@ func (x *NFTables) sync(ctx context.Context, trig trigger) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return writes, err
 	}
-	n, err := x.writeServices()
+	dirty := x.dirty
+	if full {
+		dirty = nil
+	}
+	n, err := x.writeServices(dirty)
 	writes += n
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
@@ -112,11 +116,15 @@ func (x *NFTables) sync(ctx context.Context, trig trigger) (int, error) {
 		x.flush(x.flows)
 		x.flows = nil
 	}
-	m, err := x.masq.sync(x.wantAddrs(), full)
-	if m > 0 {
-		x.met.ops.WithLabelValues("masquerade_set").Add(float64(m))
+	m := 0
+	if full || dirty == nil || x.addrsMoved {
+		m, err = x.masq.sync(x.wantAddrs(), full)
+		if m > 0 {
+			x.met.ops.WithLabelValues("masquerade_set").Add(float64(m))
+		}
+		errs = append(errs, err)
 	}
-	errs = append(errs, err)
+	x.clean = errors.Join(errs...) == nil
 	if writes+m > 0 || full {
 		if g, err := generation(x.cfg.NetNS); err == nil {
 			x.gen = g
@@ -182,12 +190,18 @@ func familyName(f *lbFamily) string {
 	return "ip"
 }
 
-// writeServices writes every service that differs from the table.
-func (x *NFTables) writeServices() (int, error) {
-	keys := slices.Collect(maps.Keys(x.want))
-	for k := range x.view.Svcs {
-		if x.want[k] == nil {
-			keys = append(keys, k)
+// writeServices writes every service that differs from the table, among
+// those in dirty (nil: all).
+func (x *NFTables) writeServices(dirty map[serviceKey]struct{}) (int, error) {
+	var keys []serviceKey
+	if dirty != nil {
+		keys = slices.Collect(maps.Keys(dirty))
+	} else {
+		keys = slices.Collect(maps.Keys(x.want))
+		for k := range x.view.Svcs {
+			if x.want[k] == nil {
+				keys = append(keys, k)
+			}
 		}
 	}
 	var (
