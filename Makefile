@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build deb test-deb bench-restart test test-standalone test-kernel bench-kernel bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build deb test-deb bench-restart test test-standalone test-kernel bench-kernel bench-nft bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
 
 all: build
 
@@ -58,6 +58,11 @@ bench-kernel:
 	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench KernelApplyOneChange -test.benchtime 30x
 	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench 'Kernel(ApplyNoop|RepairNoop)' -test.benchtime 3x
 	$(KVM_RUN) --mem 1G --timeout 900 bin/lb.test -test.run '^$$' -test.bench '^Benchmark(Apply|Repair|LocalRoutes)' -test.benchtime 5x
+
+# bench-nft: nftables dataplane benchmarks (10,000 VIPs x 5 backends),
+# natively in network namespaces (root); figures in the README.
+bench-nft:
+	scripts/bench-nft.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }

@@ -61,3 +61,35 @@ func (c IPVSConfig) withDefaults() IPVSConfig {
 	}
 	return c
 }
+
+// NFTConfig configures the nftables dataplane.
+type NFTConfig struct {
+	// Drain is how long a TCP backend that left the table keeps its
+	// established connections before their conntrack entries are deleted;
+	// 0 means 30 s. New connections avoid it at once.
+	Drain time.Duration
+	// RepairInterval is the period at which the kernel is checked (by the
+	// ruleset generation, then a full read if anything committed) and
+	// any drift repaired; 0 means 30 s.
+	RepairInterval time.Duration
+	// NetNS is the network namespace to program, an open fd; 0 means the
+	// caller's (tests and benchmarks use their own).
+	NetNS int
+	// Registerer registers the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Logger logs state changes; nil discards.
+	Logger *slog.Logger
+}
+
+func (c NFTConfig) withDefaults() NFTConfig {
+	if c.Drain <= 0 {
+		c.Drain = DefaultDrain
+	}
+	if c.RepairInterval <= 0 {
+		c.RepairInterval = DefaultRepairInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

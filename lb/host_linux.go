@@ -195,7 +195,11 @@ func (n *netHost) masquerade(vips map[netip.Addr]struct{}, verify bool) (int, er
 // flushFlows deletes the conntrack entries of removed UDP backends, so that
 // the next datagram of a flow is scheduled afresh instead of following a
 // stale NAT binding (kube-proxy does the same, with conntrack -D).
-func (n *netHost) flushFlows(flows []flow) error {
+func (n *netHost) flushFlows(flows []flow) error { return deleteFlows(n.nl, flows) }
+
+// deleteFlows deletes the conntrack entries of flows: those addressed to
+// the flow's VIP and answered by its backend.
+func deleteFlows(h *netlink.Handle, flows []flow) error {
 	var v4, v6 []netlink.CustomConntrackFilter
 	for _, f := range flows {
 		cf := &netlink.ConntrackFilter{}
@@ -222,7 +226,7 @@ func (n *netHost) flushFlows(flows []flow) error {
 		if len(fam.fs) == 0 {
 			continue
 		}
-		if _, err := n.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam.f, fam.fs...); err != nil {
+		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam.f, fam.fs...); err != nil {
 			errs = append(errs, fmt.Errorf("flush conntrack entries: %w", err))
 		}
 	}

@@ -123,6 +123,13 @@ func NewIPVS(cfg IPVSConfig) (*IPVS, error) {
 		k.close()
 		host.close()
 	}
+	// The nftables dataplane's tables, left by an earlier run with --lb
+	// nftables, would DNAT the VIPs' connections before IPVS saw them.
+	if n, err := removeLBTables(0); err != nil {
+		x.log.Warn("tables of the nftables dataplane not removed", "err", err)
+	} else if n > 0 {
+		x.log.Info("removed the nftables dataplane's tables", "tables", n)
+	}
 	return x, nil
 }
 

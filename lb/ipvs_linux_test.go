@@ -21,7 +21,7 @@ var testRanges = []netip.Prefix{netip.MustParsePrefix("11.0.0.0/8"), netip.MustP
 
 // vip builds a table VIP: spec is "tcp web.marathon:80" or "udp
 // 198.51.100.7:53", addrs its VIP addresses, backends "addr:port" with an
-// optional " w=0".
+// optional " w=0" (or another weight).
 func vip(spec string, addrs []string, backends ...string) discovery.VIP {
 	f := strings.Fields(spec)
 	p, _ := discovery.ParseProtocol(f[0])
@@ -45,8 +45,8 @@ func vip(spec string, addrs []string, backends ...string) discovery.VIP {
 	for _, b := range backends {
 		addr, w, _ := strings.Cut(b, " w=")
 		be := discovery.Backend{Addr: netip.MustParseAddrPort(addr), Weight: 1}
-		if w == "0" {
-			be.Weight = 0
+		if w != "" {
+			fmt.Sscan(w, &be.Weight)
 		}
 		v.Backends = append(v.Backends, be)
 	}

@@ -39,4 +39,4 @@ run() {
 	fi
 }
 run lb "$out/lb.test"
-run daemon "$out/vipbridge.test" -test.run '^(TestDaemonIPVS|TestMonitoringMetricsIPVS|TestVIPsIPVS)$'
+run daemon "$out/vipbridge.test" -test.run '^(TestDaemonIPVS|TestDaemonDataplaneIPVS|TestMonitoringMetricsIPVS|TestVIPsIPVS)$'

@@ -21,7 +21,7 @@ type config struct {
 	DataDir      string
 	DNSAddr      string
 	HTTPAddr     string
-	LB           string // "none", "ipvs" or "auto" (resolved by resolveLB)
+	LB           string // "none", "ipvs", "nftables" or "auto" (resolved by lbKind)
 	LBInterface  string
 	LBScheduler  string
 	LBDrain      time.Duration
@@ -55,6 +55,8 @@ type config struct {
 	HealthGrace       time.Duration // 0: discovery's 60 s
 	// MesosFailoverGrace: 0 keeps marathon.Config's 10 min.
 	MesosFailoverGrace time.Duration
+	// LBRepairInterval: 0 keeps the dataplane's 30 s (nftables).
+	LBRepairInterval time.Duration
 }
 
 // envName returns the environment variable that sets flag name.
@@ -78,10 +80,10 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&c.DataDir, "data-dir", "/var/lib/vipbridge", "directory of the bbolt state file (demo: a temporary directory)")
 	fs.StringVar(&c.DNSAddr, "dns-addr", dnsDefault, "DNS listen addresses, UDP and TCP, comma separated")
 	fs.StringVar(&c.HTTPAddr, "http-addr", httpDefault, "HTTP API listen address")
-	fs.StringVar(&c.LB, "lb", lbDefault, "dataplane: ipvs, none, or auto (ipvs when the kernel has IPVS, else none)")
+	fs.StringVar(&c.LB, "lb", lbDefault, "dataplane: ipvs, nftables, none, or auto (ipvs when the kernel has IPVS, else nftables when the kernel takes its probe, else none)")
 	fs.StringVar(&c.LBInterface, "lb-interface", "vipbridge0", "dummy interface through which VIP addresses are made local (ipvs)")
 	fs.StringVar(&c.LBScheduler, "lb-scheduler", "wlc", "IPVS scheduler of every VIP (ipvs)")
-	fs.DurationVar(&c.LBDrain, "lb-drain", 30*time.Second, "how long a TCP backend that left keeps its connections at weight 0 (ipvs)")
+	fs.DurationVar(&c.LBDrain, "lb-drain", 30*time.Second, "how long a TCP backend that left keeps its established connections (ipvs, nftables)")
 	fs.StringVar(&c.MarathonUser, "marathon-credentials", "", "user:password for Marathon HTTP basic auth")
 	fs.StringVar(&c.TokenFile, "marathon-token-file", "", "file holding a DC/OS auth token, sent as 'Authorization: token=...' (re-read when it changes)")
 	fs.StringVar(&c.MesosUser, "mesos-credentials", "", "user:password for Mesos master HTTP basic auth (default: Marathon's credentials)")
@@ -145,9 +147,9 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 		return c, fmt.Errorf("--log-level: %w", err)
 	}
 	switch c.LB {
-	case "auto", "none", "ipvs":
+	case "auto", "none", "ipvs", "nftables":
 	default:
-		return c, fmt.Errorf("--lb: want ipvs, none or auto, got %q", c.LB)
+		return c, fmt.Errorf("--lb: want ipvs, nftables, none or auto, got %q", c.LB)
 	}
 	if err := c.Forward.parse(); err != nil {
 		return c, err

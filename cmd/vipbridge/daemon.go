@@ -75,13 +75,22 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		dataplane discovery.Dataplane = &lb.None{}
 		states    httpapi.Dataplane
 		ipvs      *lb.IPVS
+		nft       *lb.NFTables
 	)
-	if lbKind(cfg, log) == "ipvs" {
+	cfg.LB = lbKind(cfg, log) // /v1/config shows the dataplane chosen
+	if cfg.LB == "ipvs" {
 		if ipvs, err = newIPVS(cfg, reg, log); err != nil {
 			return err
 		}
 		defer ipvs.Close()
 		dataplane, states = ipvs, ipvs
+	}
+	if cfg.LB == "nftables" {
+		if nft, err = newNFTables(cfg, reg, log); err != nil {
+			return err
+		}
+		defer nft.Close()
+		dataplane, states = nft, nft
 	}
 
 	// Marathon's and Mesos's snapshots feed the reconciler, which then
@@ -199,6 +208,9 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	g.Go(func() error { return feed.Run(ctx) })
 	if ipvs != nil {
 		g.Go(func() error { return ipvs.Run(ctx) })
+	}
+	if nft != nil {
+		g.Go(func() error { return nft.Run(ctx) })
 	}
 	started := make(chan struct{})
 	g.Go(func() error { return sd.run(ctx, rec, started) })

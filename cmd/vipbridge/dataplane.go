@@ -10,15 +10,21 @@ import (
 	"github.com/vipbridge/vipbridge/lb"
 )
 
-// lbKind resolves --lb to "ipvs" or "none": "auto" is ipvs when the kernel
-// has IPVS, else none (said in the log).
+// lbKind resolves --lb to "ipvs", "nftables" or "none": "auto" is ipvs
+// when the kernel has IPVS, else nftables when the kernel takes the
+// nftables dataplane's probe, else none (said in the log).
 func lbKind(cfg config, log *slog.Logger) string {
 	kind := cfg.LB
 	if kind == "auto" {
 		kind = "ipvs"
 		if err := lb.CheckIPVS(); err != nil {
-			kind = "none"
-			log.Info("no IPVS in this kernel, serving records and DNS only (--lb none)", "reason", err)
+			kind = "nftables"
+			if nerr := lb.ProbeNFTables(); nerr != nil {
+				kind = "none"
+				log.Info("no IPVS and no usable nftables in this kernel, serving records and DNS only (--lb none)", "reason", err, "nftables", nerr)
+			} else {
+				log.Info("no IPVS in this kernel, load-balancing with nftables (--lb nftables)", "reason", err)
+			}
 		}
 	}
 	log.Info("dataplane", "lb", kind)
@@ -38,6 +44,15 @@ func newIPVS(cfg config, reg prometheus.Registerer, log *slog.Logger) (*lb.IPVS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane ipvs: %w", err)
+	}
+	return x, nil
+}
+
+// newNFTables builds the nftables dataplane from the --lb-drain flag.
+func newNFTables(cfg config, reg prometheus.Registerer, log *slog.Logger) (*lb.NFTables, error) {
+	x, err := lb.NewNFTables(lb.NFTConfig{Drain: cfg.LBDrain, RepairInterval: cfg.LBRepairInterval, Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("dataplane nftables: %w", err)
 	}
 	return x, nil
 }
