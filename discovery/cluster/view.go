@@ -1,0 +1,124 @@
+package cluster
+
+// A node's view of etcd's watched range (status/ and vips/): the raw
+// values by key, the groups decoded from them, and the Table they make.
+// Pure: the node's sync loop feeds it events, lists and cache loads.
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vipbridge/vipbridge/discovery"
+)
+
+const (
+	relVIPs   = "vips/"
+	relLeader = "status/leader"
+)
+
+// leaderValue is status/leader's value: the leading publisher.
+type leaderValue struct {
+	ID    string    `json:"id"`
+	Since time.Time `json:"since"`
+}
+
+// view is not safe for concurrent use; the node's sync loop owns it.
+type view struct {
+	kv     map[string][]byte          // key under the prefix → value
+	groups map[string][]discovery.VIP // group id → its VIPs, decoded
+	bad    map[string]error           // group id → why its value is unusable
+	leader string                     // the leading publisher's ID, "" when none
+	rev    int64                      // the etcd revision kv is at
+	dirty  map[string]struct{}        // groups changed since the last build
+}
+
+func newView() *view {
+	return &view{kv: map[string][]byte{}, groups: map[string][]discovery.VIP{}, bad: map[string]error{}, dirty: map[string]struct{}{}}
+}
+
+// replace makes kv (keys under the prefix) the whole view, at rev.
+func (v *view) replace(kv map[string][]byte, rev int64) {
+	for k := range v.kv {
+		if _, ok := kv[k]; !ok {
+			v.set(k, nil)
+		}
+	}
+	for k, val := range kv {
+		if string(v.kv[k]) != string(val) || v.kv[k] == nil {
+			v.set(k, val)
+		}
+	}
+	v.rev = rev
+}
+
+// set changes one key (nil value: deleted); keys outside status/leader and
+// vips/ are ignored.
+func (v *view) set(rel string, val []byte) {
+	if rel == relLeader {
+		v.setLeader(val)
+	} else if g, ok := strings.CutPrefix(rel, relVIPs); !ok {
+		return
+	} else if gk, ok := parseGroupKey(g); ok {
+		v.dirty[gk.id] = struct{}{}
+	}
+	if val == nil {
+		delete(v.kv, rel)
+		return
+	}
+	v.kv[rel] = val
+}
+
+func (v *view) setLeader(val []byte) {
+	var l leaderValue
+	if val == nil || json.Unmarshal(val, &l) != nil {
+		v.leader = ""
+		return
+	}
+	v.leader = l.ID
+}
+
+// build decodes the groups changed since the last build and reports
+// whether any changed. A group whose value is unusable keeps its last good
+// VIPs (none if it never had any) and is listed in bad.
+func (v *view) build() bool {
+	if len(v.dirty) == 0 {
+		return false
+	}
+	for id := range v.dirty {
+		head, ok := v.kv[relVIPs+id]
+		if !ok {
+			delete(v.groups, id)
+			delete(v.bad, id)
+			continue
+		}
+		vips, err := decodeGroup(id, head, func(i int) ([]byte, bool) {
+			b, ok := v.kv[relVIPs+id+"/s"+strconv.Itoa(i)]
+			return b, ok
+		})
+		if err != nil {
+			v.bad[id] = err
+			continue
+		}
+		delete(v.bad, id)
+		v.groups[id] = vips
+	}
+	clear(v.dirty)
+	return true
+}
+
+// table returns a new Table of every group's VIPs.
+func (v *view) table() *discovery.Table {
+	n := 0
+	for _, g := range v.groups {
+		n += len(g)
+	}
+	vips := make([]discovery.VIP, 0, n)
+	for _, g := range v.groups {
+		vips = append(vips, g...)
+	}
+	t := discovery.NewTable(vips, nil, nil)
+	t.Built = time.Now()
+	return t
+}
