@@ -106,7 +106,7 @@ func (n *Node) restale() {
 func (n *Node) watchConnection(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	lastProgress := time.Now()
+	var lastProgress time.Time // at once: a watch from the cache learns it is current
 	for {
 		select {
 		case <-ctx.Done():

@@ -45,6 +45,10 @@ type NodeConfig struct {
 	Logger *slog.Logger
 }
 
+// errRegressed means etcd's revision is below the node's: etcd was
+// restored from a backup or replaced, and is listed again.
+var errRegressed = errors.New("etcd revision went back")
+
 // listPage is how many keys one list request returns.
 const listPage = 1000
 
@@ -66,7 +70,7 @@ type Node struct {
 
 	mu          sync.Mutex // guards the fields below
 	loaded      bool       // the cache or a list filled the view
-	listed      bool       // listed etcd at least once
+	synced      bool       // listed or watched etcd at least once
 	connected   bool
 	leader      string
 	rev         int64
@@ -130,7 +134,7 @@ func (n *Node) Table() *discovery.Table { return n.table.Load() }
 func (n *Node) Status() discovery.Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := discovery.Status{Loaded: n.loaded, Synced: n.listed, LastSync: map[string]time.Time{}, LastError: map[string]string{},
+	st := discovery.Status{Loaded: n.loaded, Synced: n.synced, LastSync: map[string]time.Time{}, LastError: map[string]string{},
 		Generation: n.table.Load().Generation}
 	if !n.appliedAt.IsZero() {
 		st.LastSync["etcd"] = n.appliedAt
@@ -145,7 +149,7 @@ func (n *Node) Status() discovery.Status {
 }
 
 // staleLocked: etcd unreachable, never listed, or no publisher leads.
-func (n *Node) staleLocked() bool { return !n.connected || !n.listed || n.leader == "" }
+func (n *Node) staleLocked() bool { return !n.connected || !n.synced || n.leader == "" }
 
 // Leader returns the ID of the leading publisher as etcd last said, ""
 // when none leads.
@@ -184,11 +188,13 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
-// sync lists and watches until ctx ends: a compaction relists at once;
-// other failures resume the watch from the last applied revision after a
-// jittered backoff.
+// sync lists and watches until ctx ends. A node with a cache watches from
+// the cached revision + 1; a compaction (or an etcd whose revision is
+// below the cache's: restored or replaced) relists at once; other failures
+// resume the watch from the last applied revision after a jittered
+// backoff.
 func (n *Node) sync(ctx context.Context) {
-	relist := true
+	relist := n.view.rev == 0
 	delay := newBackoff(100*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		var err error
@@ -199,7 +205,7 @@ func (n *Node) sync(ctx context.Context) {
 		}
 		if err == nil {
 			err = n.watch(ctx)
-			if errors.Is(err, rpctypes.ErrCompacted) {
+			if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, errRegressed) {
 				n.met.relists.Inc()
 				n.log.Info("watch revision compacted, relisting", "revision", n.view.rev)
 				relist = true
@@ -253,7 +259,7 @@ func (n *Node) list(ctx context.Context) error {
 	n.view.replace(kv, rev)
 	n.applied(true, func(b *cacheBatch) { b.replace, b.kv = true, kv })
 	n.mu.Lock()
-	n.listed = true
+	n.synced = true
 	n.mu.Unlock()
 	n.log.Info("listed etcd", "revision", rev, "keys", len(kv), "vips", n.table.Load().VIPs.Len())
 	return nil
@@ -267,11 +273,22 @@ func (n *Node) watch(ctx context.Context) error {
 	defer cancel()
 	start, end := n.keys.watchRange()
 	wch := n.cli.Watch(wctx, start, clientv3.WithRange(end), clientv3.WithRev(n.view.rev+1), clientv3.WithProgressNotify())
+	first := true
 	for resp := range wch {
 		changed := map[string][]byte{}
 		for {
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch %s: %w", start, err)
+			}
+			if first {
+				if resp.Header.Revision < n.view.rev {
+					return fmt.Errorf("watch %s: %w: %d < %d", start, errRegressed, resp.Header.Revision, n.view.rev)
+				}
+				first = false
+				n.mu.Lock()
+				n.synced = true
+				n.mu.Unlock()
+				n.offer(nil)
 			}
 			for _, ev := range resp.Events {
 				rel := string(ev.Kv.Key[len(n.keys.prefix):])
