@@ -34,7 +34,9 @@ func (w *writer) allocate(ctx context.Context, t *discovery.Table, need map[name
 	if len(missing) == 0 {
 		return nil
 	}
-	slices.SortFunc(missing, func(x, y nameFamily) int { return strings.Compare(x.name+familySuffix(x.v6), y.name+familySuffix(y.v6)) })
+	slices.SortFunc(missing, func(x, y nameFamily) int {
+		return strings.Compare(x.name+familySuffix(x.v6), y.name+familySuffix(y.v6))
+	})
 	cand := w.candidates(t, need, now)
 	for chunk := range slices.Chunk(missing, allocBatch) {
 		var ops []clientv3.Op

@@ -50,11 +50,11 @@ func NewClient(cfg ClientConfig) (*clientv3.Client, error) {
 	c := clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
-		// Keepalives find a dead member without traffic; etcd refuses
-		// pings more often than every 5 s (its enforcement policy).
+		// Keepalives find a dead member; etcd refuses pings more often
+		// than every 5 s and pings without a stream (its enforcement
+		// policy answers GOAWAY "too_many_pings").
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
-		PermitWithoutStream:  true,
 		Logger:               zap.NewNop(),
 		DialOptions: []grpc.DialOption{
 			grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnect, MinConnectTimeout: 2 * time.Second}),
