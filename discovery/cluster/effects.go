@@ -77,8 +77,11 @@ func (n *Node) takeEffect(ctx context.Context, next *discovery.Table) error {
 	return nil
 }
 
-// publish makes t the Table readers see, with the current staleness.
-func (n *Node) publish(t *discovery.Table) {
+// publish makes a copy of t the Table readers see, with the current
+// staleness (t itself may be published already: never mutated).
+func (n *Node) publish(next *discovery.Table) {
+	t := new(discovery.Table)
+	*t = *next
 	n.mu.Lock()
 	t.Stale = n.staleLocked()
 	t.Generation = n.table.Load().Generation + 1
@@ -94,8 +97,7 @@ func (n *Node) restale() {
 	stale := n.staleLocked()
 	n.mu.Unlock()
 	if cur.Stale != stale {
-		c := *cur
-		n.publish(&c)
+		n.publish(cur)
 	}
 }
 
