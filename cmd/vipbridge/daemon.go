@@ -77,6 +77,16 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		defer ipvs.Close()
 		dataplane, states = ipvs, ipvs
 	}
+	// --role node serves from etcd alone; --role publisher adds etcd to
+	// what follows (cluster.go).
+	if cfg.Cluster.Role == roleNode {
+		return runNode(ctx, cfg, log, reg, dataplane, states, ipvs, ready)
+	}
+	role, err := newClusterRole(cfg, reg, log, dataplane)
+	if err != nil {
+		return err
+	}
+	defer role.close()
 
 	// Marathon's and Mesos's snapshots feed the reconciler, which then
 	// takes Marathon's event stream.
@@ -115,7 +125,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	rec, err := discovery.NewReconciler(discovery.Config{
 		Store:       db,
 		Sources:     sources,
-		Dataplane:   dataplane,
+		Dataplane:   role.reconcilerDataplane(dataplane),
 		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
 		Names:       cfg.names(),
 		HealthGrace: cfg.HealthGrace,
@@ -144,7 +154,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		TTL:         cfg.TTL,
 		MesosDomain: cfg.MesosDomain,
 		MesosTTL:    cfg.MesosTTL,
-		Tables:      rec,
+		Tables:      role.tables(rec),
 		Registerer:  reg,
 		Logger:      log,
 		Ready:       func(udp, _ net.Addr) { dnsReady <- udp },
@@ -162,13 +172,16 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		return fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 	}
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
-		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
+		Tables: role.tables(rec), Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
 		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
 		Settings: cfg,
 	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rec.Run(ctx) })
+	if err := role.start(ctx, g, rec, reg, log); err != nil {
+		return err
+	}
 	if events != nil {
 		g.Go(func() error { return events.Run(ctx) })
 	}

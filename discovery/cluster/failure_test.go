@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,15 +26,20 @@ import (
 func TestPausedPublisherIsFenced(t *testing.T) {
 	ec := etcdtest.Start(t, 3)
 	feedA, feedB := newFeed(vipsOf(5, nil)), newFeed(vipsOf(7, nil))
-	paused, blocked, release := false, make(chan struct{}, 1), make(chan struct{})
+	var paused atomic.Bool
+	blocked, release := make(chan struct{}, 1), make(chan struct{})
+	var mu sync.Mutex
 	var terms []*writer
 	var once sync.Once
 	resume := func() { once.Do(func() { close(release) }) }
 	p1 := startPublisher(t, ec, feedA, "p1", func(p *Publisher) {
-		p.onLead = func(w *writer) { terms = append(terms, w) }
+		p.onLead = func(w *writer) { mu.Lock(); terms = append(terms, w); mu.Unlock() }
 		p.beforeWrite = func() {
-			if paused {
-				blocked <- struct{}{}
+			if paused.Load() {
+				select {
+				case blocked <- struct{}{}:
+				default:
+				}
 				<-release
 			}
 		}
@@ -46,10 +52,12 @@ func TestPausedPublisherIsFenced(t *testing.T) {
 
 	// p1 stops in the middle of a write; its lease expires meanwhile
 	// (revoked here, as etcd does when keepalives stop).
-	paused = true
+	paused.Store(true)
 	feedA.set(vipsOf(6, nil))
 	<-blocked
+	mu.Lock()
 	w := terms[0]
+	mu.Unlock()
 	lease, err := strconv.ParseInt(w.fenceKey[strings.LastIndex(w.fenceKey, "/")+1:], 16, 64)
 	if err != nil {
 		t.Fatalf("lease of %s: %v", w.fenceKey, err)
