@@ -233,7 +233,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger, reg *prometheus.
 		case addr := <-dnsReady:
 			log.Info("vipbridge started", "version", version, "role", roleNode, "dns", addr.String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir)
 			if ready != nil {
-				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Dataplane: dataplane}
+				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Dataplane: dataplane, Node: role.node}
 			}
 		case <-ctx.Done():
 		}
@@ -241,4 +241,3 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger, reg *prometheus.
 	})
 	return g.Wait()
 }
-

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/cluster"
 	"github.com/vipbridge/vipbridge/discovery/store"
 	"github.com/vipbridge/vipbridge/dnsserver"
 	"github.com/vipbridge/vipbridge/lb"
@@ -31,6 +32,9 @@ type listening struct {
 	Reconciler *discovery.Reconciler
 	// Dataplane is the running dataplane, for in-process benchmarks.
 	Dataplane discovery.Dataplane
+	// Node is the etcd-fed table of --role node (cluster.go), for
+	// in-process tests and benchmarks.
+	Node *cluster.Node
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {

@@ -86,6 +86,12 @@ func (n *Node) publish(next *discovery.Table) {
 	t.Stale = n.staleLocked()
 	t.Generation = n.table.Load().Generation + 1
 	n.table.Store(t)
+	for ch := range n.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	n.mu.Unlock()
 	n.met.vips.Set(float64(t.VIPs.Len()))
 }

@@ -68,16 +68,16 @@ type Node struct {
 	want  chan *discovery.Table // cap 1: the latest Table to make take effect
 	view  *view                 // owned by the sync loop
 
-	mu          sync.Mutex // guards the fields below
-	loaded      bool       // the cache or a list filled the view
-	synced      bool       // listed or watched etcd at least once
-	connected   bool
-	leader      string
-	rev         int64
-	appliedAt   time.Time // when rev was last confirmed current
-	lastErr     string
-	pending     cacheBatch // not yet written to the cache
-	pendingWake chan struct{}
+	mu        sync.Mutex // guards the fields below
+	loaded    bool       // the cache or a list filled the view
+	synced    bool       // listed or watched etcd at least once
+	connected bool
+	leader    string
+	rev       int64
+	appliedAt time.Time // when rev was last confirmed current
+	lastErr   string
+	pending   cacheBatch // not yet written to the cache
+	subs      map[chan struct{}]struct{}
 }
 
 // NewNode loads the cache, if any, and publishes its Table at once,
@@ -89,7 +89,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n := &Node{
 		cli: cfg.Client, keys: newKeys(cfg.Prefix), dp: cfg.Dataplane, log: cfg.Logger,
 		met: newNodeMetrics(), every: cfg.CacheEvery, want: make(chan *discovery.Table, 1),
-		view: newView(), pending: cacheBatch{kv: map[string][]byte{}}, pendingWake: make(chan struct{}, 1),
+		view: newView(), pending: cacheBatch{kv: map[string][]byte{}},
+		subs: map[chan struct{}]struct{}{},
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -150,6 +151,20 @@ func (n *Node) Status() discovery.Status {
 
 // staleLocked: etcd unreachable, never listed, or no publisher leads.
 func (n *Node) staleLocked() bool { return !n.connected || !n.synced || n.leader == "" }
+
+// Subscribe returns a channel that receives a value (coalesced, capacity
+// one) after every publish, and a function that ends the subscription.
+func (n *Node) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	n.subs[ch] = struct{}{}
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		delete(n.subs, ch)
+		n.mu.Unlock()
+	}
+}
 
 // Leader returns the ID of the leading publisher as etcd last said, ""
 // when none leads.
@@ -346,10 +361,6 @@ func (n *Node) applied(always bool, toCache func(*cacheBatch)) {
 	if leaderChanged {
 		n.log.Info("publisher leader changed", "leader", n.view.leader)
 		n.offer(nil)
-	}
-	select {
-	case n.pendingWake <- struct{}{}:
-	default:
 	}
 }
 

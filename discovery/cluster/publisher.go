@@ -48,8 +48,9 @@ type PublisherConfig struct {
 	// SessionTTL is the election lease's TTL, how long a crashed leader
 	// holds the election; zero means 5 s (never etcd's 60 s default).
 	SessionTTL time.Duration
-	// Coalesce is how long changes gather before a write; zero means
-	// 100 ms.
+	// Coalesce is the least time between two writes: a change after a
+	// quiet spell is written at once, later ones gather until the window
+	// ends; zero means 100 ms.
 	Coalesce time.Duration
 	// Registerer registers the metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -203,8 +204,10 @@ func (p *Publisher) lead(ctx context.Context, s *concurrency.Session, e *concurr
 	gc := time.NewTicker(max(p.grace/24, time.Second))
 	defer gc.Stop()
 	delay := newBackoff(200*time.Millisecond, 5*time.Second)
+	var wrote time.Time
 	for {
 		if p.tables.Status().Synced {
+			wrote = time.Now()
 			err := w.sync(ctx, p.tables.Table())
 			if errors.Is(err, errFenced) || ctx.Err() != nil {
 				return err
@@ -225,12 +228,16 @@ func (p *Publisher) lead(ctx context.Context, s *concurrency.Session, e *concurr
 		case <-changed:
 		case <-gc.C:
 		}
-		t := time.NewTimer(p.coalesce) // gather what else changes
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		// A change after a quiet spell is written at once; changes that
+		// follow a write within the coalescing window gather until it ends.
+		if wait := p.coalesce - time.Since(wrote); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
 		}
 	}
 }
