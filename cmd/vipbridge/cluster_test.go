@@ -1,0 +1,188 @@
+package main
+
+// Cluster mode end to end: a real three-member etcd (etcdtest), two
+// publisher daemons on the Marathon simulator and 100 node daemons in
+// this process, each with its own data dir and DNS listener on 127.0.x.y:
+// every node converges, changes keep flowing after the leader resigns,
+// Marathon sees one event stream per publisher, and no name ever maps to
+// two addresses on any node.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vipbridge/vipbridge/discovery"
+	"github.com/vipbridge/vipbridge/discovery/cluster/etcdtest"
+)
+
+// startClusterDaemon starts `vipbridge run args...` in process with
+// loopback listeners (DNS on dnsIP) and tweak applied to the parsed
+// configuration.
+func startClusterDaemon(t testing.TB, dnsIP string, args []string, tweak func(*config)) *daemon {
+	t.Helper()
+	args = append([]string{"--lb", "none", "--data-dir", t.TempDir(), "--dns-addr", dnsIP + ":0", "--http-addr", "127.0.0.1:0",
+		"--log-level", "info", "--upstream", "none"}, args...)
+	cfg, err := parseConfig("run", args, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig(%q): %v", args, err)
+	}
+	cfg.Cluster.CacheNoSync = true
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	ready := make(chan listening, 1)
+	go func() { d.done <- runDaemon(ctx, cfg, d.logs, ready) }()
+	select {
+	case d.addrs = <-ready:
+	case err := <-d.done:
+		t.Fatalf("daemon exited before listening: %v\n%s", err, d.logs)
+	case <-time.After(eventually):
+		t.Fatalf("daemon did not start listening\n%s", d.logs)
+	}
+	t.Cleanup(d.stop)
+	return d
+}
+
+// nodeIP is node i's DNS address, one per node.
+func nodeIP(i int) string { return fmt.Sprintf("127.0.%d.%d", 10+i/250, 1+i%250) }
+
+// clusterRig is a running cluster: etcd, the simulator, publishers
+// and nodes.
+type clusterRig struct {
+	ec    *etcdtest.Cluster
+	pubs  []*daemon
+	nodes []*daemon
+}
+
+func startClusterRig(t testing.TB, ec *etcdtest.Cluster, marathonURL, mesosURL string, publishers, nodes int) *clusterRig {
+	t.Helper()
+	r := &clusterRig{ec: ec}
+	etcd := strings.Join(ec.Endpoints(), ",")
+	for i := range publishers {
+		id := fmt.Sprintf("pub-%d", i)
+		r.pubs = append(r.pubs, startClusterDaemon(t, "127.0.0.1", []string{"--role", "publisher", "--etcd", etcd,
+			"--marathon", marathonURL, "--mesos", mesosURL, "--etcd-session-ttl", "2s"}, func(c *config) { c.Cluster.PublisherID = id }))
+	}
+	for i := range nodes {
+		r.nodes = append(r.nodes, startClusterDaemon(t, nodeIP(i), []string{"--role", "node", "--etcd", etcd}, nil))
+	}
+	return r
+}
+
+// nameBook records every answer seen: a name must never map to two
+// addresses, nor an address to two names.
+type nameBook struct {
+	mu     sync.Mutex
+	byName map[string]netip.Addr
+	byAddr map[netip.Addr]string
+}
+
+func (b *nameBook) see(t testing.TB, where, name string, a netip.Addr) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.byName == nil {
+		b.byName, b.byAddr = map[string]netip.Addr{}, map[netip.Addr]string{}
+	}
+	if old, ok := b.byName[name]; ok && old != a {
+		t.Errorf("%s: %s answered %s, elsewhere %s", where, name, a, old)
+	}
+	if old, ok := b.byAddr[a]; ok && old != name {
+		t.Errorf("%s: %s is %s's address, elsewhere %s's", where, a, name, old)
+	}
+	b.byName[name], b.byAddr[a] = a, name
+}
+
+// answer asks d over DNS for name's A record and records it.
+func (b *nameBook) answer(t testing.TB, d *daemon, where, name string) (netip.Addr, bool) {
+	r, err := d.query(name, dns.TypeA)
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		return netip.Addr{}, false
+	}
+	a, ok := aRecord(r)
+	if ok {
+		b.see(t, where, name, a)
+	}
+	return a, ok
+}
+
+// backendsOn is how many backends node d serves for web:80.
+func backendsOn(d *daemon, name string, port uint16) int {
+	v, ok := d.addrs.Node.Table().VIP(discovery.VIPKey{Protocol: discovery.TCP, Name: name, Port: port})
+	if !ok {
+		return -1
+	}
+	return len(v.Backends)
+}
+
+// everyNode waits until cond holds on every node.
+func everyNode(t testing.TB, nodes []*daemon, what string, cond func(i int, d *daemon) bool) {
+	t.Helper()
+	for i, d := range nodes {
+		waitFor(t, fmt.Sprintf("node %d: %s", i, what), func() bool { return cond(i, d) })
+	}
+}
+
+func TestClusterMode(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	sim := startSim(t, "small")
+	n := 100
+	if testing.Short() {
+		n = 20
+	}
+	rig := startClusterRig(t, ec, sim.URL(), sim.MesosURL(), 2, n)
+	var book nameBook
+	converge := func(backends int) {
+		t.Helper()
+		everyNode(t, rig.nodes, fmt.Sprintf("web with %d backends and db resolving", backends), func(i int, d *daemon) bool {
+			where := fmt.Sprintf("node %d", i)
+			_, web := book.answer(t, d, where, webName)
+			_, db := book.answer(t, d, where, dbName)
+			return web && db && backendsOn(d, "web.marathon", 80) == backends && !d.addrs.Node.Table().Stale
+		})
+		for i, p := range rig.pubs {
+			book.answer(t, p, fmt.Sprintf("publisher %d", i), webName)
+		}
+	}
+	converge(2)
+	if got := sim.Streams(); got != len(rig.pubs) {
+		t.Errorf("Marathon event streams = %d with %d nodes, want %d (one per publisher)", got, n, len(rig.pubs))
+	}
+
+	if err := sim.ScaleApp("/web", 3); err != nil {
+		t.Fatal(err)
+	}
+	converge(3)
+
+	// The leader resigns (it stops): the other takes over and changes
+	// keep flowing.
+	leader := rig.nodes[0].addrs.Node.Leader()
+	var survivor string
+	for i, p := range rig.pubs {
+		if id := fmt.Sprintf("pub-%d", i); id == leader {
+			p.stop()
+		} else {
+			survivor = id
+		}
+	}
+	if err := sim.ScaleApp("/web", 4); err != nil {
+		t.Fatal(err)
+	}
+	converge(4)
+	everyNode(t, rig.nodes, "the other publisher to lead", func(_ int, d *daemon) bool { return d.addrs.Node.Leader() == survivor })
+
+	// And back down: removed backends leave every node too.
+	if err := sim.ScaleApp("/web", 2); err != nil {
+		t.Fatal(err)
+	}
+	converge(2)
+}
