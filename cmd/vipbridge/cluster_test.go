@@ -9,9 +9,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -185,4 +188,82 @@ func TestClusterMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(2)
+	var ready struct {
+		Stale        bool     `json:"stale"`
+		StaleSources []string `json:"stale_sources"`
+	}
+	if err := rig.nodes[0].getJSON("/readyz", &ready); err != nil || ready.Stale {
+		t.Errorf("/readyz of a synced node: %+v, %v", ready, err)
+	}
+
+	// Every etcd member stops: every node keeps answering over DNS, marked
+	// stale, then catches up.
+	for i := range 3 {
+		ec.StopMember(i)
+	}
+	everyNode(t, rig.nodes, "stale while etcd is down", func(_ int, d *daemon) bool { return d.addrs.Node.Table().Stale })
+	if err := rig.nodes[0].getJSON("/readyz", &ready); err != nil || !ready.Stale {
+		t.Errorf("/readyz with etcd down: %+v, %v; want stale", ready, err)
+	}
+	for i, d := range rig.nodes {
+		for _, name := range []string{webName, dbName} {
+			if _, ok := book.answer(t, d, fmt.Sprintf("node %d, etcd down", i), name); !ok {
+				t.Errorf("node %d does not answer %s with etcd down", i, name)
+			}
+		}
+	}
+	if err := sim.ScaleApp("/web", 3); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ec.StartMember(i)
+	}
+	converge(3)
+}
+
+func TestClusterFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // "" for no error
+	}{
+		{"node", []string{"--role", "node", "--etcd", "http://e:2379"}, ""},
+		{"publisher", []string{"--role", "publisher", "--etcd", "http://e:2379", "--marathon", "http://m:8080"}, ""},
+		{"node without etcd", []string{"--role", "node"}, "--role node needs --etcd"},
+		{"node with marathon", []string{"--role", "node", "--etcd", "http://e:2379", "--marathon", "http://m:8080"}, "never talks to Marathon"},
+		{"publisher without upstream", []string{"--role", "publisher", "--etcd", "http://e:2379"}, "--marathon or --mesos"},
+		{"etcd without a role", []string{"--etcd", "http://e:2379", "--marathon", "http://m:8080"}, "--etcd needs --role"},
+		{"unknown role", []string{"--role", "leader", "--etcd", "http://e:2379"}, "--role: want"},
+		{"short session", []string{"--role", "node", "--etcd", "http://e:2379", "--etcd-session-ttl", "1s"}, "at least 2s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig("run", tt.args, func(string) (string, bool) { return "", false }, io.Discard)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("parseConfig(%q) = %v, want %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestClusterCredentialsNeverShown(t *testing.T) {
+	ec := etcdtest.Start(t, 1)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "etcd-credentials")
+	if err := os.WriteFile(creds, []byte("vipbridge:s3cr3t-etcd-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startClusterDaemon(t, "127.0.0.1", []string{"--role", "node", "--etcd", strings.Join(ec.Endpoints(), ","),
+		"--etcd-credentials-file", creds, "--log-level", "debug"}, nil)
+	var cfg map[string]any
+	if err := d.getJSON("/v1/config", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // let the client try (etcd has no auth: it refuses)
+	body, _ := json.Marshal(cfg)
+	for what, text := range map[string]string{"/v1/config": string(body), "the log": d.logs.String()} {
+		if strings.Contains(text, "s3cr3t-etcd-pw") {
+			t.Errorf("%s shows the etcd password", what)
+		}
+	}
 }
