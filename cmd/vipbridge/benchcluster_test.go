@@ -220,4 +220,3 @@ func (f *fanoutLatency) stop() {
 	close(f.done)
 	f.wg.Wait()
 }
-
