@@ -54,6 +54,40 @@ type writer struct {
 	loaded bool
 	vals   map[string]string // key under vips/ → the value etcd holds
 	allocs map[nameFamily]allocValue
+	// encoded remembers each group's last encoding, by what it was
+	// encoded from: Tables are immutable, so a VIP whose slices are the
+	// same arrays encodes to the same bytes, and an unchanged group of a
+	// large Table costs a comparison, not an encoding.
+	encoded map[string]encoding
+}
+
+// encoding is a group's keys and values and the VIPs they encode.
+type encoding struct {
+	from []vipPrint
+	kvs  [][2]string
+}
+
+// vipPrint identifies a VIP's content in an immutable Table.
+type vipPrint struct {
+	key                   discovery.VIPKey
+	addr4, addr6          netip.Addr
+	backends              *discovery.Backend
+	labels, apps          *string
+	nBackends, nLabels, n int
+}
+
+func printOf(v *discovery.VIP) vipPrint {
+	p := vipPrint{key: v.Key, addr4: v.Addr4, addr6: v.Addr6, nBackends: len(v.Backends), nLabels: len(v.Labels), n: len(v.Apps)}
+	if len(v.Backends) > 0 {
+		p.backends = &v.Backends[0]
+	}
+	if len(v.Labels) > 0 {
+		p.labels = &v.Labels[0]
+	}
+	if len(v.Apps) > 0 {
+		p.apps = &v.Apps[0]
+	}
+	return p
 }
 
 // invalidate makes the next sync read etcd again (after a failed write,
@@ -169,18 +203,14 @@ func (w *writer) groupWrites(groups map[string][]discovery.VIP) ([][]clientv3.Op
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	if w.encoded == nil {
+		w.encoded = map[string]encoding{}
+	}
+	encoded := make(map[string]encoding, len(groups))
 	for _, id := range ids {
-		vips := groups[id]
-		for i := range vips {
-			w.clusterAddrs(&vips[i])
-		}
-		head, sliced, err := encodeGroup(vips)
+		kvs, err := w.encode(id, groups[id], encoded)
 		if err != nil {
 			return nil, nil, err
-		}
-		kvs := [][2]string{{w.p.keys.group(id), string(head)}}
-		for i, s := range sliced {
-			kvs = append(kvs, [2]string{w.p.keys.slice(id, i), string(s)})
 		}
 		changed := false
 		for _, kv := range kvs {
@@ -201,7 +231,32 @@ func (w *writer) groupWrites(groups map[string][]discovery.VIP) ([][]clientv3.Op
 		gk, _ := parseGroupKey(strings.TrimPrefix(k, w.p.keys.vips()))
 		add(gk.id, clientv3.OpDelete(k))
 	}
+	w.encoded = encoded
 	return units, next, nil
+}
+
+// encode returns group id's keys and values, from its last encoding when
+// its VIPs are the same, and records them in encoded.
+func (w *writer) encode(id string, vips []discovery.VIP, encoded map[string]encoding) ([][2]string, error) {
+	prints := make([]vipPrint, len(vips))
+	for i := range vips {
+		w.clusterAddrs(&vips[i])
+		prints[i] = printOf(&vips[i])
+	}
+	if e, ok := w.encoded[id]; ok && slices.Equal(e.from, prints) {
+		encoded[id] = e
+		return e.kvs, nil
+	}
+	head, sliced, err := encodeGroup(vips)
+	if err != nil {
+		return nil, err
+	}
+	kvs := [][2]string{{w.p.keys.group(id), string(head)}}
+	for i, s := range sliced {
+		kvs = append(kvs, [2]string{w.p.keys.slice(id, i), string(s)})
+	}
+	encoded[id] = encoding{from: prints, kvs: kvs}
+	return kvs, nil
 }
 
 // clusterAddrs replaces a named VIP's addresses by the cluster's.
