@@ -132,7 +132,9 @@ func (w *writer) scan(ctx context.Context, prefix string, fn func(k, v []byte)) 
 		if err != nil {
 			return fmt.Errorf("read %s: %w", prefix, err)
 		}
-		rev = resp.Header.Revision
+		if rev == 0 {
+			rev = resp.Header.Revision // later pages read at the first's revision
+		}
 		for _, kv := range resp.Kvs {
 			fn(kv.Key, kv.Value)
 		}
