@@ -290,3 +290,32 @@ func TestPublisherNodesConverge(t *testing.T) {
 	nodes[0] = restarted
 	converged(t, book, nodes, feed.Table())
 }
+
+// A table larger than a page: the node lists it in pages, and a new leader
+// reads it in pages and finds nothing to write.
+func TestLargeTableInPages(t *testing.T) {
+	ec := etcdtest.Start(t, 3)
+	vips := vipsOf(2500, nil)
+	for i := range vips {
+		if vips[i].Key.Name != "" {
+			vips[i].Addr4 = netip.AddrFrom4([4]byte{11, 1, byte(i >> 8), byte(i)})
+		}
+	}
+	feed := newFeed(vips)
+	p1 := startPublisher(t, ec, feed, "p1", nil)
+	waitFor(t, "p1 to lead", p1.Leading)
+	book := newAddrBook()
+	n := startNode(t, ec, "")
+	converged(t, book, []*testNode{n}, feed.Table())
+	p2 := startPublisher(t, ec, feed, "p2", nil)
+	p1.stop(false)
+	waitFor(t, "p2 to lead", p2.Leading)
+	waitFor(t, "p2 to write its leader key", func() bool { return n.Leader() == "p2" })
+	time.Sleep(500 * time.Millisecond)
+	if got := testutil.ToFloat64(p2.met.puts); got != 1 {
+		t.Errorf("a new leader over an unchanged table wrote %v keys, want 1 (status/leader)", got)
+	}
+	if got := testutil.ToFloat64(p2.met.allocs); got != 0 {
+		t.Errorf("a new leader allocated %v addresses, want 0", got)
+	}
+}
