@@ -345,8 +345,8 @@ func (n *Node) watch(ctx context.Context) error {
 // to effects, records the revision and queues the changes for the cache.
 func (n *Node) applied(always bool, toCache func(*cacheBatch)) {
 	if n.view.build() || always {
-		for id, err := range n.view.bad {
-			n.log.Warn("unusable vip group in etcd", "group", id, "err", err)
+		for _, id := range n.view.newBad {
+			n.log.Warn("unusable vip group in etcd, serving its last good value", "group", id, "err", n.view.bad[id])
 		}
 		n.met.bad.Set(float64(len(n.view.bad)))
 		n.offer(n.view.table())

@@ -32,6 +32,7 @@ type view struct {
 	leader string                     // the leading publisher's ID, "" when none
 	rev    int64                      // the etcd revision kv is at
 	dirty  map[string]struct{}        // groups changed since the last build
+	newBad []string                   // groups that became unusable in the last build
 }
 
 func newView() *view {
@@ -81,8 +82,10 @@ func (v *view) setLeader(val []byte) {
 
 // build decodes the groups changed since the last build and reports
 // whether any changed. A group whose value is unusable keeps its last good
-// VIPs (none if it never had any) and is listed in bad.
+// VIPs (none if it never had any) and is listed in bad (and in newBad
+// when it was not, or not for that reason).
 func (v *view) build() bool {
+	v.newBad = v.newBad[:0]
 	if len(v.dirty) == 0 {
 		return false
 	}
@@ -98,6 +101,9 @@ func (v *view) build() bool {
 			return b, ok
 		})
 		if err != nil {
+			if old, ok := v.bad[id]; !ok || old.Error() != err.Error() {
+				v.newBad = append(v.newBad, id)
+			}
 			v.bad[id] = err
 			continue
 		}
