@@ -161,14 +161,15 @@ func (c *clusterRole) tables(rec *discovery.Reconciler) servedTables {
 	return c.node
 }
 
-// start runs the node and, for a publisher, the publisher of rec's Tables.
-func (c *clusterRole) start(ctx context.Context, g *errgroup.Group, rec *discovery.Reconciler, reg prometheus.Registerer, log *slog.Logger) error {
+// start runs the node and, for a publisher, the publisher of rec's
+// Tables, in g; a publisher that cannot be built fails g.
+func (c *clusterRole) start(ctx context.Context, g *errgroup.Group, rec *discovery.Reconciler, reg prometheus.Registerer, log *slog.Logger) {
 	if c == nil {
-		return nil
+		return
 	}
 	g.Go(func() error { return c.node.Run(ctx) })
 	if c.cfg.Role != rolePublisher {
-		return nil
+		return
 	}
 	id := c.cfg.PublisherID
 	if id == "" {
@@ -178,10 +179,10 @@ func (c *clusterRole) start(ctx context.Context, g *errgroup.Group, rec *discove
 	pub, err := cluster.NewPublisher(cluster.PublisherConfig{Client: c.cli, Prefix: c.cfg.EtcdPrefix, ID: id, Tables: rec,
 		SessionTTL: c.cfg.EtcdSessionTTL, Registerer: reg, Logger: log})
 	if err != nil {
-		return err
+		g.Go(func() error { return err })
+		return
 	}
 	g.Go(func() error { return pub.Run(ctx) })
-	return nil
 }
 
 // runNode is runDaemon for --role node: DNS, the API and the dataplane
@@ -220,9 +221,7 @@ func runNode(ctx context.Context, cfg config, log *slog.Logger, reg *prometheus.
 		Settings: cfg,
 	}), log)
 	g, ctx := errgroup.WithContext(ctx)
-	if err := role.start(ctx, g, nil, reg, log); err != nil {
-		return err
-	}
+	role.start(ctx, g, nil, reg, log)
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	if ipvs != nil {

@@ -183,9 +183,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rec.Run(ctx) })
-	if err := role.start(ctx, g, rec, reg, log); err != nil {
-		return err
-	}
+	role.start(ctx, g, rec, reg, log)
 	if events != nil {
 		g.Go(func() error { return events.Run(ctx) })
 	}
