@@ -267,3 +267,34 @@ func TestClusterCredentialsNeverShown(t *testing.T) {
 		}
 	}
 }
+
+// TLS to etcd with client certificates: a publisher and a node with the
+// --etcd-*-file flags converge; a node without a client certificate is
+// refused and serves nothing (not ready), and no key material is logged.
+func TestClusterTLS(t *testing.T) {
+	files := etcdtest.NewTLSFiles(t, t.TempDir())
+	ec := etcdtest.Start(t, 1, etcdtest.WithTLS(files))
+	sim := startSim(t, "small")
+	etcd := strings.Join(ec.Endpoints(), ",")
+	tlsArgs := []string{"--etcd", etcd, "--etcd-ca-file", files.CA, "--etcd-cert-file", files.ClientCert, "--etcd-key-file", files.ClientKey}
+	startClusterDaemon(t, "127.0.0.1", append([]string{"--role", "publisher", "--marathon", sim.URL(), "--mesos", sim.MesosURL()}, tlsArgs...), nil)
+	node := startClusterDaemon(t, nodeIP(0), append([]string{"--role", "node"}, tlsArgs...), nil)
+	var book nameBook
+	waitFor(t, "the TLS node to answer web", func() bool {
+		_, ok := book.answer(t, node, "tls node", webName)
+		return ok && !node.addrs.Node.Table().Stale
+	})
+	refused := startClusterDaemon(t, nodeIP(1), []string{"--role", "node", "--etcd", etcd, "--etcd-ca-file", files.CA}, nil)
+	time.Sleep(time.Second)
+	if st := refused.addrs.Node.Status(); st.Synced || refused.addrs.Node.Table().VIPs.Len() != 0 {
+		t.Errorf("a node without a client certificate synced: %+v", st)
+	}
+	key, err := os.ReadFile(files.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBody := strings.Split(string(key), "\n")[1]
+	if strings.Contains(node.logs.String(), pemBody) {
+		t.Errorf("the node logged its etcd client key")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -29,7 +30,21 @@ type Cluster struct {
 	dir     string
 	members []*member
 	initial string
+	tls     *TLSFiles
 }
+
+// TLSFiles are the PEM files of a cluster serving its clients over TLS
+// and asking them for certificates (--client-cert-auth).
+type TLSFiles struct {
+	CA, Cert, Key         string // the members' CA, certificate and key
+	ClientCert, ClientKey string // a client certificate the CA signed
+}
+
+// Option changes how Start runs the cluster.
+type Option func(*Cluster)
+
+// WithTLS makes the members serve clients over TLS with files.
+func WithTLS(files TLSFiles) Option { return func(c *Cluster) { c.tls = &files } }
 
 type member struct {
 	name, client, peer, dir string
@@ -41,7 +56,7 @@ type member struct {
 // Start starts n members on 127.0.0.1 and waits until they serve. Their
 // data lives in memory (/dev/shm) when it can; Close (registered with
 // t.Cleanup) kills them.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -59,9 +74,16 @@ func Start(t testing.TB, n int) *Cluster {
 		t.Fatalf("etcd dir: %v", err)
 	}
 	c := &Cluster{t: t, bin: bin, dir: dir}
+	for _, o := range opts {
+		o(c)
+	}
+	scheme := "http://"
+	if c.tls != nil {
+		scheme = "https://"
+	}
 	var peers []string
 	for i := range n {
-		m := &member{name: fmt.Sprintf("m%d", i), client: "http://" + freeAddr(t), peer: "http://" + freeAddr(t)}
+		m := &member{name: fmt.Sprintf("m%d", i), client: scheme + freeAddr(t), peer: "http://" + freeAddr(t)}
 		m.dir = filepath.Join(dir, m.name)
 		c.members = append(c.members, m)
 		peers = append(peers, m.name+"="+m.peer)
@@ -105,15 +127,18 @@ func (c *Cluster) StartMember(i int) {
 	if _, err := os.Stat(m.dir); err == nil {
 		state = "existing"
 	}
-	cmd := exec.Command(c.bin,
-		"--name", m.name, "--data-dir", m.dir,
+	args := []string{"--name", m.name, "--data-dir", m.dir,
 		"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
 		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
 		"--initial-cluster", c.initial, "--initial-cluster-token", filepath.Base(c.dir),
 		"--initial-cluster-state", state,
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 		"--experimental-watch-progress-notify-interval", "1s",
-		"--logger", "zap", "--log-level", "error")
+		"--logger", "zap", "--log-level", "error"}
+	if c.tls != nil {
+		args = append(args, "--cert-file", c.tls.Cert, "--key-file", c.tls.Key, "--trusted-ca-file", c.tls.CA, "--client-cert-auth")
+	}
+	cmd := exec.Command(c.bin, args...)
 	log, err := os.Create(filepath.Join(c.dir, m.name+".log"))
 	if err != nil {
 		c.t.Fatalf("etcd log: %v", err)
@@ -143,7 +168,15 @@ func (c *Cluster) StopMember(i int) {
 
 // Client returns a client of every member, closed at cleanup.
 func (c *Cluster) Client() *clientv3.Client {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if c.tls != nil {
+		tc, err := (transport.TLSInfo{CertFile: c.tls.ClientCert, KeyFile: c.tls.ClientKey, TrustedCAFile: c.tls.CA}).ClientConfig()
+		if err != nil {
+			c.t.Fatalf("etcd client tls: %v", err)
+		}
+		cfg.TLS = tc
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		c.t.Fatalf("etcd client: %v", err)
 	}
