@@ -291,54 +291,63 @@ func (n *Node) watch(ctx context.Context) error {
 	first := true
 	for resp := range wch {
 		changed := map[string][]byte{}
-		for {
-			if err := resp.Err(); err != nil {
-				return fmt.Errorf("watch %s: %w", start, err)
-			}
-			if first {
-				if resp.Header.Revision < n.view.rev {
-					return fmt.Errorf("watch %s: %w: %d < %d", start, errRegressed, resp.Header.Revision, n.view.rev)
-				}
-				first = false
-				n.mu.Lock()
-				n.synced = true
-				n.mu.Unlock()
-				n.offer(nil)
-			}
-			for _, ev := range resp.Events {
-				rel := string(ev.Kv.Key[len(n.keys.prefix):])
-				val := ev.Kv.Value
-				if ev.Type == clientv3.EventTypeDelete {
-					val = nil
-				}
-				n.view.set(rel, val)
-				changed[rel] = val
-				// Resume after the last event delivered: a progress
-				// notification's revision is not trusted for that
-				// (etcd#15220, fixed in 3.4.25).
-				n.view.rev = max(n.view.rev, ev.Kv.ModRevision)
-			}
-			var ok bool
+		err := n.take(resp, &first, changed)
+		for more := err == nil; more; {
 			select {
-			case resp, ok = <-wch:
-				if !ok {
-					return ctx.Err()
+			case r, ok := <-wch:
+				if more = ok; ok {
+					err = n.take(r, &first, changed)
+					more = err == nil
 				}
-				continue
 			default:
+				more = false
 			}
-			break
 		}
 		n.applied(false, func(b *cacheBatch) {
 			for k, v := range changed {
 				b.kv[k] = v
 			}
 		})
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", start, err)
+		}
 	}
 	if ctx.Err() != nil {
 		return nil
 	}
-	return errors.New("watch closed")
+	return fmt.Errorf("watch %s: closed", start)
+}
+
+// take puts one watch response's events into the view and changed. The
+// first response of a watch checks that etcd did not go back in time.
+func (n *Node) take(resp clientv3.WatchResponse, first *bool, changed map[string][]byte) error {
+	if err := resp.Err(); err != nil {
+		return err
+	}
+	if *first {
+		if resp.Header.Revision < n.view.rev {
+			return fmt.Errorf("%w: %d < %d", errRegressed, resp.Header.Revision, n.view.rev)
+		}
+		*first = false
+		n.mu.Lock()
+		n.synced = true
+		n.mu.Unlock()
+		n.offer(nil)
+	}
+	for _, ev := range resp.Events {
+		rel := string(ev.Kv.Key[len(n.keys.prefix):])
+		val := ev.Kv.Value
+		if ev.Type == clientv3.EventTypeDelete {
+			val = nil
+		}
+		n.view.set(rel, val)
+		changed[rel] = val
+		// Resume after the last event delivered: a progress
+		// notification's revision is not trusted for that (etcd#15220,
+		// fixed in 3.4.25).
+		n.view.rev = max(n.view.rev, ev.Kv.ModRevision)
+	}
+	return nil
 }
 
 // applied rebuilds the Table when the view changed (or always), hands it
