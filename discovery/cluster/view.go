@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ type view struct {
 	rev    int64                      // the etcd revision kv is at
 	dirty  map[string]struct{}        // groups changed since the last build
 	newBad []string                   // groups that became unusable in the last build
+	// sorted is every group's VIPs in a Table's order, kept by build: a
+	// change moves its own VIPs rather than sorting them all again.
+	sorted []discovery.VIP
 }
 
 func newView() *view {
@@ -89,11 +93,15 @@ func (v *view) build() bool {
 	if len(v.dirty) == 0 {
 		return false
 	}
+	// Many changed groups (a list, a cache load): sort once at the end.
+	bulk := len(v.dirty) > 64 && len(v.dirty) > len(v.groups)/8
 	for id := range v.dirty {
+		old := v.groups[id]
 		head, ok := v.kv[relVIPs+id]
 		if !ok {
 			delete(v.groups, id)
 			delete(v.bad, id)
+			v.move(old, nil, bulk)
 			continue
 		}
 		vips, err := decodeGroup(id, head, func(i int) ([]byte, bool) {
@@ -109,22 +117,40 @@ func (v *view) build() bool {
 		}
 		delete(v.bad, id)
 		v.groups[id] = vips
+		v.move(old, vips, bulk)
+	}
+	if bulk {
+		v.sorted = v.sorted[:0]
+		for _, g := range v.groups {
+			v.sorted = append(v.sorted, g...)
+		}
+		slices.SortFunc(v.sorted, func(x, y discovery.VIP) int { return compareKey(x.Key, y.Key) })
 	}
 	clear(v.dirty)
 	return true
 }
 
+// move replaces a group's old VIPs by its new ones in sorted (unless a
+// bulk build sorts everything afterwards).
+func (v *view) move(old, vips []discovery.VIP, bulk bool) {
+	if bulk {
+		return
+	}
+	byKey := func(x discovery.VIP, k discovery.VIPKey) int { return compareKey(x.Key, k) }
+	for _, x := range old {
+		if i, ok := slices.BinarySearchFunc(v.sorted, x.Key, byKey); ok {
+			v.sorted = slices.Delete(v.sorted, i, i+1)
+		}
+	}
+	for _, x := range vips {
+		i, _ := slices.BinarySearchFunc(v.sorted, x.Key, byKey)
+		v.sorted = slices.Insert(v.sorted, i, x)
+	}
+}
+
 // table returns a new Table of every group's VIPs.
 func (v *view) table() *discovery.Table {
-	n := 0
-	for _, g := range v.groups {
-		n += len(g)
-	}
-	vips := make([]discovery.VIP, 0, n)
-	for _, g := range v.groups {
-		vips = append(vips, g...)
-	}
-	t := discovery.NewTable(vips, nil, nil)
+	t := discovery.NewTable(slices.Clone(v.sorted), nil, nil)
 	t.Built = time.Now()
 	return t
 }
