@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 type tableFeed struct {
 	mu    sync.Mutex
 	table *discovery.Table
+	stale []string
 	subs  map[chan struct{}]struct{}
 }
 
@@ -40,6 +42,19 @@ func (f *tableFeed) set(vips []discovery.VIP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.table = discovery.NewTable(vips, nil, nil)
+	f.notify()
+}
+
+// setStale says which upstream sources are unreachable, as a reconciler's
+// Status does (and publishes, which notifies).
+func (f *tableFeed) setStale(sources ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stale = sources
+	f.notify()
+}
+
+func (f *tableFeed) notify() {
 	for ch := range f.subs {
 		select {
 		case ch <- struct{}{}:
@@ -54,7 +69,11 @@ func (f *tableFeed) Table() *discovery.Table {
 	return f.table
 }
 
-func (f *tableFeed) Status() discovery.Status { return discovery.Status{Loaded: true, Synced: true} }
+func (f *tableFeed) Status() discovery.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return discovery.Status{Loaded: true, Synced: true, Stale: len(f.stale) > 0, StaleSources: f.stale}
+}
 
 func (f *tableFeed) Subscribe() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
@@ -249,6 +268,15 @@ func TestPublisherNodesConverge(t *testing.T) {
 	if got := nodes[0].Leader(); got != "p1" {
 		t.Errorf("node's leader = %q, want p1", got)
 	}
+
+	// Marathon unreachable from the leader: every node says so, stale.
+	feed.setStale("marathon")
+	waitFor(t, "nodes to see the leader's stale upstream", func() bool {
+		st := nodes[9].Status()
+		return nodes[9].Table().Stale && slices.Equal(st.StaleSources, []string{"publisher:marathon"})
+	})
+	feed.setStale()
+	converged(t, book, nodes, feed.Table())
 
 	// A change flows; the same table again writes nothing.
 	puts := testutil.ToFloat64(p1.met.puts)

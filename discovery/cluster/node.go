@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,7 @@ type Node struct {
 	synced    bool       // listed or watched etcd at least once
 	connected bool
 	leader    string
+	stale     []string // the upstream sources the leader finds stale
 	rev       int64
 	appliedAt time.Time // when rev was last confirmed current
 	lastErr   string
@@ -118,7 +120,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 			n.view.replace(kv, rev)
 			n.view.build()
 			t = n.view.table()
-			n.loaded, n.rev, n.leader = true, rev, n.view.leader
+			n.loaded, n.rev, n.leader, n.stale = true, rev, n.view.leader, n.view.stale
 			n.log.Info("loaded cluster cache", "revision", rev, "vips", t.VIPs.Len())
 		}
 	}
@@ -143,14 +145,21 @@ func (n *Node) Status() discovery.Status {
 	if n.lastErr != "" {
 		st.LastError["etcd"] = n.lastErr
 	}
-	if n.staleLocked() {
-		st.Stale, st.StaleSources = true, []string{"etcd"}
+	if !n.connected || !n.synced || n.leader == "" {
+		st.StaleSources = []string{"etcd"}
 	}
+	for _, s := range n.stale {
+		st.StaleSources = append(st.StaleSources, "publisher:"+s)
+	}
+	st.Stale = len(st.StaleSources) > 0
 	return st
 }
 
-// staleLocked: etcd unreachable, never listed, or no publisher leads.
-func (n *Node) staleLocked() bool { return !n.connected || !n.synced || n.leader == "" }
+// staleLocked: etcd unreachable, never listed, no publisher leads, or the
+// leader's upstream is unreachable.
+func (n *Node) staleLocked() bool {
+	return !n.connected || !n.synced || n.leader == "" || len(n.stale) > 0
+}
 
 // Subscribe returns a channel that receives a value (coalesced, capacity
 // one) after every publish, and a function that ends the subscription.
@@ -362,13 +371,13 @@ func (n *Node) applied(always bool, toCache func(*cacheBatch)) {
 	}
 	n.mu.Lock()
 	n.rev, n.appliedAt, n.lastErr, n.loaded = n.view.rev, time.Now(), "", true
-	leaderChanged := n.leader != n.view.leader
-	n.leader = n.view.leader
+	leaderChanged := n.leader != n.view.leader || !slices.Equal(n.stale, n.view.stale)
+	n.leader, n.stale = n.view.leader, n.view.stale
 	toCache(&n.pending)
 	n.pending.rev = n.view.rev
 	n.mu.Unlock()
 	if leaderChanged {
-		n.log.Info("publisher leader changed", "leader", n.view.leader)
+		n.log.Info("publisher leader changed", "leader", n.view.leader, "stale_upstreams", n.view.stale)
 		n.offer(nil)
 	}
 }

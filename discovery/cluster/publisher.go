@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -185,18 +186,25 @@ func (p *Publisher) term(ctx context.Context) error {
 	return err
 }
 
-// lead writes status/leader, then each new Table (coalesced) until ctx
-// ends or a write is fenced.
+// lead writes status/leader (again whenever the sources its reconciler
+// finds stale change), then each new Table (coalesced) until ctx ends or a
+// write is fenced.
 func (p *Publisher) lead(ctx context.Context, s *concurrency.Session, e *concurrency.Election) error {
 	w := &writer{p: p, fence: clientv3.Compare(clientv3.CreateRevision(e.Key()), "=", e.Rev()), fenceKey: e.Key(), rev: e.Rev()}
 	if p.onLead != nil {
 		p.onLead(w)
 	}
-	lv, err := json.Marshal(leaderValue{ID: p.id, Since: p.now().UTC()})
-	if err != nil {
-		return fmt.Errorf("encode leader: %w", err)
+	since := p.now().UTC()
+	var upstreamStale []string // as status/leader last said
+	announce := func(stale []string) error {
+		lv, err := json.Marshal(leaderValue{ID: p.id, Since: since, Stale: stale})
+		if err != nil {
+			return fmt.Errorf("encode leader: %w", err)
+		}
+		upstreamStale = stale
+		return w.commit(ctx, [][]clientv3.Op{{clientv3.OpPut(p.keys.leader(), string(lv), clientv3.WithLease(s.Lease()))}})
 	}
-	if err := w.commit(ctx, [][]clientv3.Op{{clientv3.OpPut(p.keys.leader(), string(lv), clientv3.WithLease(s.Lease()))}}); err != nil {
+	if err := announce(p.tables.Status().StaleSources); err != nil {
 		return err
 	}
 	changed, unsubscribe := p.tables.Subscribe()
@@ -206,7 +214,13 @@ func (p *Publisher) lead(ctx context.Context, s *concurrency.Session, e *concurr
 	delay := newBackoff(200*time.Millisecond, 5*time.Second)
 	var wrote time.Time
 	for {
-		if p.tables.Status().Synced {
+		st := p.tables.Status()
+		if !slices.Equal(st.StaleSources, upstreamStale) {
+			if err := announce(st.StaleSources); err != nil {
+				return err
+			}
+		}
+		if st.Synced {
 			wrote = time.Now()
 			err := w.sync(ctx, p.tables.Table())
 			if errors.Is(err, errFenced) || ctx.Err() != nil {

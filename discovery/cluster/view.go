@@ -19,10 +19,12 @@ const (
 	relLeader = "status/leader"
 )
 
-// leaderValue is status/leader's value: the leading publisher.
+// leaderValue is status/leader's value: the leading publisher, and the
+// upstream sources (Marathon, Mesos) its reconciler finds stale.
 type leaderValue struct {
 	ID    string    `json:"id"`
 	Since time.Time `json:"since"`
+	Stale []string  `json:"stale,omitempty"`
 }
 
 // view is not safe for concurrent use; the node's sync loop owns it.
@@ -31,6 +33,7 @@ type view struct {
 	groups map[string][]discovery.VIP // group id → its VIPs, decoded
 	bad    map[string]error           // group id → why its value is unusable
 	leader string                     // the leading publisher's ID, "" when none
+	stale  []string                   // the upstream sources the leader finds stale
 	rev    int64                      // the etcd revision kv is at
 	dirty  map[string]struct{}        // groups changed since the last build
 	newBad []string                   // groups that became unusable in the last build
@@ -78,10 +81,10 @@ func (v *view) set(rel string, val []byte) {
 func (v *view) setLeader(val []byte) {
 	var l leaderValue
 	if val == nil || json.Unmarshal(val, &l) != nil {
-		v.leader = ""
+		v.leader, v.stale = "", nil
 		return
 	}
-	v.leader = l.ID
+	v.leader, v.stale = l.ID, l.Stale
 }
 
 // build decodes the groups changed since the last build and reports
