@@ -201,8 +201,11 @@ func (p *Publisher) lead(ctx context.Context, s *concurrency.Session, e *concurr
 		if err != nil {
 			return fmt.Errorf("encode leader: %w", err)
 		}
+		if err := w.commit(ctx, [][]clientv3.Op{{clientv3.OpPut(p.keys.leader(), string(lv), clientv3.WithLease(s.Lease()))}}); err != nil {
+			return err
+		}
 		upstreamStale = stale
-		return w.commit(ctx, [][]clientv3.Op{{clientv3.OpPut(p.keys.leader(), string(lv), clientv3.WithLease(s.Lease()))}})
+		return nil
 	}
 	if err := announce(p.tables.Status().StaleSources); err != nil {
 		return err
@@ -215,27 +218,26 @@ func (p *Publisher) lead(ctx context.Context, s *concurrency.Session, e *concurr
 	var wrote time.Time
 	for {
 		st := p.tables.Status()
+		var err error
 		if !slices.Equal(st.StaleSources, upstreamStale) {
-			if err := announce(st.StaleSources); err != nil {
-				return err
-			}
+			err = announce(st.StaleSources)
 		}
-		if st.Synced {
+		if err == nil && st.Synced {
 			wrote = time.Now()
-			err := w.sync(ctx, p.tables.Table())
-			if errors.Is(err, errFenced) || ctx.Err() != nil {
-				return err
-			}
-			if err != nil {
-				p.log.Warn("etcd write failed, rereading etcd and retrying", "err", err)
-				w.invalidate()
-				if !delay.wait(ctx) {
-					return ctx.Err()
-				}
-				continue
-			}
-			delay.reset()
+			err = w.sync(ctx, p.tables.Table())
 		}
+		if errors.Is(err, errFenced) || ctx.Err() != nil {
+			return err
+		}
+		if err != nil {
+			p.log.Warn("etcd write failed, rereading etcd and retrying", "err", err)
+			w.invalidate()
+			if !delay.wait(ctx) {
+				return ctx.Err()
+			}
+			continue
+		}
+		delay.reset()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
