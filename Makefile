@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build deb test-deb bench-restart test test-standalone test-kernel bench-kernel bench-nft bench-go vet bench bench-dns bench-forward bench-propagation bench-scale demo fuzz soak chaos clean
+.PHONY: all build deb test-deb bench-restart test test-standalone test-kernel bench-kernel bench-nft bench-go vet bench bench-dns bench-forward bench-propagation bench-scale bench-cluster demo fuzz soak chaos clean
 
 all: build
 
@@ -126,6 +126,12 @@ bench-restart:
 # place.
 bench-propagation:
 	./scripts/bench-propagation.sh
+
+# bench-cluster: cluster mode on a real 3-member etcd, 2 publishers, 100
+# and 500 node daemons: event → all nodes, writes per change, failover
+# (scripts/bench-cluster.sh; needs etcd from scripts/test-deps.sh).
+bench-cluster:
+	./scripts/bench-cluster.sh
 
 # bench-scale: 10,000 apps / 100,000 tasks: initial sync, peak RSS, restart
 # from bbolt with the upstreams down, bbolt size after 1,000,000 cycles.

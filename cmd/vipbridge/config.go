@@ -47,6 +47,7 @@ type config struct {
 	SimulateEvery      time.Duration // demo only
 	DataDirSet         bool          // --data-dir or VIPBRIDGE_DATA_DIR given
 	Forward            forwardConfig // --upstream, --forward-*, --dns-allow (resolver.go)
+	Cluster            clusterConfig // --role, --etcd* (cluster.go)
 
 	// Not flags: tests (chaos_test.go) shorten the event stream's limits;
 	// 0 keeps marathon.Config's defaults (30 s idle, 16 MiB events).
@@ -102,6 +103,7 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	forwardFlags(fs, &c.Forward)
+	clusterFlags(fs, &c.Cluster)
 	if cmd == "demo" {
 		fs.DurationVar(&c.SimulateEvery, "simulate-every", 3*time.Second, "how often the simulated cluster scales an app")
 	}
@@ -158,7 +160,10 @@ func parseConfig(cmd string, args []string, lookupEnv func(string) (string, bool
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("--log-format: want text or json, got %q", c.LogFormat)
 	}
-	if cmd == "run" && len(c.Marathon) == 0 && len(c.Mesos) == 0 {
+	if err := c.Cluster.parse(c); err != nil {
+		return c, err
+	}
+	if cmd == "run" && len(c.Marathon) == 0 && len(c.Mesos) == 0 && c.Cluster.Role != roleNode {
 		return c, errors.New("--marathon or --mesos (or VIPBRIDGE_MARATHON, VIPBRIDGE_MESOS) is required")
 	}
 	_, envDir := lookupEnv(envName("data-dir"))

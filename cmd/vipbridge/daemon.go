@@ -1,13 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,10 +16,9 @@ import (
 
 	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
-	"github.com/vipbridge/vipbridge/discovery/store"
+	"github.com/vipbridge/vipbridge/discovery/cluster"
 	"github.com/vipbridge/vipbridge/dnsserver"
 	"github.com/vipbridge/vipbridge/lb"
-	"github.com/vipbridge/vipbridge/marathon"
 )
 
 // listening reports the bound addresses once both servers listen; tests and
@@ -31,6 +30,9 @@ type listening struct {
 	Reconciler *discovery.Reconciler
 	// Dataplane is the running dataplane, for in-process benchmarks.
 	Dataplane discovery.Dataplane
+	// Node is the etcd-fed table of --role node (cluster.go), for
+	// in-process tests and benchmarks.
+	Node *cluster.Node
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -63,14 +65,10 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "vipbridge.db"), store.Config{Timeout: time.Second, Registerer: reg, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer db.Close() // after rec.Run, which flushes it once on its way out
 
-	// The dataplane --lb chose: IPVS runs beside the reconciler and
-	// reports its state to the API; None only takes the tables.
+	// The dataplane --lb chose: IPVS and nftables run beside the
+	// reconciler and report their state to the API; None only takes the
+	// tables.
 	var (
 		dataplane discovery.Dataplane = &lb.None{}
 		states    httpapi.Dataplane
@@ -93,62 +91,22 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		dataplane, states = nft, nft
 	}
 
-	// Marathon's and Mesos's snapshots feed the reconciler, which then
-	// takes Marathon's event stream.
-	client, err := marathon.New(marathon.Config{
-		MarathonURLs:       cfg.Marathon,
-		MesosURLs:          cfg.Mesos,
-		BasicAuth:          cfg.MarathonUser,
-		TokenFile:          cfg.TokenFile,
-		MesosBasicAuth:     cfg.MesosUser,
-		MesosTokenFile:     cfg.MesosTokenFile,
-		MesosFailoverGrace: cfg.MesosFailoverGrace,
-		CAFile:             cfg.CAFile,
-		MesosInterval:      cfg.MesosInterval,
-		IdleTimeout:        cfg.StreamIdleTimeout,
-		MaxEventSize:       cfg.MaxEventSize,
-		Registerer:         reg,
-		Logger:             log,
-	})
+	// In cluster mode (cluster.go) DNS, the API and the dataplane serve
+	// what etcd holds; a publisher also follows Marathon and Mesos, a node
+	// never does.
+	role, err := newClusterRole(cfg, reg, log, dataplane)
 	if err != nil {
 		return err
 	}
-	// Without --marathon (Mesos-only mode) there is no event stream: the
-	// Mesos source, polled, has every framework's tasks.
-	var sources []discovery.SourceConfig
-	wait := time.Duration(0)
-	if m := client.Marathon(); m != nil {
-		sources = append(sources, discovery.SourceConfig{Name: "marathon", Source: m, Interval: cfg.ResyncInterval})
-		wait = streamWait
+	defer role.close()
+	var up *upstream
+	if cfg.Cluster.Role != roleNode {
+		if up, err = newUpstream(cfg, role.reconcilerDataplane(dataplane), sd, reg, log); err != nil {
+			return err
+		}
+		defer up.close() // after rec.Run, which flushes the store once on its way out
 	}
-	// The Mesos source follows the leading master's operator stream and
-	// is resynced as rarely as Marathon's; a master without the stream is
-	// polled every --mesos-interval (the source asks for those resyncs).
-	mesos := client.MesosStream()
-	if mesos != nil {
-		sources = append(sources, discovery.SourceConfig{Name: marathon.MesosSource, Source: mesos, Interval: cfg.ResyncInterval})
-	}
-	rec, err := discovery.NewReconciler(discovery.Config{
-		Store:       db,
-		Sources:     sources,
-		Dataplane:   dataplane,
-		Alloc:       discovery.AllocConfig{V4: cfg.VIPRange, V6: cfg.VIP6Range},
-		Names:       cfg.names(),
-		HealthGrace: cfg.HealthGrace,
-		Registerer:  reg,
-		Logger:      log,
-		StreamWait:  wait,
-
-		Heartbeat:      sd.heartbeat(),
-		HeartbeatEvery: sd.heartbeatEvery(),
-	})
-	if err != nil {
-		return err
-	}
-	var events interface{ Run(context.Context) error }
-	if client.Marathon() != nil {
-		events = client.Stream(rec)
-	}
+	served := role.tables(up)
 
 	fwd, allow, err := newForwarder(cfg, reg, log)
 	if err != nil {
@@ -163,7 +121,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		TTL:         cfg.TTL,
 		MesosDomain: cfg.MesosDomain,
 		MesosTTL:    cfg.MesosTTL,
-		Tables:      rec,
+		Tables:      served,
 		Registerer:  reg,
 		Logger:      log,
 		Ready:       func(udp, tcp net.Addr) { dnsReady <- firstAddr(udp, tcp) },
@@ -185,24 +143,23 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		}
 	}
 	// The status page's live feed (/ui/, /v1/watch).
-	feed, err := httpapi.NewFeed(httpapi.FeedConfig{Tables: rec, Dataplane: states, Registerer: reg, Logger: log})
+	feed, err := httpapi.NewFeed(httpapi.FeedConfig{Tables: served, Dataplane: states, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
-		Tables: rec, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
+		Tables: served, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
 		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
 		Settings: cfg, Feed: feed,
 	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return rec.Run(ctx) })
-	if events != nil {
-		g.Go(func() error { return events.Run(ctx) })
+	var rec *discovery.Reconciler
+	if up != nil {
+		rec = up.rec
+		up.start(ctx, g)
 	}
-	if mesos != nil {
-		g.Go(func() error { return mesos.Run(ctx, rec) })
-	}
+	role.start(ctx, g, rec, reg, log)
 	g.Go(func() error { return dns.Run(ctx) })
 	g.Go(func() error { return api.Run(ctx) })
 	g.Go(func() error { return feed.Run(ctx) })
@@ -213,15 +170,15 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		g.Go(func() error { return nft.Run(ctx) })
 	}
 	started := make(chan struct{})
-	g.Go(func() error { return sd.run(ctx, rec, started) })
+	g.Go(func() error { return sd.run(ctx, served, started) })
 	g.Go(func() error {
 		select {
 		case addr := <-dnsReady:
-			log.Info("vipbridge started", "version", version, "dns", addr.String(), "http", httpLn.Addr().String(),
-				"data_dir", cfg.DataDir, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
+			log.Info("vipbridge started", "version", version, "role", cmp.Or(cfg.Cluster.Role, roleSingle), "dns", addr.String(),
+				"http", httpLn.Addr().String(), "data_dir", cfg.DataDir, "marathon", len(cfg.Marathon), "mesos", len(cfg.Mesos))
 			close(started)
 			if ready != nil {
-				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec, Dataplane: dataplane}
+				ready <- listening{DNS: addr, HTTP: httpLn.Addr(), Reconciler: rec, Dataplane: dataplane, Node: role.nodeTables()}
 			}
 		case <-ctx.Done():
 		}
