@@ -57,6 +57,7 @@ func checks() []checkFunc {
 		checkMarathon,
 		checkMesos,
 		checkSnapshots,
+		checkEtcd,
 		checkDataplane,
 		checkDNSPorts,
 		checkHTTPPort,
@@ -75,7 +76,7 @@ func runCheck(ctx context.Context, args []string, lookupEnv func(string) (string
 	if err != nil {
 		return err
 	}
-	if len(cfg.Marathon) == 0 && len(cfg.Mesos) == 0 {
+	if len(cfg.Marathon) == 0 && len(cfg.Mesos) == 0 && cfg.Cluster.Role != roleNode {
 		return errors.New("--marathon or --mesos (or VIPBRIDGE_MARATHON, VIPBRIDGE_MESOS) is required")
 	}
 	failed := 0
@@ -101,14 +102,26 @@ func checkDataplane(_ context.Context, cfg config) []checkLine {
 	if cfg.LB == "none" {
 		return []checkLine{skipLine(item, "--lb none: no dataplane")}
 	}
-	err := lb.CheckIPVS()
-	switch {
-	case err == nil:
-		return []checkLine{okLine(item, "--lb %s: the kernel has IPVS", cfg.LB)}
-	case cfg.LB == "auto":
-		return []checkLine{skipLine(item, "--lb auto: no IPVS, the daemon will run without a dataplane: %v", err)}
+	ipvsErr := lb.CheckIPVS()
+	if cfg.LB == "ipvs" {
+		if ipvsErr != nil {
+			return []checkLine{failLine(item, "--lb ipvs: %v", ipvsErr)}
+		}
+		return []checkLine{okLine(item, "--lb ipvs: the kernel has IPVS")}
 	}
-	return []checkLine{failLine(item, "--lb ipvs: %v", err)}
+	if cfg.LB == "auto" && ipvsErr == nil {
+		return []checkLine{okLine(item, "--lb auto: the kernel has IPVS, the daemon will use it")}
+	}
+	nftErr := lb.ProbeNFTables()
+	switch {
+	case cfg.LB == "nftables" && nftErr != nil:
+		return []checkLine{failLine(item, "--lb nftables: %v", nftErr)}
+	case cfg.LB == "nftables":
+		return []checkLine{okLine(item, "--lb nftables: the kernel takes the nftables dataplane's probe")}
+	case nftErr == nil:
+		return []checkLine{okLine(item, "--lb auto: no IPVS (%v); the kernel takes the nftables probe, the daemon will use nftables", ipvsErr)}
+	}
+	return []checkLine{skipLine(item, "--lb auto: no IPVS (%v) and no nftables (%v): the daemon will run without a dataplane", ipvsErr, nftErr)}
 }
 
 // checkDNSPorts binds every --dns-addr, UDP and TCP, and lets it go.

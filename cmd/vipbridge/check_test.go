@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipbridge/vipbridge/discovery/cluster/etcdtest"
 	"github.com/vipbridge/vipbridge/marathon/marathontest"
 )
 
@@ -210,4 +211,34 @@ func TestCheck(t *testing.T) {
 			t.Errorf("vipbridge check with VIPBRIDGE_MARATHON_CREDENTIALS wrong = %v, marathon credentials %v; want a FAIL", err, verdicts["marathon credentials"])
 		}
 	})
+}
+
+// TestCheckEtcd: with --role node, check asks a real etcd (one member)
+// and nothing of Marathon or Mesos; an endpoint where no etcd listens
+// fails its item.
+func TestCheckEtcd(t *testing.T) {
+	ec := etcdtest.Start(t, 1)
+	t.Cleanup(ec.Close)
+	base := []string{"--role", "node", "--lb", "none", "--data-dir", filepath.Join(t.TempDir(), "state"),
+		"--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
+
+	verdicts, out, err := checkReport(t, nil, append(base, "--etcd", strings.Join(ec.Endpoints(), ","))...)
+	t.Logf("vipbridge check:\n%s", out)
+	if err != nil {
+		t.Errorf("vipbridge check against a live etcd: %v", err)
+	}
+	for _, item := range []string{"etcd reachable", "etcd read"} {
+		if !slices.Equal(verdicts[item], []verdict{verdictOK}) {
+			t.Errorf("%q verdicts %v, want one ok", item, verdicts[item])
+		}
+	}
+	if len(verdicts["marathon reachable"])+len(verdicts["mesos state"]) > 0 {
+		t.Errorf("a node's check asked Marathon or Mesos:\n%s", out)
+	}
+
+	verdicts, out, err = checkReport(t, nil, append(base, "--etcd", "http://"+closedPort(t))...)
+	t.Logf("vipbridge check:\n%s", out)
+	if err == nil || !slices.Contains(verdicts["etcd reachable"], verdictFail) {
+		t.Errorf("vipbridge check with no etcd listening = %v, etcd reachable %v; want a FAIL", err, verdicts["etcd reachable"])
+	}
 }

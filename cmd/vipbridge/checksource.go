@@ -120,6 +120,9 @@ func (p *upstreamProbe) credentials(base string, a probeAnswer) (line checkLine,
 // checkMarathon asks each Marathon URL for GET /v2/info: reachable, TLS,
 // credentials and the elected leader.
 func checkMarathon(ctx context.Context, cfg config) []checkLine {
+	if cfg.Cluster.Role == roleNode {
+		return []checkLine{skipLine("upstreams", "--role node: Marathon and Mesos are the publishers' (etcd below)")}
+	}
 	if len(cfg.Marathon) == 0 {
 		return []checkLine{skipLine("marathon", "no --marathon: Mesos-only mode")}
 	}
@@ -167,6 +170,9 @@ func (p *upstreamProbe) marathonURL(base string, a probeAnswer, err error) []che
 // does not authenticate that endpoint; the state fetch of checkSnapshots
 // tests the credentials.
 func checkMesos(ctx context.Context, cfg config) []checkLine {
+	if cfg.Cluster.Role == roleNode {
+		return nil
+	}
 	if len(cfg.Mesos) == 0 {
 		return []checkLine{skipLine("mesos", "no --mesos: Marathon's tasks only")}
 	}
@@ -210,6 +216,9 @@ const snapshotTimeout = 2 * time.Minute
 // checkSnapshots fetches one full snapshot of each source with the
 // daemon's own client (marathon.Client): what the daemon will serve.
 func checkSnapshots(ctx context.Context, cfg config) []checkLine {
+	if cfg.Cluster.Role == roleNode {
+		return nil
+	}
 	client, err := marathon.New(marathon.Config{
 		MarathonURLs:   cfg.Marathon,
 		MesosURLs:      cfg.Mesos,
