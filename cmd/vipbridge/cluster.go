@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vipbridge/vipbridge/cmd/vipbridge/httpapi"
 	"github.com/vipbridge/vipbridge/discovery"
 	"github.com/vipbridge/vipbridge/discovery/cluster"
 )
@@ -189,4 +190,18 @@ func (c *clusterRole) start(ctx context.Context, g *errgroup.Group, rec *discove
 		return
 	}
 	g.Go(func() error { return pub.Run(ctx) })
+}
+
+// ClusterState implements httpapi.Cluster.
+func (c *clusterRole) ClusterState() httpapi.ClusterState {
+	st := c.node.State()
+	return httpapi.ClusterState{Role: c.cfg.Role, Leader: st.Leader, Revision: st.Revision, AppliedAt: st.AppliedAt, Connected: st.Connected}
+}
+
+// api is the API's httpapi.Cluster: nil in single-node mode.
+func (c *clusterRole) api() httpapi.Cluster {
+	if c == nil {
+		return nil
+	}
+	return c
 }

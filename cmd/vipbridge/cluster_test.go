@@ -191,9 +191,31 @@ func TestClusterMode(t *testing.T) {
 	var ready struct {
 		Stale        bool     `json:"stale"`
 		StaleSources []string `json:"stale_sources"`
+		Cluster      struct {
+			Role          string `json:"role"`
+			Leader        string `json:"leader"`
+			Revision      int64  `json:"revision"`
+			EtcdConnected bool   `json:"etcd_connected"`
+		} `json:"cluster"`
 	}
 	if err := rig.nodes[0].getJSON("/readyz", &ready); err != nil || ready.Stale {
 		t.Errorf("/readyz of a synced node: %+v, %v", ready, err)
+	}
+	if c := ready.Cluster; c.Role != roleNode || c.Leader == "" || c.Revision <= 0 || !c.EtcdConnected {
+		t.Errorf("/readyz of a synced node: cluster %+v, want role node, a leader, a revision, etcd connected", c)
+	}
+	var records struct {
+		Cluster *struct {
+			Role string `json:"role"`
+		} `json:"cluster"`
+	}
+	for i, p := range rig.pubs {
+		if fmt.Sprintf("pub-%d", i) != survivor {
+			continue // stopped
+		}
+		if err := p.getJSON("/records", &records); err != nil || records.Cluster == nil || records.Cluster.Role != rolePublisher {
+			t.Errorf("/records of a publisher: cluster %+v, %v; want role publisher", records.Cluster, err)
+		}
 	}
 
 	// Every etcd member stops: every node keeps answering over DNS, marked

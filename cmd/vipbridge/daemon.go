@@ -150,7 +150,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
 		Tables: served, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
 		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
-		Settings: cfg, Feed: feed,
+		Settings: cfg, Feed: feed, Cluster: role.api(),
 	}), log)
 
 	g, ctx := errgroup.WithContext(ctx)

@@ -436,3 +436,18 @@ func (n *Node) flushCache() {
 		n.mu.Unlock()
 	}
 }
+
+// NodeState is where a Node stands, for the API.
+type NodeState struct {
+	Leader    string    // the leading publisher's ID; "" while none leads
+	Revision  int64     // the etcd revision of the published Table
+	AppliedAt time.Time // when that revision was last confirmed current
+	Connected bool      // etcd answers
+}
+
+// State returns where the node stands.
+func (n *Node) State() NodeState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return NodeState{Leader: n.leader, Revision: n.rev, AppliedAt: n.appliedAt, Connected: n.connected}
+}

@@ -63,6 +63,9 @@ type Config struct {
 	// Feed backs /v1/watch, the status page's live stream (feed.go);
 	// nil makes /v1/watch a 404 (the page at /ui/ then shows no data).
 	Feed *Feed
+	// Cluster, in cluster mode, adds the role, the leading publisher and
+	// the applied etcd revision to /readyz and /records (cluster.go).
+	Cluster Cluster
 }
 
 const (
@@ -95,6 +98,7 @@ type api struct {
 	resolver  Resolver
 	settings  any
 	feed      *Feed
+	cluster   Cluster
 	// mesos is the mesos-dns view (/v1/enumerate, /v1/axfr); its domain
 	// is "" when the mesos zone is not served.
 	mesos mesosView
@@ -120,6 +124,7 @@ func New(cfg Config) http.Handler {
 	}
 	a.resolver, a.settings = cfg.Resolver, cfg.Settings
 	a.feed = cfg.Feed
+	a.cluster = cfg.Cluster
 	a.mesos = newMesosView(cfg)
 	a.taskZones = newTaskZones(a.mesos.domain, a.mesos.ttl, a.ttl)
 	if a.zone == "" {

@@ -21,6 +21,8 @@ type readyDoc struct {
 	Generation   uint64               `json:"generation"`
 	LastSync     map[string]time.Time `json:"last_sync"`
 	LastError    map[string]string    `json:"last_error"`
+	// Cluster is cluster mode's state; absent in single-node mode.
+	Cluster *clusterDoc `json:"cluster,omitempty"`
 }
 
 // healthz serves GET /healthz: 200 while the process serves HTTP at all.
@@ -47,6 +49,7 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 		Generation:   st.Generation,
 		LastSync:     st.LastSync,
 		LastError:    make(map[string]string, len(st.LastError)),
+		Cluster:      a.clusterDoc(),
 	}
 	if doc.LastSync == nil {
 		doc.LastSync = map[string]time.Time{}

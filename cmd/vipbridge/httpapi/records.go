@@ -25,6 +25,8 @@ type recordsDoc struct {
 	// SkippedTaskRecords counts the task-zone records left out because
 	// their name cannot be asked over DNS (a label over 63 octets, ...).
 	SkippedTaskRecords int `json:"skipped_task_records"`
+	// Cluster is cluster mode's state; absent in single-node mode.
+	Cluster *clusterDoc `json:"cluster,omitempty"`
 }
 
 // nameDoc is the body of GET /records/{name}.
@@ -100,6 +102,7 @@ func (a *api) records(w http.ResponseWriter, _ *http.Request) {
 		VIPs:               make([]vipDoc, 0, t.VIPs.Len()),
 		Errors:             nonNil(t.Errors),
 		SkippedTaskRecords: t.SkippedRecords,
+		Cluster:            a.clusterDoc(),
 	}
 	states := a.states()
 	for v := range t.VIPs.All() {
