@@ -299,3 +299,16 @@ func (r *Records) normalise() {
 	slices.SortFunc(r.SRV, compareSRVTarget)
 	r.SRV = slices.Compact(r.SRV)
 }
+
+// WithTaskZonesOf returns a shallow copy of t whose task zones (records,
+// empty non-terminals, tasks, skipped count) and label errors are o's; its Generation is
+// the sum of both, so it grows when either does. A cluster publisher
+// serves the VIPs etcd holds with the task zones its own reconciler
+// builds. The copy shares everything with t and o.
+func (t *Table) WithTaskZonesOf(o *Table) *Table {
+	c := *t
+	c.records, c.nonTerminals, c.tasks, c.SkippedRecords = o.records, o.nonTerminals, o.tasks, o.SkippedRecords
+	c.Errors = o.Errors
+	c.Generation = t.Generation + o.Generation
+	return &c
+}

@@ -151,10 +151,14 @@ type servedTables interface {
 
 // tables is what DNS, the API and systemd's status serve: the upstream's
 // reconciler alone, or in cluster mode what etcd holds, so every daemon
-// answers with the cluster's addresses.
+// answers with the cluster's addresses (a publisher adds the task zones
+// of its reconciler: publishertables.go).
 func (c *clusterRole) tables(up *upstream) servedTables {
-	if c == nil {
+	switch {
+	case c == nil:
 		return up.rec
+	case up != nil: // a publisher: its own task zones too
+		return &publisherTables{node: c.node, rec: up.rec}
 	}
 	return c.node
 }

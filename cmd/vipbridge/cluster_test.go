@@ -57,6 +57,9 @@ func startClusterDaemon(t testing.TB, dnsIP string, args []string, tweak func(*c
 }
 
 // nodeIP is node i's DNS address, one per node.
+// taskName is a task-zone name of the "small" scenario's /web.
+const taskName = "web.marathon.mesos"
+
 func nodeIP(i int) string { return fmt.Sprintf("127.0.%d.%d", 10+i/250, 1+i%250) }
 
 // clusterRig is a running cluster: etcd, the simulator, publishers
@@ -216,6 +219,18 @@ func TestClusterMode(t *testing.T) {
 		if err := p.getJSON("/records", &records); err != nil || records.Cluster == nil || records.Cluster.Role != rolePublisher {
 			t.Errorf("/records of a publisher: cluster %+v, %v; want role publisher", records.Cluster, err)
 		}
+		// A publisher serves the task zones of its own reconciler; a node
+		// forwards the mesos domain to it, as DC/OS's agents forward it to
+		// the masters' mesos-dns.
+		if r, err := queryA(p.addrs.DNS.String(), taskName); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Errorf("publisher: %s = %v, %v; want its tasks' addresses", taskName, r, err)
+		}
+		fwd := startClusterDaemon(t, nodeIP(240), []string{"--role", "node", "--etcd", strings.Join(ec.Endpoints(), ","),
+			"--forward-zone", "mesos=" + p.addrs.DNS.String(), "--upstream", "none"}, nil)
+		if r, err := queryA(fwd.addrs.DNS.String(), taskName); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Errorf("node forwarding mesos to the publisher: %s = %v, %v; want its tasks' addresses", taskName, r, err)
+		}
+		fwd.stop()
 	}
 
 	// Every etcd member stops: every node keeps answering over DNS, marked
