@@ -246,7 +246,13 @@ func converged(t *testing.T, book *addrBook, nodes []*testNode, want *discovery.
 }
 
 func TestPublisherNodesConverge(t *testing.T) {
-	ec := etcdtest.Start(t, 3)
+	testPublisherNodesConverge(t, etcdtest.Start(t, 3))
+}
+
+// testPublisherNodesConverge: two publishers and ten nodes on ec converge,
+// through a stale upstream, a change, a resign, a crash and a node's
+// restart from its cache.
+func testPublisherNodesConverge(t *testing.T, ec *etcdtest.Cluster) {
 	feed := newFeed(vipsOf(20, map[int]int{3: 250}))
 	book := newAddrBook()
 	p1 := startPublisher(t, ec, feed, "p1", nil)

@@ -24,7 +24,12 @@ import (
 )
 
 func TestPausedPublisherIsFenced(t *testing.T) {
-	ec := etcdtest.Start(t, 3)
+	testPausedPublisherIsFenced(t, etcdtest.Start(t, 3))
+}
+
+// testPausedPublisherIsFenced: a publisher paused past its lease on ec
+// cannot write when it resumes.
+func testPausedPublisherIsFenced(t *testing.T, ec *etcdtest.Cluster) {
 	feedA, feedB := newFeed(vipsOf(5, nil)), newFeed(vipsOf(7, nil))
 	var paused atomic.Bool
 	blocked, release := make(chan struct{}, 1), make(chan struct{})
@@ -89,7 +94,12 @@ func TestPausedPublisherIsFenced(t *testing.T) {
 }
 
 func TestNodeOfflinePastCompactionRelists(t *testing.T) {
-	ec := etcdtest.Start(t, 3)
+	testNodeRelists(t, etcdtest.Start(t, 3))
+}
+
+// testNodeRelists: a node offline past a compaction of ec relists once
+// and converges.
+func testNodeRelists(t *testing.T, ec *etcdtest.Cluster) {
 	feed := newFeed(vipsOf(5, nil))
 	startPublisher(t, ec, feed, "p1", nil)
 	book := newAddrBook()

@@ -43,6 +43,10 @@ type TLSFiles struct {
 // Option changes how Start runs the cluster.
 type Option func(*Cluster)
 
+// WithBinary runs the members from the etcd binary at path instead of the
+// etcd on $PATH (another etcd version: scripts/build-etcd.sh).
+func WithBinary(path string) Option { return func(c *Cluster) { c.bin = path } }
+
 // WithTLS makes the members serve clients over TLS with files.
 func WithTLS(files TLSFiles) Option { return func(c *Cluster) { c.tls = &files } }
 
@@ -58,12 +62,19 @@ type member struct {
 // t.Cleanup) kills them.
 func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("etcd binary missing (scripts/deps.d/etcd.sh installs it): %v", err)
+	c := &Cluster{t: t}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.bin == "" {
+		bin, err := exec.LookPath("etcd")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("etcd binary missing (scripts/deps.d/etcd.sh installs it): %v", err)
+			}
+			t.Skip("etcd binary missing; scripts/test-deps.sh installs it")
 		}
-		t.Skip("etcd binary missing; scripts/test-deps.sh installs it")
+		c.bin = bin
 	}
 	base := ""
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -73,10 +84,7 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	if err != nil {
 		t.Fatalf("etcd dir: %v", err)
 	}
-	c := &Cluster{t: t, bin: bin, dir: dir}
-	for _, o := range opts {
-		o(c)
-	}
+	c.dir = dir
 	scheme := "http://"
 	if c.tls != nil {
 		scheme = "https://"
