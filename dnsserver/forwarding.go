@@ -180,6 +180,13 @@ func (fw *forwarding) stop() {
 // .thisdcos.global spellings and the task zones. The forwarder never
 // caches their records.
 func Zones(mesosDomain string) []string {
+	s := Server{taskZones: taskZones(strings.TrimSuffix(mesosDomain, "."), 0, 0)}
+	return s.zoneNames()
+}
+
+// zoneNames returns the names of the zones s serves: Zones less the task
+// zones it forwards.
+func (s *Server) zoneNames() []string {
 	var out []string
 	for _, z := range zones {
 		out = append(out, z.name)
@@ -187,7 +194,7 @@ func Zones(mesosDomain string) []string {
 	for _, z := range globalZones {
 		out = append(out, z.name)
 	}
-	for _, z := range taskZones(strings.TrimSuffix(mesosDomain, "."), 0, 0) {
+	for _, z := range s.taskZones {
 		out = append(out, z.name)
 	}
 	return out

@@ -348,3 +348,32 @@ func freePort(t *testing.T, host string) string {
 	t.Fatal("no free port")
 	return ""
 }
+
+// A task zone forwarded whole (a cluster node sending dcos.thisdcos.directory
+// to the publishers) is not served: its names go to the upstream, and the
+// fast path stays on for every other zone.
+func TestForwardingTaskZoneWhole(t *testing.T) {
+	up := startZoneUpstream(t, nil, "web.marathon.autoip.dcos.thisdcos.directory. 60 IN A 192.0.2.8")
+	r := start(t, Config{
+		Tables: newTables(testTable(t)),
+		Forwarder: newForwarder(t, forward.Config{
+			Zones: []forward.Zone{{Name: "dcos.thisdcos.directory.", Upstreams: []netip.AddrPort{up.addr}}},
+		}),
+		Allow: loopback,
+	})
+	if r.s.noFast {
+		t.Error("the fast path is off although the forward zone is a whole task zone")
+	}
+	if r.s.Serves("web.marathon.autoip.dcos.thisdcos.directory.") {
+		t.Error("the forwarded task zone is still served")
+	}
+	req := new(dns.Msg)
+	req.SetQuestion("web.marathon.autoip.dcos.thisdcos.directory.", dns.TypeA)
+	if m := r.exchange(t, "udp", req); m.Authoritative || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "192.0.2.8" {
+		t.Errorf("forwarded task zone: %v", m)
+	}
+	req.SetQuestion("foo.marathon.l4lb.thisdcos.directory.", dns.TypeA)
+	if m := r.exchange(t, "udp", req); !m.Authoritative || len(m.Answer) != 1 {
+		t.Errorf("served zone: %v", m)
+	}
+}

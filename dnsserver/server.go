@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +212,11 @@ func New(cfg Config) (*Server, error) {
 		inheritedTCP: cfg.Listeners,
 	}
 	if fwd != nil {
-		fwd.zones, fwd.served = Zones(cfg.MesosDomain), s.servedZone
+		// A task zone forwarded whole (--forward-zone mesos=…, or
+		// dcos.thisdcos.directory=… on a cluster node) is not served, so
+		// it shadows nothing and the fast path stays on.
+		s.taskZones = slices.DeleteFunc(s.taskZones, func(z taskZone) bool { return fwd.f.ZoneOf(z.name) == z.name })
+		fwd.zones, fwd.served = s.zoneNames(), s.servedZone
 		s.noFast = fwd.shadows()
 	}
 	return s, nil

@@ -225,10 +225,14 @@ func TestClusterMode(t *testing.T) {
 		if r, err := queryA(p.addrs.DNS.String(), taskName); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 			t.Errorf("publisher: %s = %v, %v; want its tasks' addresses", taskName, r, err)
 		}
+		pub := p.addrs.DNS.String()
 		fwd := startClusterDaemon(t, nodeIP(240), []string{"--role", "node", "--etcd", strings.Join(ec.Endpoints(), ","),
-			"--forward-zone", "mesos=" + p.addrs.DNS.String(), "--upstream", "none"}, nil)
-		if r, err := queryA(fwd.addrs.DNS.String(), taskName); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-			t.Errorf("node forwarding mesos to the publisher: %s = %v, %v; want its tasks' addresses", taskName, r, err)
+			"--forward-zone", "mesos=" + pub + " mesos.thisdcos.directory=" + pub + " dcos.thisdcos.directory=" + pub,
+			"--upstream", "none"}, nil)
+		for _, name := range []string{taskName, "web.marathon.mesos.thisdcos.directory", "web.marathon.autoip.dcos.thisdcos.directory"} {
+			if r, err := queryA(fwd.addrs.DNS.String(), name); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Errorf("node forwarding the task zones to the publisher: %s = %v, %v; want its tasks' addresses", name, r, err)
+			}
 		}
 		fwd.stop()
 	}
