@@ -511,6 +511,7 @@ func TestNFTRestartConverges(t *testing.T) {
 		vip("tcp web.marathon:80", []string{"11.0.0.7"}, b0, b1),
 		vip("udp dns.marathon:53", []string{"11.0.0.8"}, b0),
 		vip("tcp old.marathon:80", []string{"11.0.0.9", "fd01:c::9"}, b1, f.servers6[1].addr.String()),
+		vip("udp olddns.marathon:53", []string{"11.0.0.10"}, b1),
 	))
 	f.x.Close()
 	// A chain of a kept service in a table that is not its shard's (as a
@@ -545,6 +546,16 @@ func TestNFTRestartConverges(t *testing.T) {
 	slices.Sort(want)
 	if got := lbChains(t); !slices.Equal(got, want) {
 		t.Errorf("chains after restart = %q, want %q", got, want)
+	}
+	// The backends the earlier run programmed and this table lacks leave
+	// as any other: the TCP one drains, the UDP one's flows are deleted.
+	old := drainKey{Svc: serviceKey{Proto: protoTCP, Addr: netip.MustParseAddr("11.0.0.9"), Port: 80},
+		Dest: destKey{Addr: f.servers4[1].addr.Addr(), Port: f.servers4[1].addr.Port()}}
+	if _, ok := x.drains[old]; !ok {
+		t.Errorf("drains after restart = %v, want %v draining", x.drains, old)
+	}
+	if got := metricValue(t, x.met.ops.WithLabelValues("flush_conntrack")); got == 0 {
+		t.Errorf("no conntrack flush after restart for the removed UDP backend")
 	}
 	if n := syncNow(t, x, true); n != 0 {
 		t.Errorf("sync after restart = %d writes, want 0", n)

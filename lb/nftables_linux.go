@@ -217,6 +217,15 @@ func (x *NFTables) repair(ctx context.Context, periodic bool) {
 // apply takes t as the wanted table and syncs, comparing only the services
 // of the VIPs that changed when it can; it returns the services written.
 func (x *NFTables) apply(ctx context.Context, t *discovery.Table) (int, error) {
+	if !x.applied && x.view == nil {
+		// The first table since start: read what an earlier run
+		// programmed first, so that its backends this table no longer
+		// has drain (TCP) or lose their flows (UDP) as any other that
+		// leaves (leaving). A failed read is retried by sync.
+		if v, err := x.readView(); err == nil {
+			x.view = v
+		}
+	}
 	w := desired(t, "")
 	dirty := x.changed(t)
 	x.leaving(w, dirty)
