@@ -201,12 +201,7 @@ func (x *IPVS) Apply(ctx context.Context, t *discovery.Table) error {
 	if err != nil {
 		return fmt.Errorf("program ipvs: %w", err)
 	}
-	if writes > 0 && !t.Received.IsZero() {
-		x.met.eventToKernel.Observe(time.Since(t.Received).Seconds())
-	}
-	if writes > 0 && !t.Built.IsZero() {
-		x.met.tableToKernel.Observe(time.Since(t.Built).Seconds())
-	}
+	x.met.applied(t, writes)
 	x.log.Debug("applied table", "generation", t.Generation, "services", len(x.want), "writes", writes)
 	return nil
 }

@@ -1,7 +1,10 @@
 package lb
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vipbridge/vipbridge/discovery"
 )
 
 // ipvsMetrics are the IPVS dataplane's metrics.
@@ -67,4 +70,18 @@ func newIPVSMetrics() *ipvsMetrics {
 
 func (m *ipvsMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.syncSeconds, m.ops, m.opErrors, m.driftRepairs, m.services, m.backends, m.tableToKernel, m.eventToKernel}
+}
+
+// applied observes the latencies of a table that made writes: from the
+// oldest event it reflects and from its build to the kernel.
+func (m *ipvsMetrics) applied(t *discovery.Table, writes int) {
+	if writes == 0 {
+		return
+	}
+	if !t.Received.IsZero() {
+		m.eventToKernel.Observe(time.Since(t.Received).Seconds())
+	}
+	if !t.Built.IsZero() {
+		m.tableToKernel.Observe(time.Since(t.Built).Seconds())
+	}
 }
