@@ -226,7 +226,7 @@ func collisionReason(least, written, name string) string {
 func portBackends(app *App, port *Port, buf []Backend) []Backend {
 	for ti := range app.Tasks {
 		task := &app.Tasks[ti]
-		w, ok := taskWeight(app, task)
+		w, st, ok := taskWeight(app, task)
 		if !ok {
 			continue
 		}
@@ -239,7 +239,7 @@ func portBackends(app *App, port *Port, buf []Backend) []Backend {
 			if !task.AgentIP.IsValid() || hostPort == 0 {
 				continue
 			}
-			buf = append(buf, Backend{Addr: netip.AddrPortFrom(task.AgentIP.Unmap(), hostPort), Weight: w, TaskID: task.ID, AppID: app.ID})
+			buf = append(buf, Backend{Addr: netip.AddrPortFrom(task.AgentIP.Unmap(), hostPort), Weight: w, TaskID: task.ID, AppID: app.ID, Status: st})
 		case PortContainer:
 			p := cmp.Or(port.ContainerPort, hostPort)
 			if p == 0 {
@@ -247,7 +247,7 @@ func portBackends(app *App, port *Port, buf []Backend) []Backend {
 			}
 			for _, ip := range task.IPs {
 				if ip.IsValid() {
-					buf = append(buf, Backend{Addr: netip.AddrPortFrom(ip.Unmap(), p), Weight: w, TaskID: task.ID, AppID: app.ID})
+					buf = append(buf, Backend{Addr: netip.AddrPortFrom(ip.Unmap(), p), Weight: w, TaskID: task.ID, AppID: app.ID, Status: st})
 				}
 			}
 		}
@@ -255,19 +255,22 @@ func portBackends(app *App, port *Port, buf []Backend) []Backend {
 	return buf
 }
 
-// taskWeight returns a task's backend weight, and false if the task is no
+// taskWeight returns a task's backend weight and why, and false if the task is no
 // backend (DESIGN.md "Backends"; dcos-l4lb get_weight/1).
-func taskWeight(app *App, t *Task) (uint8, bool) {
+func taskWeight(app *App, t *Task) (uint8, BackendStatus, bool) {
 	switch t.State {
 	case TaskRunning:
-		if t.Health == HealthHealthy || t.Health == HealthNone && !app.HealthChecks {
-			return 1, true
+		switch {
+		case t.Health == HealthHealthy:
+			return 1, BackendHealthy, true
+		case t.Health == HealthNone && !app.HealthChecks:
+			return 1, BackendUnchecked, true
 		}
-		return 0, true
+		return 0, BackendUnhealthy, true
 	case TaskKilling:
-		return 0, true
+		return 0, BackendKilling, true
 	}
-	return 0, false
+	return 0, BackendUnknown, false
 }
 
 // finish turns the accumulated VIPs into sorted VIPs with addresses.

@@ -57,6 +57,40 @@ type Backend struct {
 	Weight uint8
 	TaskID string
 	AppID  string
+	// Status says why the backend has its weight.
+	Status BackendStatus
+}
+
+// BackendStatus says why a backend has its weight.
+type BackendStatus uint8
+
+const (
+	// BackendUnknown: not said (a table from elsewhere); the weight alone
+	// tells.
+	BackendUnknown BackendStatus = iota
+	// BackendHealthy: the task runs and its health checks pass.
+	BackendHealthy
+	// BackendUnchecked: the task runs and its app has no health checks.
+	BackendUnchecked
+	// BackendUnhealthy: a health check fails, or none has passed yet.
+	BackendUnhealthy
+	// BackendKilling: the task is being killed; it drains.
+	BackendKilling
+)
+
+// String returns the status as the API shows it.
+func (s BackendStatus) String() string {
+	switch s {
+	case BackendHealthy:
+		return "healthy"
+	case BackendUnchecked:
+		return "unchecked"
+	case BackendUnhealthy:
+		return "unhealthy"
+	case BackendKilling:
+		return "killing"
+	}
+	return "unknown"
 }
 
 // Ready reports whether some backend takes new connections (weight > 0).

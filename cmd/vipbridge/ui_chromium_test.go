@@ -133,6 +133,13 @@ func screenshot(t *testing.T, tab context.Context, dir, name string) {
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 }
 
+// rowHealth is JS giving the health shown for task id, or "".
+func rowHealth(id string) string {
+	return fmt.Sprintf(`(() => { for (const td of document.querySelectorAll('td.task')) {
+		if (td.textContent === %q) return td.parentElement.querySelector('td[data-label="Health"]').textContent; }
+		return ""; })()`, id)
+}
+
 // rowWeight is JS giving the weight shown for task id, or -1.
 func rowWeight(id string) string {
 	return fmt.Sprintf(`(() => { for (const td of document.querySelectorAll('td.task')) {
@@ -191,6 +198,7 @@ func TestStatusPage(t *testing.T) {
 		}
 		waitPage(t, tab, "the change logged", `document.getElementById('changes').textContent`,
 			func(s string) bool { return strings.Contains(s, "w=1 → 0") })
+		waitPage(t, tab, "the backend shown unhealthy", rowHealth(ids[0]), func(h string) bool { return h == "unhealthy" })
 	})
 
 	t.Run("search filters", func(t *testing.T) {

@@ -54,6 +54,9 @@ type backendValue struct {
 	Weight uint8          `json:"w"`
 	TaskID string         `json:"task,omitempty"`
 	AppID  string         `json:"app,omitempty"`
+	// Status says why the backend has its weight (discovery.BackendStatus;
+	// absent: unknown).
+	Status discovery.BackendStatus `json:"s,omitempty"`
 }
 
 type sliceValue struct {
@@ -81,7 +84,7 @@ func encodeGroup(vips []discovery.VIP) (head []byte, sliced [][]byte, err error)
 		g.VIPs[i] = vipValue{Protocol: v.Key.Protocol, Port: v.Key.Port, Addr4: v.Addr4, Addr6: v.Addr6, Labels: v.Labels, Apps: v.Apps}
 		bs := make([]backendValue, len(v.Backends))
 		for j, b := range v.Backends {
-			bs[j] = backendValue{VIP: i, Addr: b.Addr, Weight: b.Weight, TaskID: b.TaskID, AppID: b.AppID}
+			bs[j] = backendValue{VIP: i, Addr: b.Addr, Weight: b.Weight, TaskID: b.TaskID, AppID: b.AppID, Status: b.Status}
 		}
 		if total <= SliceBackends {
 			for j := range bs {
@@ -222,7 +225,7 @@ func addBackends(vips []discovery.VIP, bs []backendValue, at int) error {
 		if b.Weight > 1 {
 			return fmt.Errorf("backend weight %d", b.Weight)
 		}
-		vips[i].Backends = append(vips[i].Backends, discovery.Backend{Addr: b.Addr, Weight: b.Weight, TaskID: b.TaskID, AppID: b.AppID})
+		vips[i].Backends = append(vips[i].Backends, discovery.Backend{Addr: b.Addr, Weight: b.Weight, TaskID: b.TaskID, AppID: b.AppID, Status: b.Status})
 	}
 	return nil
 }

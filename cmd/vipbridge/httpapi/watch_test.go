@@ -125,8 +125,8 @@ func TestWatchSnapshotThenDeltas(t *testing.T) {
 	if !ok || len(foo.Backends) != 3 || foo.Announced == nil || !*foo.Announced {
 		t.Fatalf("snapshot's %s = %+v, want 3 backends, announced", fooID, foo)
 	}
-	if b := foo.Backends[2]; b.TaskID != "foo.t3" || b.Weight != 0 || b.Health != "drained" || b.AppID != "/foo" {
-		t.Errorf("killing task's backend = %+v, want foo.t3 weight 0 drained", b)
+	if b := foo.Backends[2]; b.TaskID != "foo.t3" || b.Weight != 0 || b.Health != "killing" || b.AppID != "/foo" {
+		t.Errorf("killing task's backend = %+v, want foo.t3 weight 0 killing", b)
 	}
 	if len(snap.Errors) != 1 || snap.Errors[0].Key != "VIP_1" {
 		t.Errorf("snapshot errors = %+v, want the VIP_1 label error", snap.Errors)

@@ -76,10 +76,11 @@ type watchBackend struct {
 	Weight uint8  `json:"weight"`
 	TaskID string `json:"task_id"`
 	AppID  string `json:"app_id"`
-	// Health is what the weight says of the task: "healthy" (weight 1)
-	// or "drained" (weight 0: a health check fails, no result yet where
-	// the app has checks, or the task is being killed). A Table keeps the
-	// weight, not its cause.
+	// Health says why the backend has its weight: "healthy" (checks
+	// pass), "unchecked" (the app has no health checks), "unhealthy" (a
+	// check fails, or none has passed yet), "killing" (the task is being
+	// killed); for a table that does not say (a cluster node's from an
+	// older publisher), "healthy" or "drained" by the weight.
 	Health string `json:"health"`
 }
 
@@ -127,9 +128,13 @@ func (f *Feed) renderVIP(t *discovery.Table, v *discovery.VIP, dp *dataplaneDoc)
 		Backends:  make([]watchBackend, 0, len(v.Backends)),
 	}
 	for _, b := range v.Backends {
-		health := "healthy"
-		if b.Weight == 0 {
+		health := b.Status.String()
+		switch {
+		case b.Status != discovery.BackendUnknown:
+		case b.Weight == 0:
 			health = "drained"
+		default:
+			health = "healthy"
 		}
 		d.Backends = append(d.Backends, watchBackend{
 			Addr: b.Addr.String(), Weight: b.Weight, TaskID: b.TaskID, AppID: b.AppID, Health: health,
