@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,24 +146,9 @@ func benchPropagation(t *testing.T, benchzone string, nVIPs, samples int) ([]str
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan listening, 1)
-	go func() { done <- runDaemon(ctx, cfg, io.Discard, ready) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	var addrs listening
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("daemon exited: %v", err)
-	case <-time.After(eventually):
-		t.Fatal("daemon did not start")
-	}
+	d := runTestDaemon(t, cfg)
+	defer d.stop() // before the next size starts
+	addrs := d.addrs
 	rec := addrs.Reconciler
 	none, ok := addrs.Dataplane.(*lb.None)
 	if !ok {
@@ -529,24 +513,9 @@ func benchPropagationMesos(t *testing.T, n, samples int) (string, map[string]tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan listening, 1)
-	go func() { done <- runDaemon(ctx, cfg, io.Discard, ready) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
-	var addrs listening
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("daemon exited: %v", err)
-	case <-time.After(eventually):
-		t.Fatal("daemon did not start")
-	}
+	d := runTestDaemon(t, cfg)
+	defer d.stop() // before the next size starts
+	addrs := d.addrs
 	rec := addrs.Reconciler
 	none, ok := addrs.Dataplane.(*lb.None)
 	if !ok {

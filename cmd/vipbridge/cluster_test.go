@@ -8,7 +8,6 @@ package main
 // two addresses on any node.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,25 +40,13 @@ func startClusterDaemon(t testing.TB, dnsIP string, args []string, tweak func(*c
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
-	ready := make(chan listening, 1)
-	go func() { d.done <- runDaemon(ctx, cfg, d.logs, ready) }()
-	select {
-	case d.addrs = <-ready:
-	case err := <-d.done:
-		t.Fatalf("daemon exited before listening: %v\n%s", err, d.logs)
-	case <-time.After(eventually):
-		t.Fatalf("daemon did not start listening\n%s", d.logs)
-	}
-	t.Cleanup(d.stop)
-	return d
+	return runTestDaemon(t, cfg)
 }
 
-// nodeIP is node i's DNS address, one per node.
 // taskName is a task-zone name of the "small" scenario's /web.
 const taskName = "web.marathon.mesos"
 
+// nodeIP is node i's DNS address, one per node.
 func nodeIP(i int) string { return fmt.Sprintf("127.0.%d.%d", 10+i/250, 1+i%250) }
 
 // clusterRig is a running cluster: etcd, the simulator, publishers

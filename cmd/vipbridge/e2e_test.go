@@ -56,6 +56,13 @@ func startDaemonWith(t testing.TB, dataDir string, marathonURLs, mesosURLs []str
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	return runTestDaemon(t, cfg)
+}
+
+// runTestDaemon runs the daemon of cfg in process until the test ends,
+// once it listens.
+func runTestDaemon(t testing.TB, cfg config) *daemon {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	ready := make(chan listening, 1)
