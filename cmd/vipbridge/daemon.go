@@ -148,7 +148,7 @@ func runDaemon(ctx context.Context, cfg config, logw io.Writer, ready chan<- lis
 		return err
 	}
 	api := httpapi.NewServer(httpLn, httpapi.New(httpapi.Config{
-		Tables: served, Dataplane: states, TTL: cfg.TTL, Version: version, Gatherer: reg, Logger: log,
+		Tables: served, Dataplane: states, TTL: cfg.TTL, Version: version, DataplaneKind: cfg.LB, Gatherer: reg, Logger: log,
 		Resolver: apiResolver{dns: dns, fwd: fwd, timeout: cfg.Forward.Timeout}, MesosDomain: cfg.MesosDomain, MesosTTL: cfg.MesosTTL, MesosRefresh: cfg.MesosInterval,
 		Settings: cfg, Feed: feed, Cluster: role.api(),
 	}), log)

@@ -38,3 +38,14 @@ func TestAutoWithoutIPVS(t *testing.T) {
 		t.Errorf("newIPVS() error = %v, want one naming the ip_vs module", err)
 	}
 }
+
+// TestVersionShowsDataplane: /v1/version says which dataplane the daemon
+// runs (what --lb auto chose is the same field).
+func TestVersionShowsDataplane(t *testing.T) {
+	sim := startSim(t, "small")
+	d := startDaemon(t, t.TempDir(), []string{sim.URL()}, nil)
+	var v struct{ Service, Version, Dataplane string }
+	if err := d.getJSON("/v1/version", &v); err != nil || v.Service != "vipbridge" || v.Dataplane != "none" {
+		t.Errorf("/v1/version = %+v, %v; want vipbridge with dataplane none", v, err)
+	}
+}

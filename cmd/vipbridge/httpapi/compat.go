@@ -41,6 +41,8 @@ type v1Record struct {
 type v1Version struct {
 	Service string `json:"Service"`
 	Version string `json:"Version"`
+	// Dataplane is the dataplane the daemon runs (vipbridge's addition).
+	Dataplane string `json:"Dataplane,omitempty"`
 }
 
 // v1VIPs serves GET /v1/vips: every VIP of the table, announced or not
@@ -80,5 +82,5 @@ func (a *api) v1Records(w http.ResponseWriter, _ *http.Request) {
 
 // v1Version serves GET /v1/version in dcos-dns's shape.
 func (a *api) v1Version(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, v1Version{Service: "vipbridge", Version: a.version})
+	writeJSON(w, http.StatusOK, v1Version{Service: "vipbridge", Version: a.version, Dataplane: a.lbKind})
 }

@@ -31,6 +31,9 @@ type Config struct {
 	TTL time.Duration
 	// Version is shown by /v1/version.
 	Version string
+	// DataplaneKind is the dataplane the daemon runs (ipvs, nftables or
+	// none: what --lb auto chose), shown by /v1/version.
+	DataplaneKind string
 	// Gatherer backs /metrics; nil makes /metrics a 404.
 	Gatherer prometheus.Gatherer
 	// Logger receives one Debug line per request; nil discards.
@@ -90,6 +93,7 @@ type api struct {
 	tables    Tables
 	ttl       uint32
 	version   string
+	lbKind    string
 	zone      string
 	aliases   []string // other zones accepted on input, never listed
 	log       *slog.Logger
@@ -114,6 +118,7 @@ func New(cfg Config) http.Handler {
 		tables:    cfg.Tables,
 		ttl:       uint32(defaultTTL / time.Second),
 		version:   cfg.Version,
+		lbKind:    cfg.DataplaneKind,
 		zone:      cfg.Zone,
 		log:       cfg.Logger,
 		gatherer:  cfg.Gatherer,
